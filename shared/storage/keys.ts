@@ -1,0 +1,52 @@
+import { USAGE_TABLE } from "./table";
+
+/**
+ * Every key of the usage table is built here and nowhere else. Tenant and model ids are
+ * validated by the event contract to contain no '#', so the segments below cannot collide.
+ */
+export type AggregateScope =
+  | { kind: "tenant"; granularity: "month" | "day" | "hour"; period: string }
+  | { kind: "model"; granularity: "month" | "day"; period: string; modelId: string };
+
+const G = { month: "M", day: "D", hour: "H" } as const;
+
+export const keys = {
+  ledger: (tenantId: string, eventId: string) => ({ pk: `EVENT#${tenantId}#${eventId}`, sk: "EVENT" }),
+  tenant: (tenantId: string) => `TENANT#${tenantId}`,
+  aggregate(tenantId: string, scope: AggregateScope) {
+    const sk =
+      scope.kind === "tenant"
+        ? `USAGE#${G[scope.granularity]}#${scope.period}`
+        : `MODEL#${G[scope.granularity]}#${scope.period}#${scope.modelId}`;
+    return { pk: `TENANT#${tenantId}`, sk };
+  },
+  /** sk prefix for a range query of one tenant's tenant-level aggregates of a granularity. */
+  usagePrefix: (granularity: "month" | "day" | "hour") => `USAGE#${G[granularity]}#`,
+  modelPrefix: (granularity: "month" | "day", period: string) => `MODEL#${G[granularity]}#${period}#`,
+  minute: (tenantId: string, minute: string) => ({ pk: `TENANT#${tenantId}`, sk: `MINUTE#${minute}` }),
+  config: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: "CONFIG" }),
+  enforcement: (tenantId: string, period: string) => ({ pk: `TENANT#${tenantId}`, sk: `ENFORCE#${period}` }),
+  quarantine: (day: string, receivedAt: string, messageId: string) => ({
+    pk: `QUARANTINE#${day}`,
+    sk: `${receivedAt}#${messageId}`,
+  }),
+  enforcementLog: (day: string, at: string, tenantId: string, kind: string) => ({
+    pk: `ENFORCEMENT#${day}`,
+    sk: `${at}#${tenantId}#${kind}`,
+  }),
+  /** GSI1 keys of a month aggregate: spreads the month over `billingShards` partitions. */
+  billing(tenantId: string, month: string) {
+    return { gsi1pk: `MONTH#${month}#${billingShard(tenantId)}`, gsi1sk: `TENANT#${tenantId}` };
+  },
+  billingPartition: (month: string, shard: number) => `MONTH#${month}#${shard}`,
+};
+
+export function billingShard(tenantId: string): number {
+  // FNV-1a: stable across runtimes and cheap.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < tenantId.length; i++) {
+    h ^= tenantId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % USAGE_TABLE.billingShards;
+}
