@@ -50,3 +50,14 @@ export function billingShard(tenantId: string): number {
   }
   return (h >>> 0) % USAGE_TABLE.billingShards;
 }
+
+/** Endpoint-hour usage per tenant, for sharing a fixed-cost endpoint's hour (allocation job). */
+export const endpointKeys = {
+  usage: (endpointName: string, hour: string, tenantId: string) => ({
+    pk: `ENDPOINT#${endpointName}#${hour}`,
+    sk: `TENANT#${tenantId}`,
+  }),
+  partition: (endpointName: string, hour: string) => `ENDPOINT#${endpointName}#${hour}`,
+  /** Marker that an endpoint-hour was allocated (makes the job idempotent). */
+  allocation: (endpointName: string, hour: string) => ({ pk: `ENDPOINT#${endpointName}#${hour}`, sk: "ALLOCATION" }),
+};

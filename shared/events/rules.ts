@@ -1,0 +1,42 @@
+import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "./invocation";
+
+/**
+ * EventBridge rules of the pipeline, as pure data. The SST stack creates one rule per entry
+ * (bus -> SQS queue with DLQ -> Lambda); the local stack routes PutEvents entries with the
+ * same patterns to the same handlers in SQS-shaped batches.
+ */
+export interface EventPattern {
+  source?: string[];
+  "detail-type"?: string[];
+}
+
+export interface QueueRule {
+  name: string;
+  pattern: EventPattern;
+  /** `functions/...` module and export run for each SQS batch. */
+  handler: string;
+  batchSize: number;
+  /** Receives before a message moves to the DLQ. */
+  maxReceiveCount: number;
+  visibilityTimeoutSeconds: number;
+  maxBatchingWindowSeconds: number;
+}
+
+export const INGEST_RULE: QueueRule = {
+  name: "ingest",
+  pattern: { source: Object.values(INVOCATION_SOURCES), "detail-type": [INVOCATION_DETAIL_TYPE] },
+  handler: "functions/sqs/ingest.handler",
+  batchSize: 100,
+  maxReceiveCount: 5,
+  visibilityTimeoutSeconds: 60,
+  maxBatchingWindowSeconds: 1,
+};
+
+export const QUEUE_RULES: readonly QueueRule[] = [INGEST_RULE];
+
+/** EventBridge pattern semantics for the subset we use: every named field must equal one of the listed values. */
+export function matchesPattern(pattern: EventPattern, entry: { source?: string; "detail-type"?: string }): boolean {
+  if (pattern.source && !pattern.source.includes(entry.source ?? "")) return false;
+  if (pattern["detail-type"] && !pattern["detail-type"].includes(entry["detail-type"] ?? "")) return false;
+  return true;
+}

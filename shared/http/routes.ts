@@ -1,0 +1,32 @@
+/**
+ * HTTP routes of the usage API, as pure data. The SST stack declares them on an HTTP API
+ * with IAM auth; the local stack serves them on its port by calling the same handlers with
+ * API Gateway v2 (payload format 2.0) events.
+ */
+export interface HttpRoute {
+  method: "GET" | "PUT" | "POST" | "DELETE";
+  /** API Gateway path with `{param}` segments. */
+  path: string;
+  /** `functions/...` module and export. */
+  handler: string;
+}
+
+export const HTTP_ROUTES: readonly HttpRoute[] = [
+  { method: "GET", path: "/usage/{tenantId}", handler: "functions/http/usage.handler" },
+  { method: "GET", path: "/billing/{month}", handler: "functions/http/usage.handler" },
+  { method: "GET", path: "/quarantine", handler: "functions/http/usage.handler" },
+];
+
+/** Matches a concrete path against a route path; returns the path parameters or undefined. */
+export function matchRoute(routePath: string, path: string): Record<string, string> | undefined {
+  const want = routePath.split("/").filter(Boolean);
+  const got = path.split("?")[0].split("/").filter(Boolean);
+  if (want.length !== got.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i];
+    if (w.startsWith("{") && w.endsWith("}")) params[w.slice(1, -1)] = decodeURIComponent(got[i]);
+    else if (w !== got[i]) return undefined;
+  }
+  return params;
+}

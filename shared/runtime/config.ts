@@ -1,0 +1,58 @@
+import { z } from "zod";
+
+/**
+ * Configuration of every handler, parsed once at cold start from the environment. A missing
+ * or malformed value fails loudly here, not deep inside an adapter. No other module reads
+ * `process.env`.
+ */
+const schema = z.object({
+  USAGE_TABLE_NAME: z.string().min(1),
+  EVENT_BUS_NAME: z.string().min(1).default("default"),
+  AWS_REGION: z.string().min(1).default("us-west-2"),
+  /** Endpoint overrides for the local stack (same names the AWS SDK itself understands). */
+  AWS_ENDPOINT_URL_DYNAMODB: z.string().url().optional(),
+  AWS_ENDPOINT_URL_EVENTBRIDGE: z.string().url().optional(),
+  /** Extra prices / aliases as JSON `{ prices: [...], aliases: {...} }`, merged over the defaults. */
+  PRICE_CATALOG_JSON: z.string().optional(),
+  /** Events older than this (by occurredAt) are quarantined as too late; must be < LEDGER_TTL_DAYS. */
+  MAX_EVENT_AGE_DAYS: z.coerce.number().int().positive().default(35),
+  /** How long a ledger item (the dedupe record) lives after the event was counted. */
+  LEDGER_TTL_DAYS: z.coerce.number().int().positive().default(60),
+  /** Items per TransactWriteItems (DynamoDB allows 100). */
+  TRANSACTION_MAX_ITEMS: z.coerce.number().int().min(2).max(100).default(100),
+  /** Metrics namespace for CloudWatch EMF. */
+  METRICS_NAMESPACE: z.string().default("GenAIMetering"),
+  SERVICE_NAME: z.string().default("genai-metering"),
+});
+
+export type RuntimeConfig = z.infer<typeof schema>;
+
+export class ConfigurationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigurationError";
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined> = process.env): RuntimeConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new ConfigurationError(`invalid configuration: ${detail}`);
+  }
+  if (parsed.data.MAX_EVENT_AGE_DAYS >= parsed.data.LEDGER_TTL_DAYS) {
+    throw new ConfigurationError("MAX_EVENT_AGE_DAYS must be below LEDGER_TTL_DAYS, or a late duplicate could be counted twice");
+  }
+  return parsed.data;
+}
+
+let cached: RuntimeConfig | undefined;
+/** The process-wide config, parsed on first use. */
+export function config(): RuntimeConfig {
+  cached ??= parseConfig();
+  return cached;
+}
+/** For the local stack and tests that change the environment between runs. */
+export function resetConfig(): void {
+  cached = undefined;
+}
