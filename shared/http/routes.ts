@@ -15,6 +15,11 @@ export const HTTP_ROUTES: readonly HttpRoute[] = [
   { method: "GET", path: "/usage/{tenantId}", handler: "functions/http/usage.handler" },
   { method: "GET", path: "/billing/{month}", handler: "functions/http/usage.handler" },
   { method: "GET", path: "/quarantine", handler: "functions/http/usage.handler" },
+  // Quota enforcement (issue 3): decision read by the data plane, tenant tier/overrides, event log.
+  { method: "GET", path: "/tenants/{tenantId}/decision", handler: "functions/http/decision.handler" },
+  { method: "GET", path: "/tenants/{tenantId}/config", handler: "functions/http/tenants.handler" },
+  { method: "PUT", path: "/tenants/{tenantId}/config", handler: "functions/http/tenants.handler" },
+  { method: "GET", path: "/enforcement/events", handler: "functions/http/decision.handler" },
 ];
 
 /** Matches a concrete path against a route path; returns the path parameters or undefined. */
