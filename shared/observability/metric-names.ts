@@ -1,0 +1,35 @@
+/**
+ * CloudWatch metric names and dimensions emitted by the handlers (EMF) and used by the
+ * stack's alarms and dashboard. One list, so an alarm can never watch a metric nobody emits.
+ */
+export const METRICS_NAMESPACE_DEFAULT = "GenAIMetering";
+
+export const PIPELINE_METRICS = {
+  /** Distinct valid events counted (no dimensions besides service). */
+  eventsIngested: "EventsIngested",
+  /** Deliveries recognised as duplicates (success, counted once). */
+  duplicates: "DuplicateEvents",
+  /** Records quarantined with a reason. */
+  quarantined: "EventsQuarantined",
+  /** Bedrock events whose model had no price. */
+  unpriced: "UnpricedEvents",
+  /** Milliseconds from occurredAt to aggregation (max per batch). */
+  ingestLag: "IngestLagMs",
+  /** Enforcement events published (throttle/downgrade/warning/restore). */
+  enforcementEvents: "EnforcementEvents",
+  /** Quota breaches (a tenant crossed 100% of a quota). */
+  quotaBreaches: "QuotaBreaches",
+  /** Data-plane emitter buffer overflow (events that could not be buffered). */
+  emitterDropped: "EmitterBufferOverflow",
+} as const;
+
+/** Cost-allocation metrics, dimensioned by tenant, tier and model (see README: cardinality). */
+export const COST_METRICS = {
+  costUsd: "CostUsd",
+  inputTokens: "InputTokens",
+  outputTokens: "OutputTokens",
+  requests: "Requests",
+  quotaUsedPercent: "QuotaUsedPercent",
+} as const;
+
+export const DIMENSIONS = { service: "service", tenant: "tenantId", tier: "tier", model: "modelId" } as const;
