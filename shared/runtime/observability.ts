@@ -1,0 +1,14 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics } from "@aws-lambda-powertools/metrics";
+import type { RuntimeConfig } from "./config";
+
+/**
+ * Logger and metrics of a handler. Metrics are CloudWatch EMF lines on stdout (no API
+ * calls, no added latency); logs are JSON and never carry prompts, bodies of model calls or
+ * secrets: usage events hold counts and ids only.
+ */
+export function observability(cfg: RuntimeConfig, handlerName: string) {
+  const logger = new Logger({ serviceName: cfg.SERVICE_NAME, persistentLogAttributes: { handler: handlerName } });
+  const metrics = new Metrics({ namespace: cfg.METRICS_NAMESPACE, serviceName: cfg.SERVICE_NAME });
+  return { logger, metrics };
+}

@@ -1,0 +1,91 @@
+import { periodsOf } from "./periods";
+import { addCounters, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "./model";
+
+/** One aggregate item's increment: the sum of every event of a chunk that lands on it. */
+export interface AggregateDelta {
+  target: AggregateTarget;
+  counters: UsageCounters;
+}
+
+/** Every aggregate an event contributes to, by event time. */
+export function targetsOf(e: PricedEvent): AggregateTarget[] {
+  const { tenantId, occurredAt, modelId, endpointName, provider } = e.event;
+  const p = periodsOf(occurredAt);
+  const targets: AggregateTarget[] = [
+    { kind: "tenant", tenantId, granularity: "month", period: p.month },
+    { kind: "tenant", tenantId, granularity: "day", period: p.day },
+    { kind: "tenant", tenantId, granularity: "hour", period: p.hour },
+    { kind: "model", tenantId, granularity: "month", period: p.month, modelId },
+    { kind: "model", tenantId, granularity: "day", period: p.day, modelId },
+    { kind: "minute", tenantId, minute: p.minute },
+  ];
+  if (provider === "sagemaker") {
+    targets.push({ kind: "endpoint", tenantId, endpointName: endpointName ?? modelId, hour: p.hour });
+  }
+  return targets;
+}
+
+/** Stable identity of an aggregate target (equal targets coalesce into one update). */
+export function targetId(t: AggregateTarget): string {
+  switch (t.kind) {
+    case "tenant":
+      return `t|${t.tenantId}|${t.granularity}|${t.period}`;
+    case "model":
+      return `m|${t.tenantId}|${t.granularity}|${t.period}|${t.modelId}`;
+    case "endpoint":
+      return `e|${t.endpointName}|${t.hour}|${t.tenantId}`;
+    case "minute":
+      return `n|${t.tenantId}|${t.minute}`;
+  }
+}
+
+/**
+ * Sums a set of events into one delta per aggregate item. A transaction may touch an item
+ * only once, and one ADD per item instead of one per event is what keeps a hot tenant's
+ * items at a few writes per second.
+ */
+export function coalesce(events: readonly PricedEvent[]): AggregateDelta[] {
+  const byId = new Map<string, AggregateDelta>();
+  for (const e of events) {
+    for (const target of targetsOf(e)) {
+      const id = targetId(target);
+      let delta = byId.get(id);
+      if (!delta) {
+        delta = { target, counters: zeroCounters() };
+        byId.set(id, delta);
+      }
+      addCounters(delta.counters, e.counters);
+    }
+  }
+  return [...byId.values()];
+}
+
+/** Number of distinct aggregate items a set of events touches. */
+export function distinctTargets(events: readonly PricedEvent[]): Set<string> {
+  const ids = new Set<string>();
+  for (const e of events) for (const t of targetsOf(e)) ids.add(targetId(t));
+  return ids;
+}
+
+/**
+ * Splits events into chunks whose ledger puts plus coalesced aggregate updates fit one
+ * TransactWriteItems call (`maxItems`, DynamoDB allows 100). Order is kept.
+ */
+export function chunkForTransactions(events: readonly PricedEvent[], maxItems: number): PricedEvent[][] {
+  const chunks: PricedEvent[][] = [];
+  let current: PricedEvent[] = [];
+  let ids = new Set<string>();
+  for (const e of events) {
+    const mine = targetsOf(e).map(targetId);
+    const added = mine.filter((id) => !ids.has(id)).length;
+    if (current.length > 0 && current.length + 1 + ids.size + added > maxItems) {
+      chunks.push(current);
+      current = [];
+      ids = new Set();
+    }
+    current.push(e);
+    for (const id of mine) ids.add(id);
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}

@@ -1,0 +1,100 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { PriceCatalog } from "../../shared/pricing/catalog";
+import { documentClient } from "../../shared/storage/adapters/dynamodb";
+import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
+import { IngestService, type IngestRecord } from "../../shared/usage/ingest";
+import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { envelope, invocation, prng, record, recordOf } from "../helpers/events";
+
+const client = localDynamoClient();
+const doc = documentClient(client);
+
+async function setup(opts: { maxItems?: number } = {}) {
+  const table = await freshUsageTable(client);
+  const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
+  const service = new IngestService({
+    store,
+    prices: new PriceCatalog(),
+    region: "us-west-2",
+    maxEventAgeDays: 35,
+    maxTransactionItems: opts.maxItems ?? 100,
+    sleep: async () => undefined,
+    // fixed clock: the fixtures' event times stay inside the accepted age window forever
+    clock: () => new Date("2026-11-25T12:00:00Z"),
+  });
+  return { table, store, service };
+}
+
+async function monthTotals(store: DynamoUsageStore, tenantId: string, month: string) {
+  const rows = await store.tenantPeriods(tenantId, "month", month, month);
+  return rows[0]?.counters;
+}
+
+describe("ingest on DynamoDB Local", () => {
+  it("counts a batch once and a redelivered batch not again", async () => {
+    const { service, store } = await setup();
+    const events = Array.from({ length: 25 }, (_, i) => invocation({ tenantId: `t${i % 3}`, occurredAt: "2026-11-25T10:00:00Z" }));
+    const records = events.map(recordOf);
+
+    const first = await service.ingest(records);
+    const second = await service.ingest(records);
+
+    expect(first.stats).toMatchObject({ counted: 25, duplicates: 0, failed: 0 });
+    expect(second.stats).toMatchObject({ counted: 0, duplicates: 25, failed: 0 });
+    const t0 = await monthTotals(store, "t0", "2026-11");
+    expect(t0?.requests).toBe(events.filter((e) => e.tenantId === "t0").length);
+    expect(t0?.inputTokens).toBe(307 * t0!.requests);
+    // Haiku: 307 x 0.00025 + 533 x 0.00125 per 1K = $0.000743 = 743,000 nano-USD per call
+    expect(t0?.costNanoUsd).toBe(743_000 * t0!.requests);
+  });
+
+  it("quarantines a poison record with its reason and still counts the rest", async () => {
+    const { service, store } = await setup();
+    const good = invocation({ occurredAt: "2026-11-25T10:00:00Z" });
+    const records: IngestRecord[] = [
+      recordOf(good),
+      record("{not json"),
+      record(envelope({ ...invocation(), inputTokens: -1 })),
+      record(envelope({ ...invocation(), tenantId: "a#b" })),
+    ];
+    const result = await service.ingest(records);
+    expect(result.stats).toMatchObject({ counted: 1, quarantined: 3, failed: 0 });
+    const q = await store.quarantined("2026-11-25", 50);
+    const reasons = q.items.filter((i) => records.some((r) => r.messageId === i.messageId)).map((i) => i.reason).sort();
+    expect(reasons).toEqual(["malformed-json", "schema", "schema"]);
+    expect((await monthTotals(store, good.tenantId, "2026-11"))?.requests).toBeGreaterThanOrEqual(1);
+  });
+
+  it("keeps totals exact over overlapping batches delivered concurrently with small transactions", async () => {
+    const { service, store } = await setup({ maxItems: 25 });
+    const rand = prng(7);
+    const events = Array.from({ length: 300 }, (_, i) =>
+      invocation({
+        tenantId: `c${Math.floor(rand() * 4)}`,
+        occurredAt: `2026-11-${String(1 + Math.floor(rand() * 3)).padStart(2, "0")}T0${Math.floor(rand() * 9)}:00:00Z`,
+        inputTokens: 1 + Math.floor(rand() * 1000),
+        outputTokens: Math.floor(rand() * 1000),
+        eventId: `c-${i}`,
+      }),
+    );
+    // every event delivered 2-3 times, in different batch compositions, 6 batches at once
+    const deliveries = [...events, ...events, ...events.filter((_, i) => i % 2 === 0)].map(recordOf);
+    deliveries.sort(() => rand() - 0.5);
+    const batches: IngestRecord[][] = [];
+    for (let i = 0; i < deliveries.length; i += 60) batches.push(deliveries.slice(i, i + 60));
+    const results = await Promise.all(batches.map((b) => service.ingest(b)));
+
+    const failed = results.reduce((s, r) => s + r.stats.failed, 0);
+    expect(failed).toBe(0);
+    expect(results.reduce((s, r) => s + r.stats.counted, 0)).toBe(events.length);
+    for (const tenantId of ["c0", "c1", "c2", "c3"]) {
+      const mine = events.filter((e) => e.tenantId === tenantId);
+      const got = await monthTotals(store, tenantId, "2026-11");
+      expect(got?.requests ?? 0).toBe(mine.length);
+      expect(got?.inputTokens ?? 0).toBe(mine.reduce((s, e) => s + e.inputTokens, 0));
+      expect(got?.outputTokens ?? 0).toBe(mine.reduce((s, e) => s + e.outputTokens, 0));
+      const days = await store.tenantPeriods(tenantId, "day", "2026-11-01", "2026-11-30");
+      expect(days.reduce((s, d) => s + d.counters.requests, 0)).toBe(mine.length);
+    }
+  });
+});
