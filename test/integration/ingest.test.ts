@@ -98,3 +98,35 @@ describe("ingest on DynamoDB Local", () => {
     }
   });
 });
+
+describe("faults on DynamoDB Local", () => {
+  it("a crash between chunks, then redelivery of the whole batch, counts every event once", async () => {
+    const { table } = await setup();
+    const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
+    const events = Array.from({ length: 60 }, (_, i) => invocation({ tenantId: `x${i % 4}`, occurredAt: "2026-11-20T10:00:00Z" }));
+    const records = events.map(recordOf);
+    const crashing = {
+      calls: 0,
+      commit(...args: Parameters<DynamoUsageStore["commit"]>) {
+        if (++this.calls === 3) throw new Error("Lambda timed out between chunks");
+        return store.commit(...args);
+      },
+      quarantine: store.quarantine.bind(store),
+    };
+    const opts = { prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 30, sleep: async () => undefined, clock: () => new Date("2026-11-25T12:00:00Z") };
+    const first = await new IngestService({ ...opts, store: crashing }).ingest(records);
+    expect(first.stats.counted).toBeGreaterThan(0);
+    expect(first.stats.failed).toBeGreaterThan(0);
+
+    // the Lambda reported failures (or died): SQS redelivers the whole batch
+    const second = await new IngestService({ ...opts, store }).ingest(records);
+    expect(second.stats.failed).toBe(0);
+    expect(first.stats.counted + second.stats.counted).toBe(events.length);
+    for (const t of ["x0", "x1", "x2", "x3"]) {
+      const mine = events.filter((e) => e.tenantId === t);
+      const hours = await store.tenantPeriods(t, "month", "2026-11", "2026-11");
+      expect(hours[0].counters.requests).toBe(mine.length);
+      expect(hours[0].counters.outputTokens).toBe(mine.reduce((s, e) => s + e.outputTokens, 0));
+    }
+  });
+});

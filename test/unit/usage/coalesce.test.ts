@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { chunkForTransactions, coalesce, distinctTargets, targetsOf } from "../../../shared/usage/coalesce";
+import { zeroCounters, type PricedEvent } from "../../../shared/usage/model";
+import { daysBetween, monthsBetween, periodsOf } from "../../../shared/usage/periods";
+import { invocation } from "../../helpers/events";
+
+function priced(over: Parameters<typeof invocation>[0] = {}): PricedEvent {
+  const event = invocation(over);
+  const counters = zeroCounters();
+  counters.requests = 1;
+  counters.inputTokens = event.inputTokens;
+  counters.outputTokens = event.outputTokens;
+  counters.costNanoUsd = 10;
+  return { event, baseModelId: event.modelId, counters };
+}
+
+describe("periods", () => {
+  it("derives UTC month/day/hour/minute from the event time, whatever the offset", () => {
+    expect(periodsOf("2026-12-01T08:30:00+09:00")).toEqual({ month: "2026-11", day: "2026-11-30", hour: "2026-11-30T23", minute: "2026-11-30T23:30" });
+  });
+  it("enumerates days and months across year ends", () => {
+    expect(daysBetween("2026-12-30", "2027-01-02")).toEqual(["2026-12-30", "2026-12-31", "2027-01-01", "2027-01-02"]);
+    expect(monthsBetween("2026-11", "2027-02")).toEqual(["2026-11", "2026-12", "2027-01", "2027-02"]);
+  });
+});
+
+describe("coalescing", () => {
+  it("sums events of one tenant/model/hour into one delta per aggregate item", () => {
+    const events = Array.from({ length: 50 }, () => priced({ occurredAt: "2026-11-25T10:15:00Z" }));
+    const deltas = coalesce(events);
+    expect(deltas).toHaveLength(6); // month, day, hour, model-month, model-day, minute
+    for (const d of deltas) {
+      expect(d.counters.requests).toBe(50);
+      expect(d.counters.inputTokens).toBe(50 * 307);
+      expect(d.counters.costNanoUsd).toBe(500);
+    }
+  });
+
+  it("puts a late event into its own period and SageMaker events on the endpoint-hour", () => {
+    const late = priced({ occurredAt: "2026-10-31T23:59:59Z", provider: "sagemaker", endpointName: "llama", modelId: "llama" });
+    const ids = targetsOf(late).map((t) => JSON.stringify(t));
+    expect(ids.some((t) => t.includes('"period":"2026-10"'))).toBe(true);
+    expect(targetsOf(late).find((t) => t.kind === "endpoint")).toMatchObject({ endpointName: "llama", hour: "2026-10-31T23" });
+  });
+
+  it("chunks so that ledger puts plus distinct aggregates never exceed the transaction limit", () => {
+    const events = Array.from({ length: 500 }, (_, i) => priced({ tenantId: `t${i % 37}`, occurredAt: `2026-11-${String(1 + (i % 28)).padStart(2, "0")}T10:00:00Z` }));
+    for (const max of [10, 25, 100]) {
+      const chunks = chunkForTransactions(events, max);
+      expect(chunks.flat()).toEqual(events);
+      for (const c of chunks) expect(c.length + distinctTargets(c).size).toBeLessThanOrEqual(max);
+    }
+  });
+});
