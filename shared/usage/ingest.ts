@@ -97,8 +97,9 @@ export class IngestService {
       byKey.set(key, { priced: this.price(event), messageIds: [record.messageId] });
     }
 
-    // 2. commit chunk by chunk; each chunk is all-or-nothing
-    const entries = [...byKey.values()];
+    // 2. commit chunk by chunk; each chunk is all-or-nothing. Grouping a tenant's events
+    // together makes each chunk touch few aggregate items, so one ADD covers many events.
+    const entries = [...byKey.values()].sort((a, b) => compareForCoalescing(a.priced, b.priced));
     const chunks = chunkForTransactions(
       entries.map((e) => e.priced),
       this.opts.maxTransactionItems,
@@ -237,6 +238,16 @@ export class IngestService {
       return { kind: "failed", error: `quarantine write failed: ${describe(cause)}` };
     }
   }
+}
+
+function compareForCoalescing(a: PricedEvent, b: PricedEvent): number {
+  const x = a.event;
+  const y = b.event;
+  return (
+    (x.tenantId < y.tenantId ? -1 : x.tenantId > y.tenantId ? 1 : 0) ||
+    (x.modelId < y.modelId ? -1 : x.modelId > y.modelId ? 1 : 0) ||
+    (x.occurredAt < y.occurredAt ? -1 : x.occurredAt > y.occurredAt ? 1 : 0)
+  );
 }
 
 export function ledgerKey(event: Pick<InvocationEventV1, "tenantId" | "eventId">): string {

@@ -1,0 +1,210 @@
+import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import type { InvocationEventV1 } from "../shared/events/invocation";
+import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../shared/events/invocation";
+import { PriceCatalog } from "../shared/pricing/catalog";
+import { keys } from "../shared/storage/keys";
+import { DynamoUsageStore, targetKey } from "../shared/usage/adapters/dynamodb";
+import { targetId, targetsOf, type AggregateDelta } from "../shared/usage/coalesce";
+import { IngestService, type IngestRecord } from "../shared/usage/ingest";
+import { COUNTER_NAMES, type PricedEvent } from "../shared/usage/model";
+
+export interface Workload {
+  batches: IngestRecord[][];
+  distinct: InvocationEventV1[];
+}
+
+/** Seed-like traffic: ~307 in / 533 out tokens, tenants round-robin, `dupRate` re-deliveries. */
+export function workload(opts: { events: number; tenants: number; dupRate: number; batchSize: number; seed?: number }): Workload {
+  let s = opts.seed ?? 42;
+  const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const now = Date.now();
+  const distinct: InvocationEventV1[] = Array.from({ length: opts.events }, (_, i) => ({
+    eventId: `bench-${opts.seed ?? 42}-${i}`,
+    tenantId: `tenant-${String(i % opts.tenants).padStart(3, "0")}`,
+    occurredAt: new Date(now - Math.floor(rand() * 60_000)).toISOString(),
+    provider: "bedrock",
+    modelId: i % 3 === 0 ? "anthropic.claude-3-5-sonnet-20240620-v1:0" : "anthropic.claude-3-haiku-20240307-v1:0",
+    inputTokens: 250 + Math.floor(rand() * 115),
+    outputTokens: 450 + Math.floor(rand() * 166),
+  }));
+  const deliveries = [...distinct];
+  for (const e of distinct) if (rand() < opts.dupRate) deliveries.push(e);
+  deliveries.sort(() => rand() - 0.5);
+  const records = deliveries.map((detail, i) => ({
+    messageId: `m-${i}`,
+    body: JSON.stringify({ version: "0", id: `id-${i}`, source: INVOCATION_SOURCES.bedrock, "detail-type": INVOCATION_DETAIL_TYPE, detail }),
+  }));
+  const batches: IngestRecord[][] = [];
+  for (let i = 0; i < records.length; i += opts.batchSize) batches.push(records.slice(i, i + opts.batchSize));
+  return { batches, distinct };
+}
+
+export interface RunResult {
+  name: string;
+  events: number;
+  deliveries: number;
+  seconds: number;
+  eventsPerSecond: number;
+  /** Capacity units as DynamoDB Local reports them (ReturnConsumedCapacity). */
+  localCapacityUnits: number;
+  /** Writes as AWS bills them: a transactional item write costs 2 WCU, a plain one 1 (items < 1 KB). */
+  awsModelWcu: number;
+  itemWrites: number;
+  /** Highest number of writes one aggregate item took within any one second. */
+  maxItemWritesPerSecond: number;
+  /** Transactions cancelled by conflicts/throttling and retried. */
+  retries?: number;
+}
+
+class ItemWriteTracker {
+  private readonly perItem = new Map<string, number[]>();
+  hit(id: string) {
+    const t = Date.now();
+    const list = this.perItem.get(id) ?? [];
+    list.push(t);
+    this.perItem.set(id, list);
+  }
+  maxPerSecond(): number {
+    let max = 0;
+    for (const list of this.perItem.values()) {
+      let lo = 0;
+      for (let hi = 0; hi < list.length; hi++) {
+        while (list[hi] - list[lo] >= 1000) lo++;
+        max = Math.max(max, hi - lo + 1);
+      }
+    }
+    return max;
+  }
+}
+
+async function pool<T>(items: T[], concurrency: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
+}
+
+/** Our path: the IngestService and its DynamoDB adapter, exactly as the Lambda runs them. */
+export async function runOurs(doc: DynamoDBDocumentClient, table: string, w: Workload, concurrency: number): Promise<RunResult> {
+  let cu = 0;
+  let itemWrites = 0;
+  let awsWcu = 0;
+  const tracker = new ItemWriteTracker();
+  let retries = 0;
+  const inner = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60, onConsumedCapacity: (u) => (cu += u) });
+  const store = {
+    async commit(events: readonly PricedEvent[], deltas: readonly AggregateDelta[]) {
+      const r = await inner.commit(events, deltas);
+      if (r.kind === "retryable") retries++;
+      if (r.kind === "committed") {
+        itemWrites += events.length + deltas.length;
+        awsWcu += 2 * (events.length + deltas.length) + deltas.filter((d) => d.target.kind === "tenant" && d.target.granularity === "month").length; // + GSI1 copy
+        for (const d of deltas) tracker.hit(targetId(d.target));
+      }
+      return r;
+    },
+    quarantine: inner.quarantine.bind(inner),
+  };
+  const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100 });
+  const t0 = performance.now();
+  let counted = 0;
+  await pool(w.batches, concurrency, async (b) => {
+    const r = await service.ingest(b);
+    if (r.stats.failed) throw new Error(`bench: ${r.stats.failed} records failed`);
+    counted += r.stats.counted;
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  if (counted !== w.distinct.length) throw new Error(`bench: counted ${counted} != ${w.distinct.length}`);
+  return { ...result("ours (transaction per chunk, coalesced)", w, seconds, cu, awsWcu, itemWrites, tracker), retries };
+}
+
+/**
+ * Naive baseline: per event one conditional ledger Put, then one UpdateItem per aggregate
+ * (the same aggregates, so both answer the same queries). Not crash-safe: a failure between
+ * the Put and the updates loses counts; measured only for speed and writes.
+ */
+export async function runBaseline(
+  doc: DynamoDBDocumentClient,
+  table: string,
+  w: Workload,
+  concurrency: number,
+  opts: { onlyMonth?: boolean } = {},
+): Promise<RunResult> {
+  let cu = 0;
+  let itemWrites = 0;
+  let awsWcu = 0;
+  const tracker = new ItemWriteTracker();
+  const prices = new PriceCatalog();
+  const add = (c?: { CapacityUnits?: number }) => (cu += c?.CapacityUnits ?? 0);
+  const t0 = performance.now();
+  let counted = 0;
+  await pool(w.batches, concurrency, async (batch) => {
+    await pool(batch, 10, async (r) => {
+      const e = (JSON.parse(r.body) as { detail: InvocationEventV1 }).detail;
+      try {
+        const out = await doc.send(
+          new PutCommand({
+            TableName: table,
+            Item: { ...keys.ledger(e.tenantId, e.eventId), tenantId: e.tenantId, eventId: e.eventId },
+            ConditionExpression: "attribute_not_exists(pk)",
+            ReturnConsumedCapacity: "TOTAL",
+          }),
+        );
+        add(out.ConsumedCapacity);
+        itemWrites++;
+        awsWcu++;
+      } catch (error) {
+        if (error instanceof ConditionalCheckFailedException) return; // duplicate
+        throw error;
+      }
+      counted++;
+      const price = prices.price(e, "us-west-2");
+      const values: Record<string, number> = { requests: 1, inputTokens: e.inputTokens, outputTokens: e.outputTokens, costNanoUsd: price.costNanoUsd };
+      let targets = targetsOf({ event: e } as PricedEvent);
+      if (opts.onlyMonth) targets = targets.slice(0, 1);
+      for (const t of targets) {
+        const names = Object.keys(values).filter((k) => (COUNTER_NAMES as readonly string[]).includes(k));
+        const month = t.kind === "tenant" && t.granularity === "month";
+        const out = await doc.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: targetKey(t),
+            UpdateExpression: `ADD ${names.map((n) => `#${n} :${n}`).join(", ")}${month ? " SET gsi1pk = :g1, gsi1sk = :g2" : ""}`,
+            ExpressionAttributeNames: Object.fromEntries(names.map((n) => [`#${n}`, n])),
+            ExpressionAttributeValues: {
+              ...Object.fromEntries(names.map((n) => [`:${n}`, values[n]])),
+              ...(month ? { ":g1": keys.billing(e.tenantId, t.period).gsi1pk, ":g2": keys.billing(e.tenantId, t.period).gsi1sk } : {}),
+            },
+            ReturnConsumedCapacity: "TOTAL",
+          }),
+        );
+        add(out.ConsumedCapacity);
+        itemWrites++;
+        awsWcu += month ? 2 : 1;
+        tracker.hit(targetId(t));
+      }
+    });
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  if (counted !== w.distinct.length) throw new Error(`baseline: counted ${counted} != ${w.distinct.length}`);
+  const name = opts.onlyMonth ? "naive (1 put + 1 update, month only)" : "naive (1 put + 1 update per aggregate)";
+  return result(name, w, seconds, cu, awsWcu, itemWrites, tracker);
+}
+
+function result(name: string, w: Workload, seconds: number, cu: number, awsWcu: number, itemWrites: number, tracker: ItemWriteTracker): RunResult {
+  const deliveries = w.batches.reduce((s, b) => s + b.length, 0);
+  return {
+    name,
+    events: w.distinct.length,
+    deliveries,
+    seconds,
+    eventsPerSecond: deliveries / seconds,
+    localCapacityUnits: cu,
+    awsModelWcu: awsWcu,
+    itemWrites,
+    maxItemWritesPerSecond: tracker.maxPerSecond(),
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * `npm run bench`: measures, on DynamoDB Local (Amazon's engine) on this machine:
+ *  (a) ingest throughput of our handler path vs a naive per-event baseline,
+ *  (b) write units per 1,000 events for both (as DynamoDB Local reports them, and as AWS bills them),
+ *  (c) enforcement delay (see bench/enforcement.ts, when the quota loop is present),
+ *  (d) a single hot tenant: the most writes one aggregate item takes in any second.
+ * Each scenario runs `--runs` times (default 3) on fresh tables; medians are printed.
+ */
+import { writeFileSync, mkdirSync } from "node:fs";
+import os from "node:os";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { startDynamoLocal } from "../local/dynamodb-local";
+import { documentClient, ensureUsageTable } from "../shared/storage/adapters/dynamodb";
+import { INGEST_RULE } from "../shared/events/rules";
+import { runBaseline, runOurs, workload, type RunResult } from "./ingest";
+
+interface Args { events: number; tenants: number; runs: number; concurrency: number; out: string }
+
+function args(argv: string[]): Args {
+  const get = (name: string, d: number) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? Number(argv[i + 1]) : d;
+  };
+  const outIdx = argv.indexOf("--out");
+  return { events: get("events", 10_000), tenants: get("tenants", 30), runs: get("runs", 3), concurrency: get("concurrency", 4), out: outIdx >= 0 ? argv[outIdx + 1] : "bench/results.json" };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main() {
+  const a = args(process.argv.slice(2));
+  process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
+  const dynamo = await startDynamoLocal();
+  const client = new DynamoDBClient({ endpoint: dynamo.endpoint, region: "us-west-2", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+  const doc = documentClient(client);
+  let n = 0;
+  const table = async () => {
+    const name = `bench-${Date.now()}-${n++}`;
+    await ensureUsageTable(client, name);
+    return name;
+  };
+  const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, DynamoDB Local (in memory)`;
+  console.log(`machine: ${machine}`);
+  console.log(`workload: ${a.events} events, ${a.tenants} tenants, 10% duplicate deliveries, SQS batches of ${INGEST_RULE.batchSize}, ${a.concurrency} concurrent batches, ${a.runs} runs\n`);
+
+  const scenarios: { name: string; rows: Record<string, RunResult[]> }[] = [];
+  try {
+    for (const [scenario, tenants] of [["mixed tenants", a.tenants], ["single hot tenant", 1]] as const) {
+      const rows: Record<string, RunResult[]> = {};
+      for (let run = 0; run < a.runs; run++) {
+        const w = workload({ events: a.events, tenants, dupRate: 0.1, batchSize: INGEST_RULE.batchSize, seed: 100 + run });
+        for (const r of [
+          await runOurs(doc, await table(), w, a.concurrency),
+          await runBaseline(doc, await table(), w, a.concurrency),
+          await runBaseline(doc, await table(), w, a.concurrency, { onlyMonth: true }),
+        ]) (rows[r.name] ??= []).push(r);
+        process.stdout.write(`  ${scenario}: run ${run + 1}/${a.runs} done\n`);
+      }
+      scenarios.push({ name: scenario, rows });
+    }
+  } finally {
+    await dynamo.stop();
+  }
+
+  const summary = scenarios.map((s) => ({
+    scenario: s.name,
+    results: Object.entries(s.rows).map(([name, runs]) => ({
+      name,
+      eventsPerSecond: median(runs.map((r) => r.eventsPerSecond)),
+      localCuPer1k: median(runs.map((r) => (r.localCapacityUnits / r.events) * 1000)),
+      awsWcuPer1k: median(runs.map((r) => (r.awsModelWcu / r.events) * 1000)),
+      itemWritesPer1k: median(runs.map((r) => (r.itemWrites / r.events) * 1000)),
+      maxItemWritesPerSecond: median(runs.map((r) => r.maxItemWritesPerSecond)),
+      runs: runs.length,
+    })),
+  }));
+  for (const s of summary) {
+    const ours = s.results[0];
+    console.log(`\n${s.scenario} (medians of ${ours.runs} runs)`);
+    console.log(["path".padEnd(42), "events/s".padStart(9), "x ours".padStart(7), "item writes/1k".padStart(15), "WCU/1k (AWS)".padStart(13), "CU/1k (Local)".padStart(14), "max writes/item/s".padStart(18)].join(" "));
+    for (const r of s.results) {
+      console.log([
+        r.name.padEnd(42),
+        r.eventsPerSecond.toFixed(0).padStart(9),
+        (ours.eventsPerSecond / r.eventsPerSecond).toFixed(2).padStart(7),
+        r.itemWritesPer1k.toFixed(0).padStart(15),
+        r.awsWcuPer1k.toFixed(0).padStart(13),
+        r.localCuPer1k.toFixed(0).padStart(14),
+        r.maxItemWritesPerSecond.toFixed(0).padStart(18),
+      ].join(" "));
+    }
+  }
+  mkdirSync("bench", { recursive: true });
+  writeFileSync(a.out, JSON.stringify({ machine, args: a, at: new Date().toISOString(), summary }, null, 2));
+  console.log(`\nwritten: ${a.out}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
