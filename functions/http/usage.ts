@@ -16,7 +16,7 @@ const ERRORS: ErrorMapping = [[UsageQueryInvalidError, 400]];
 
 /**
  * Usage API (IAM-authorised on AWS):
- * - GET /usage/{tenantId}?from=yyyy-mm-dd&to=yyyy-mm-dd&granularity=day|month
+ * - GET /usage/{tenantId}?from=yyyy-mm-dd&to=yyyy-mm-dd&granularity=hour|day|month
  * - GET /billing/{month}?limit=&cursor=   all tenants' month totals, paginated (billing jobs)
  * - GET /quarantine?day=yyyy-mm-dd&limit=&cursor=   invalid input kept with its reason
  */
@@ -28,7 +28,7 @@ async function route(event: APIGatewayProxyEventV2, context: Context): Promise<A
         const today = new Date().toISOString().slice(0, 10);
         const body = await service.tenantUsage({
           tenantId: event.pathParameters?.tenantId ?? "",
-          granularity: (q.granularity ?? "day") as "day" | "month",
+          granularity: (q.granularity ?? "day") as "hour" | "day" | "month",
           from: q.from ?? `${today.slice(0, 7)}-01`,
           to: q.to ?? today,
         });

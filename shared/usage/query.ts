@@ -8,11 +8,12 @@ import type { AggregateRow, Page, QuarantineRecord, UsageReader, UsageTotals } f
 
 export const MAX_DAYS_PER_QUERY = 366;
 export const MAX_MONTHS_PER_QUERY = 36;
+export const MAX_DAYS_PER_HOURLY_QUERY = 31;
 
 const usageQuerySchema = z
   .object({
     tenantId: tenantIdSchema,
-    granularity: z.enum(["day", "month"]).default("day"),
+    granularity: z.enum(["hour", "day", "month"]).default("day"),
     from: z.string().regex(/^\d{4}-\d{2}(-\d{2})?$/, "from must be yyyy-mm-dd or yyyy-mm"),
     to: z.string().regex(/^\d{4}-\d{2}(-\d{2})?$/, "to must be yyyy-mm-dd or yyyy-mm"),
   })
@@ -21,7 +22,7 @@ export type UsageQuery = z.input<typeof usageQuerySchema>;
 
 export interface TenantUsage {
   tenantId: string;
-  granularity: "day" | "month";
+  granularity: "hour" | "day" | "month";
   from: string;
   to: string;
   totals: UsageTotals;
@@ -69,15 +70,17 @@ export class UsageQueryService {
         throw new UsageQueryInvalidError(`at most ${MAX_MONTHS_PER_QUERY} months per query`);
       }
     } else {
-      if (!DAY_PATTERN.test(from) || !DAY_PATTERN.test(to)) throw new UsageQueryInvalidError("from/to must be yyyy-mm-dd for granularity=day");
+      if (!DAY_PATTERN.test(from) || !DAY_PATTERN.test(to)) throw new UsageQueryInvalidError(`from/to must be yyyy-mm-dd for granularity=${granularity}`);
       if (from > to) throw new UsageQueryInvalidError("from is after to");
-      if (daysBetween(from, to).length > MAX_DAYS_PER_QUERY) {
-        throw new UsageQueryInvalidError(`at most ${MAX_DAYS_PER_QUERY} days per query`);
+      const maxDays = granularity === "hour" ? MAX_DAYS_PER_HOURLY_QUERY : MAX_DAYS_PER_QUERY;
+      if (daysBetween(from, to).length > maxDays) {
+        throw new UsageQueryInvalidError(`at most ${maxDays} days per ${granularity} query`);
       }
     }
+    // per-model rows exist per month and day; an hourly query gets the daily model breakdown
     const [periodRows, modelRows] = await Promise.all([
       this.reader.tenantPeriods(tenantId, granularity, from, to),
-      this.reader.modelPeriods(tenantId, granularity, from, to),
+      this.reader.modelPeriods(tenantId, granularity === "month" ? "month" : "day", from, to),
     ]);
     const total = zeroCounters();
     for (const r of periodRows) addCounters(total, r.counters);

@@ -67,6 +67,17 @@ describe("ingest handler + usage API (same code as Lambda)", () => {
     expect(body.models.map((m: { modelId: string }) => m.modelId).sort()).toEqual([a.modelId, b.modelId].sort());
   });
 
+  it("answers hourly rows for a day range", async () => {
+    const a = invocation({ tenantId: "h-hour", occurredAt: isoDaysAgo(1, 3) });
+    const b = invocation({ tenantId: "h-hour", occurredAt: isoDaysAgo(1, 23) });
+    expect((await handler(sqs([envelope(a), envelope(b)]), ctx)).batchItemFailures).toEqual([]);
+    const day = a.occurredAt.slice(0, 10);
+    const out = await get("GET /usage/{tenantId}", { tenantId: "h-hour" }, { from: day, to: day, granularity: "hour" });
+    const body = JSON.parse(out.body);
+    expect(body.periods.map((p: { period: string }) => p.period)).toEqual([`${day}T03`, `${day}T23`]);
+    expect(body.totals.requests).toBe(2);
+  });
+
   it("answers 400 with the reason for a bad query", async () => {
     const out = await get("GET /usage/{tenantId}", { tenantId: "x#y" }, { from: "2026-11-01", to: "2026-11-30" });
     expect(out.statusCode).toBe(400);

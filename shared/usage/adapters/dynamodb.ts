@@ -156,12 +156,13 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
 
   // ---- reads ----
 
-  async tenantPeriods(tenantId: string, granularity: "month" | "day", from: string, to: string): Promise<AggregateRow[]> {
+  async tenantPeriods(tenantId: string, granularity: "month" | "day" | "hour", from: string, to: string): Promise<AggregateRow[]> {
     const prefix = keys.usagePrefix(granularity);
     const items = await this.queryAll({
       TableName: this.tableName,
       KeyConditionExpression: "pk = :pk AND sk BETWEEN :a AND :b",
-      ExpressionAttributeValues: { ":pk": keys.tenant(tenantId), ":a": `${prefix}${from}`, ":b": `${prefix}${to}` },
+      // hours of day `to` are yyyy-mm-ddTHH: '~' sorts after 'T', so they are all inside
+      ExpressionAttributeValues: { ":pk": keys.tenant(tenantId), ":a": `${prefix}${from}`, ":b": `${prefix}${to}${granularity === "hour" ? "~" : ""}` },
     });
     return items.map(toRow);
   }
