@@ -1,0 +1,177 @@
+/**
+ * The local dashboard served at `/` by the local stack: one self-contained page (no CDN,
+ * works offline) that reads the same HTTP API billing jobs use: per-tenant usage and cost
+ * over time, tier, quota bar and current decision, recent enforcement events, quarantine.
+ */
+export const DASHBOARD_HTML = /* html */ `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>GenAI usage metering (local)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  :root { --bg:#0f172a; --panel:#111c33; --ink:#e2e8f0; --mute:#94a3b8; --ok:#22c55e; --warn:#f59e0b; --bad:#ef4444; --acc:#38bdf8; }
+  * { box-sizing: border-box; }
+  body { margin:0; font:14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--ink); }
+  header { padding:14px 20px; display:flex; gap:16px; align-items:baseline; border-bottom:1px solid #1e293b; }
+  header h1 { font-size:18px; margin:0; }
+  header .meta { color:var(--mute); }
+  main { display:grid; grid-template-columns: 1.3fr 1fr; gap:16px; padding:16px 20px; }
+  section { background:var(--panel); border-radius:8px; padding:12px 14px; min-width:0; }
+  section h2 { font-size:14px; margin:0 0 10px; color:var(--mute); font-weight:600; text-transform:uppercase; letter-spacing:.04em; }
+  table { width:100%; border-collapse:collapse; }
+  th, td { text-align:left; padding:4px 6px; border-bottom:1px solid #1e293b; white-space:nowrap; }
+  td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
+  tr.tenant { cursor:pointer; }
+  tr.tenant:hover, tr.tenant.sel { background:#1e293b; }
+  .bar { position:relative; height:10px; width:120px; background:#1e293b; border-radius:5px; overflow:hidden; display:inline-block; vertical-align:middle; }
+  .bar > span { position:absolute; left:0; top:0; bottom:0; border-radius:5px; }
+  .pill { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; }
+  .allow { background:#14532d; color:#bbf7d0; } .downgrade { background:#78350f; color:#fde68a; } .throttle { background:#7f1d1d; color:#fecaca; } .unknown { background:#334155; }
+  .wide { grid-column: 1 / -1; }
+  svg text { fill: var(--mute); font-size:11px; }
+  #status { color:var(--mute); }
+  .empty { color:var(--mute); font-style:italic; }
+</style>
+</head>
+<body>
+<header><h1>GenAI usage metering</h1><span class="meta" id="month"></span><span id="status">loading…</span></header>
+<main>
+  <section>
+    <h2>Tenants this month</h2>
+    <table id="tenants"><thead><tr><th>tenant</th><th>tier</th><th class="num">requests</th><th class="num">tokens</th><th class="num">cost USD</th><th>quota</th><th>decision</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section>
+    <h2>Cost per tenant (USD, month)</h2>
+    <div id="costChart"></div>
+    <h2 style="margin-top:14px">Usage over time: <span id="selTenant">-</span></h2>
+    <div id="timeChart"></div>
+  </section>
+  <section class="wide">
+    <h2>Recent enforcement events</h2>
+    <table id="events"><thead><tr><th>time</th><th>tenant</th><th>event</th><th>tier</th><th>period</th><th>usage / quota</th><th>instead</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="wide">
+    <h2>Quarantine (today)</h2>
+    <table id="quarantine"><thead><tr><th>received</th><th>reason</th><th>tenant</th><th>message</th></tr></thead><tbody></tbody></table>
+  </section>
+</main>
+<script>
+const $ = (s) => document.querySelector(s);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&":"&amp;", "<":"&lt;", ">":"&gt;", '"':"&quot;", "'":"&#39;" }[c]));
+const fmt = (n, d = 0) => Number(n ?? 0).toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+const today = new Date().toISOString().slice(0, 10);
+const month = today.slice(0, 7);
+let selected = null;
+
+async function getJson(path) {
+  const r = await fetch(path);
+  if (!r.ok) throw new Error(path + " -> " + r.status);
+  return r.json();
+}
+async function maybe(path) { try { return await getJson(path); } catch { return null; } }
+
+async function billing() {
+  const out = []; let cursor;
+  for (let i = 0; i < 50; i++) {
+    const page = await getJson("/billing/" + month + "?limit=1000" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    out.push(...page.tenants); cursor = page.cursor; if (!cursor) break;
+  }
+  return out.sort((a, b) => a.tenantId.localeCompare(b.tenantId));
+}
+
+function quotaOf(decision) {
+  const u = decision && (decision.usage || decision.monthly || {});
+  const q = decision && (decision.quota || {});
+  const used = u.tokens ?? u.totalTokens, limit = q.monthlyTokens ?? q.tokens;
+  if (used == null || !limit) return null;
+  return { used, limit, pct: used / limit };
+}
+
+function bar(p) {
+  const pct = Math.min(1, p.pct), color = p.pct >= 1 ? "var(--bad)" : p.pct >= 0.8 ? "var(--warn)" : "var(--ok)";
+  return '<span class="bar" title="' + fmt(p.used) + " / " + fmt(p.limit) + ' tokens"><span style="width:' + (pct * 100).toFixed(1) + "%;background:" + color + '"></span></span> ' + fmt(p.pct * 100) + "%";
+}
+
+function hbars(el, rows) {
+  if (!rows.length) { el.innerHTML = '<p class="empty">no usage yet</p>'; return; }
+  const max = Math.max(...rows.map((r) => r.value), 1e-9), h = 16, w = 460, lw = 90;
+  let s = '<svg width="100%" viewBox="0 0 ' + w + " " + rows.length * h + '" role="img" aria-label="cost per tenant">';
+  rows.forEach((r, i) => {
+    const bw = ((w - lw - 70) * r.value) / max;
+    s += '<text x="0" y="' + (i * h + 12) + '">' + esc(r.label) + "</text>";
+    s += '<rect x="' + lw + '" y="' + (i * h + 3) + '" width="' + bw.toFixed(1) + '" height="11" fill="' + r.color + '"></rect>';
+    s += '<text x="' + (lw + bw + 4) + '" y="' + (i * h + 12) + '">' + fmt(r.value, 4) + "</text>";
+  });
+  el.innerHTML = s + "</svg>";
+}
+
+function columns(el, points) {
+  if (!points.length) { el.innerHTML = '<p class="empty">select a tenant</p>'; return; }
+  const w = 460, h = 160, pad = 28, max = Math.max(...points.map((p) => p.tokens), 1);
+  const bw = (w - pad) / points.length;
+  let s = '<svg width="100%" viewBox="0 0 ' + w + " " + (h + 20) + '" role="img" aria-label="tokens over time">';
+  points.forEach((p, i) => {
+    const bh = ((h - 10) * p.tokens) / max;
+    s += '<rect x="' + (pad + i * bw + 1).toFixed(1) + '" y="' + (h - bh).toFixed(1) + '" width="' + Math.max(1, bw - 2).toFixed(1) + '" height="' + bh.toFixed(1) + '" fill="var(--acc)"><title>' + esc(p.label) + ": " + fmt(p.tokens) + " tokens, $" + fmt(p.cost, 4) + "</title></rect>";
+  });
+  s += '<text x="0" y="10">' + fmt(max) + '</text><text x="0" y="' + h + '">0</text>';
+  s += '<text x="' + pad + '" y="' + (h + 15) + '">' + esc(points[0].label) + '</text><text x="' + (w - 90) + '" y="' + (h + 15) + '">' + esc(points[points.length - 1].label) + "</text>";
+  el.innerHTML = s + "</svg>";
+}
+
+async function showTenant(id) {
+  selected = id;
+  $("#selTenant").textContent = id;
+  document.querySelectorAll("tr.tenant").forEach((tr) => tr.classList.toggle("sel", tr.dataset.id === id));
+  const from = new Date(Date.now() - 2 * 86400000).toISOString().slice(0, 10);
+  const u = await getJson("/usage/" + encodeURIComponent(id) + "?granularity=hour&from=" + from + "&to=" + today);
+  columns($("#timeChart"), u.periods.map((p) => ({ label: p.period.replace("T", " ") + ":00", tokens: p.totals.inputTokens + p.totals.outputTokens, cost: p.totals.costUsd })));
+}
+
+async function refresh() {
+  try {
+    const tenants = await billing();
+    const extra = await Promise.all(tenants.map(async (t) => ({
+      config: await maybe("/tenants/" + encodeURIComponent(t.tenantId) + "/config"),
+      decision: await maybe("/tenants/" + encodeURIComponent(t.tenantId) + "/decision"),
+    })));
+    const tierColor = { basic: "#a78bfa", advanced: "#38bdf8", premium: "#f472b6" };
+    $("#tenants tbody").innerHTML = tenants.map((t, i) => {
+      const d = extra[i].decision, tier = (d && d.tier) || (extra[i].config && extra[i].config.tier) || "-";
+      const q = quotaOf(d), decision = (d && d.decision) || "unknown";
+      return '<tr class="tenant" data-id="' + esc(t.tenantId) + '"><td>' + esc(t.tenantId) + "</td><td>" + esc(tier) + '</td><td class="num">' + fmt(t.totals.requests) +
+        '</td><td class="num">' + fmt(t.totals.inputTokens + t.totals.outputTokens) + '</td><td class="num">' + fmt(t.totals.costUsd + (t.totals.allocatedCostUsd || 0), 4) +
+        "</td><td>" + (q ? bar(q) : "-") + '</td><td><span class="pill ' + esc(decision) + '">' + esc(decision) + (d && d.targetModelId ? " → " + esc(d.targetModelId.split(".").pop()) : "") + "</span></td></tr>";
+    }).join("") || '<tr><td colspan="7" class="empty">no usage this month yet</td></tr>';
+    document.querySelectorAll("tr.tenant").forEach((tr) => tr.addEventListener("click", () => showTenant(tr.dataset.id)));
+    hbars($("#costChart"), tenants.slice(0, 40).map((t, i) => {
+      const d = extra[i].decision, tier = ((d && d.tier) || (extra[i].config && extra[i].config.tier) || "").toLowerCase();
+      return { label: t.tenantId, value: t.totals.costUsd + (t.totals.allocatedCostUsd || 0), color: tierColor[tier] || "#64748b" };
+    }));
+    const ev = await maybe("/enforcement/events?day=" + today);
+    const events = (ev && (ev.events || ev.items)) || [];
+    $("#events tbody").innerHTML = events.slice(0, 50).map((e) => {
+      const d = e.detail || e;
+      const usage = d.usage ? fmt(d.usage.tokens) : "", quota = d.quota ? fmt(d.quota.monthlyTokens ?? d.quota.tokens ?? d.quota.limit) : "";
+      return "<tr><td>" + esc((d.occurredAt || e.at || "").replace("T", " ").slice(0, 19)) + "</td><td>" + esc(d.tenantId) + "</td><td>" + esc(e["detail-type"] || e.detailType || d.action) + "</td><td>" + esc(d.tier) +
+        "</td><td>" + esc(d.period) + "</td><td>" + usage + (quota ? " / " + quota : "") + "</td><td>" + esc(d.targetModelId || (d.retryAfterSeconds ? "retry in " + d.retryAfterSeconds + " s" : "")) + "</td></tr>";
+    }).join("") || '<tr><td colspan="7" class="empty">none today</td></tr>';
+    const q = await maybe("/quarantine?day=" + today + "&limit=50");
+    $("#quarantine tbody").innerHTML = ((q && q.items) || []).map((i) => "<tr><td>" + esc(i.receivedAt.slice(11, 19)) + "</td><td>" + esc(i.reason) + "</td><td>" + esc(i.tenantId || "") + "</td><td>" + esc(i.message).slice(0, 140) + "</td></tr>").join("") || '<tr><td colspan="4" class="empty">nothing quarantined today</td></tr>';
+    if (!selected && tenants.length) await showTenant(tenants[0].tenantId);
+    else if (selected) await showTenant(selected);
+    $("#status").textContent = "updated " + new Date().toLocaleTimeString() + " · " + tenants.length + " tenants";
+    document.body.dataset.ready = "true";
+  } catch (e) {
+    $("#status").textContent = "error: " + e.message;
+    document.body.dataset.ready = "error";
+  }
+}
+$("#month").textContent = month;
+refresh();
+setInterval(refresh, 5000);
+</script>
+</body>
+</html>
+`;
