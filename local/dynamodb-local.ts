@@ -56,6 +56,12 @@ export async function startDynamoLocal(opts: { port?: number; dataDir?: string }
   child.stdout?.on("data", (d) => (output += String(d)));
   child.stderr?.on("data", (d) => (output += String(d)));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // If this process ends without stop() (a crash, process.exit), do not leave the JVM behind.
+  const killOnExit = () => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  };
+  process.once("exit", killOnExit);
+  void exited.then(() => process.off("exit", killOnExit));
   const endpoint = `http://127.0.0.1:${port}`;
 
   const deadline = Date.now() + 30_000;

@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /**
  * Price catalog for pay-per-token model APIs (Bedrock on demand). Prices are USD per 1,000
  * tokens, dated (`effectiveFrom`, inclusive, UTC day) and per region. Costs are computed in
@@ -74,14 +76,53 @@ const CROSS_REGION_PREFIX = /^(us|eu|apac|jp|au|ca|us-gov|global)\./;
  * ARNs. Application inference profiles have opaque ids and need an entry in `aliases`.
  */
 export function resolveBaseModelId(modelId: string, aliases: Readonly<Record<string, string>> = {}): string {
-  if (aliases[modelId]) return aliases[modelId];
+  // An alias may itself name a system inference profile (`us.anthropic...`) or its ARN:
+  // resolve its target once more, without aliases, so alias chains cannot loop.
+  if (Object.hasOwn(aliases, modelId)) return resolveBaseModelId(aliases[modelId]);
   let id = modelId;
   const arn = /^arn:aws[a-z-]*:bedrock:[^:]*:[^:]*:(foundation-model|inference-profile|application-inference-profile)\/(.+)$/.exec(id);
   if (arn) {
-    if (arn[1] === "application-inference-profile") return aliases[arn[2]] ?? modelId;
+    if (arn[1] === "application-inference-profile") {
+      return Object.hasOwn(aliases, arn[2]) ? resolveBaseModelId(aliases[arn[2]]) : modelId;
+    }
     id = arn[2];
   }
   return id.replace(CROSS_REGION_PREFIX, "");
+}
+
+/** A price override file (`PRICE_CATALOG_JSON`) that does not have the catalog's shape. */
+export class PriceCatalogInvalidError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "PriceCatalogInvalidError";
+  }
+}
+
+const usdPer1k = z.number().finite().nonnegative();
+const modelPriceSchema = z
+  .object({
+    modelId: z.string().min(1),
+    region: z.string().min(1),
+    effectiveFrom: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "effectiveFrom must be yyyy-mm-dd"),
+    inputPer1k: usdPer1k,
+    outputPer1k: usdPer1k,
+    cacheReadPer1k: usdPer1k.optional(),
+    cacheWritePer1k: usdPer1k.optional(),
+    source: z.string().optional(),
+  })
+  .strict();
+const catalogJsonSchema = z
+  .object({
+    prices: z.array(modelPriceSchema).optional(),
+    aliases: z.record(z.string().min(1), z.string().min(1)).optional(),
+  })
+  .strict();
+
+/** The UTC day of an ISO timestamp (an offset like -05:00 can move it to the next day). */
+function utcDay(at: string): string {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(at)) return at;
+  const t = Date.parse(at);
+  return Number.isNaN(t) ? at.slice(0, 10) : new Date(t).toISOString().slice(0, 10);
 }
 
 export interface TokenUsage {
@@ -114,13 +155,24 @@ export class PriceCatalog {
   /** Parses a JSON catalog (`{ prices: ModelPrice[], aliases?: {...} }`) merged over the defaults. */
   static fromJson(json: string | undefined): PriceCatalog {
     if (!json) return new PriceCatalog();
-    const parsed = JSON.parse(json) as { prices?: ModelPrice[]; aliases?: Record<string, string> };
+    let raw: unknown;
+    try {
+      raw = JSON.parse(json);
+    } catch (cause) {
+      throw new PriceCatalogInvalidError("price catalog JSON does not parse", { cause });
+    }
+    const result = catalogJsonSchema.safeParse(raw);
+    if (!result.success) {
+      const detail = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+      throw new PriceCatalogInvalidError(`invalid price catalog: ${detail}`);
+    }
+    const parsed = result.data;
     return new PriceCatalog([...DEFAULT_PRICES, ...(parsed.prices ?? [])], parsed.aliases ?? {});
   }
 
   find(modelId: string, region: string, at: string): ModelPrice | undefined {
     const base = resolveBaseModelId(modelId, this.aliases);
-    const day = at.slice(0, 10);
+    const day = utcDay(at);
     const list = this.byModel.get(base);
     if (!list) return undefined;
     return (

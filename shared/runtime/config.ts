@@ -23,6 +23,18 @@ const schema = z.object({
   /** Metrics namespace for CloudWatch EMF. */
   METRICS_NAMESPACE: z.string().default("GenAIMetering"),
   SERVICE_NAME: z.string().default("genai-metering"),
+  /** Tier catalog overrides as JSON `{ "basic": { "monthlyTokens": 500000 }, ... }`, merged over the defaults (shared/quota/tiers.ts). */
+  TIER_CATALOG_JSON: z.string().optional(),
+  /** Tier of a tenant without a CONFIG item. */
+  QUOTA_DEFAULT_TIER: z.enum(["basic", "advanced", "premium"]).default("basic"),
+  /** How long enforcement log entries (GET /enforcement/events) are kept. */
+  ENFORCEMENT_LOG_TTL_DAYS: z.coerce.number().int().positive().default(90),
+  /** Fixed-cost endpoints as JSON `{ endpoints: [...] }`, replacing/adding to the defaults (shared/allocation). */
+  ENDPOINT_CATALOG_JSON: z.string().optional(),
+  /** Bucket the monthly billing export writes `billing/<yyyy-mm>/...` to (set by stacks/Jobs.ts). */
+  BILLING_EXPORT_BUCKET: z.string().min(1).optional(),
+  /** Directory the billing export writes to when no bucket is set (local stack). */
+  BILLING_EXPORT_DIR: z.string().min(1).optional(),
 });
 
 export type RuntimeConfig = z.infer<typeof schema>;

@@ -60,4 +60,12 @@ export const endpointKeys = {
   partition: (endpointName: string, hour: string) => `ENDPOINT#${endpointName}#${hour}`,
   /** Marker that an endpoint-hour was allocated (makes the job idempotent). */
   allocation: (endpointName: string, hour: string) => ({ pk: `ENDPOINT#${endpointName}#${hour}`, sk: "ALLOCATION" }),
+  /** sk prefix of the endpoint-hour's per-tenant usage items. */
+  usagePrefix: "TENANT#",
+  /** Record that one tenant's share of an endpoint-hour was added (exactly-once across chunks). */
+  tenantAllocation: (endpointName: string, hour: string, tenantId: string) => ({
+    pk: `ENDPOINT#${endpointName}#${hour}`,
+    sk: `ALLOCATION#${tenantId}`,
+  }),
+  tenantAllocationPrefix: "ALLOCATION#",
 };

@@ -7,11 +7,12 @@ import { eventBridgeClient, startTestStack } from "./stack-harness";
 
 describe("local EventBridge PutEvents endpoint (real @aws-sdk/client-eventbridge)", () => {
   let stack: LocalStack;
+  let logs: string[];
   let client: EventBridgeClient;
   const delivered: EventEnvelope[] = [];
 
   beforeAll(async () => {
-    ({ stack } = await startTestStack({
+    ({ stack, logs } = await startTestStack({
       batchingWindowMs: 5,
       rules: [
         {
@@ -112,6 +113,28 @@ describe("local EventBridge PutEvents endpoint (real @aws-sdk/client-eventbridge
       message: expect.stringMatching(/less than or equal to 10/),
     });
     expect(stack.recentEvents({ source: "test.orders" }).some((e) => (e.envelope.detail as { i?: number }).i !== undefined)).toBe(false);
+  });
+
+  it("keeps enforcement events (no rule matches them) for GET /local/events and logs one line each", async () => {
+    // act
+    const out = await client.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            Source: "genai.metering.quota",
+            DetailType: "Tenant Throttled",
+            Detail: JSON.stringify({ tenantId: "t-07", tier: "advanced", month: "2026-11", usedTokens: 1200, limitTokens: 1000, window: { minutes: 1 } }),
+          },
+        ],
+      }),
+    );
+    // assess
+    expect(out.FailedEntryCount).toBe(0);
+    expect(logs).toContain("[enforcement] Tenant Throttled tenant=t-07 tier=advanced month=2026-11 usedTokens=1200 limitTokens=1000");
+    const res = await fetch(`${stack.url}/local/events?source=genai.metering.quota`);
+    const { events } = (await res.json()) as { events: { envelope: EventEnvelope; matchedRules: string[] }[] };
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ envelope: { id: out.Entries![0].EventId, "detail-type": "Tenant Throttled", detail: { tenantId: "t-07" } }, matchedRules: [] });
   });
 
   it("answers other EventBridge operations with UnknownOperationException", async () => {

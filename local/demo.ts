@@ -1,0 +1,454 @@
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
+import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../shared/events/invocation";
+import type { LocalStack } from "./stack";
+
+/**
+ * The demo scenario of `npm start`, as data: tiers (which models serve them), the tenant
+ * list with per-tenant request volumes, token means from the seed's cost example, the
+ * duplicate rate and the invalid events. Other scenarios (e.g. one that pushes an Advanced
+ * tenant over its quota) are new data passed to {@link runDemo}, not new code.
+ */
+export type Tier = "basic" | "advanced" | "premium";
+
+export interface DemoModel {
+  provider: "bedrock" | "sagemaker";
+  modelId: string;
+  /** Relative share of the tier's requests. */
+  weight: number;
+  endpointName?: string;
+  variantName?: string;
+  /** SageMaker multi-adapter endpoint: each tenant is served by its own LoRA adapter. */
+  adapterPerTenant?: boolean;
+}
+
+export interface DemoTier {
+  label: string;
+  /** Tenant id prefix: `basic-01`, `adv-01`, `prem-01`. */
+  prefix: string;
+  /** Share of the tenants in this tier. */
+  tenantShare: number;
+  /** Mean requests per tenant of this tier (before the volume profile). */
+  requestsPerTenant: number;
+  models: DemoModel[];
+}
+
+export interface DemoTenant {
+  tenantId: string;
+  tier: Tier;
+  requests: number;
+}
+
+export interface DemoInvalidEvent {
+  label: string;
+  /** Fields replaced in (or, with `undefined`, removed from) an otherwise valid detail. */
+  patch: Record<string, unknown>;
+}
+
+export interface DemoScenario {
+  tiers: Record<Tier, DemoTier>;
+  tenants: DemoTenant[];
+  /** Seed's cost example: 307 input / 533 output tokens per request; `spread` is the +- share. */
+  tokens: { inputMean: number; outputMean: number; spread: number };
+  /** Seed's mean processing time (4.4 s): the basis of fixed-cost allocation. */
+  latencyMeanMs: number;
+  /** Share of sent events that re-send an earlier event (same eventId): at-least-once delivery. */
+  duplicateRate: number;
+  invalid: DemoInvalidEvent[];
+  /** PutEvents calls in flight (10 entries each). */
+  parallelCalls: number;
+  seed: number;
+}
+
+export const MODELS = {
+  sonnet: "anthropic.claude-3-5-sonnet-20240620-v1:0",
+  haiku: "anthropic.claude-3-haiku-20240307-v1:0",
+  loraEndpoint: "llama31-70b-lora",
+} as const;
+
+export const DEFAULT_TIERS: Record<Tier, DemoTier> = {
+  basic: {
+    label: "Basic",
+    prefix: "basic",
+    tenantShare: 1 / 3,
+    requestsPerTenant: 20,
+    // line 1: self-hosted Llama 3.1 70B with a LoRA adapter per tenant (fixed cost)
+    models: [
+      { provider: "sagemaker", modelId: MODELS.loraEndpoint, endpointName: MODELS.loraEndpoint, variantName: "AllTraffic", adapterPerTenant: true, weight: 1 },
+    ],
+  },
+  advanced: {
+    label: "Advanced",
+    prefix: "adv",
+    tenantShare: 1 / 3,
+    requestsPerTenant: 50,
+    // line 4, with some calls already on the mid-performance line 3
+    models: [
+      { provider: "bedrock", modelId: MODELS.sonnet, weight: 9 },
+      { provider: "bedrock", modelId: MODELS.haiku, weight: 1 },
+    ],
+  },
+  premium: {
+    label: "Premium",
+    prefix: "prem",
+    tenantShare: 1 / 3,
+    requestsPerTenant: 80,
+    models: [{ provider: "bedrock", modelId: MODELS.sonnet, weight: 1 }],
+  },
+};
+
+/** Per-tenant volume multipliers, cycled through the tenants of a tier: some heavy, some light. */
+export const VOLUME_PROFILE = [1.6, 1.0, 0.6, 1.3, 0.4, 1.1, 0.9, 1.2, 0.8, 1.1];
+
+export const DEFAULT_INVALID: DemoInvalidEvent[] = [
+  { label: "tenant id with the key delimiter", patch: { tenantId: "a#b" } },
+  { label: "negative token count", patch: { outputTokens: -533 } },
+  { label: "token count as a string", patch: { inputTokens: "307" } },
+  { label: "unknown provider", patch: { provider: "openai" } },
+  { label: "missing modelId", patch: { modelId: undefined } },
+  { label: "older than the dedupe window", patch: { occurredAt: "AGE:40d" } },
+];
+
+/** N tenants spread over the tiers by `tenantShare`, with volumes from the tier mean and the profile. */
+export function defaultTenants(count: number, tiers: Record<Tier, DemoTier> = DEFAULT_TIERS): DemoTenant[] {
+  const names = Object.keys(tiers) as Tier[];
+  const shares = names.map((t) => tiers[t].tenantShare);
+  const total = shares.reduce((a, b) => a + b, 0);
+  // largest-remainder split, so the counts add up to `count`
+  const exact = shares.map((s) => (s / total) * count);
+  const counts = exact.map(Math.floor);
+  const order = exact.map((e, i) => [e - Math.floor(e), i] as const).sort((a, b) => b[0] - a[0]);
+  for (let k = 0; k < count - counts.reduce((a, b) => a + b, 0); k++) counts[order[k][1]]++;
+  return names.flatMap((tier, i) =>
+    Array.from({ length: counts[i] }, (_, n) => ({
+      tenantId: `${tiers[tier].prefix}-${String(n + 1).padStart(2, "0")}`,
+      tier,
+      requests: Math.max(1, Math.round(tiers[tier].requestsPerTenant * VOLUME_PROFILE[n % VOLUME_PROFILE.length])),
+    })),
+  );
+}
+
+/** The default scenario for `--tenants N` and, optionally, about `--events N` distinct requests. */
+export function demoScenario(opts: { tenants?: number; events?: number } = {}): DemoScenario {
+  let tenants = defaultTenants(opts.tenants ?? 30);
+  if (opts.events !== undefined) {
+    const sum = tenants.reduce((a, t) => a + t.requests, 0);
+    tenants = tenants.map((t) => ({ ...t, requests: Math.max(1, Math.round((t.requests * opts.events!) / sum)) }));
+  }
+  return {
+    tiers: DEFAULT_TIERS,
+    tenants,
+    tokens: { inputMean: 307, outputMean: 533, spread: 0.15 },
+    latencyMeanMs: 4400,
+    duplicateRate: 0.03,
+    invalid: DEFAULT_INVALID,
+    parallelCalls: 4,
+    seed: 20241022,
+  };
+}
+
+export interface DemoEvent {
+  detail: Record<string, unknown>;
+  kind: "valid" | "duplicate" | "invalid";
+}
+
+/** Builds the event stream (valid, duplicates interleaved, invalid ones spread through). */
+export function buildDemoEvents(scenario: DemoScenario, now = new Date()): DemoEvent[] {
+  const random = mulberry32(scenario.seed);
+  const around = (mean: number) => Math.max(1, Math.round(mean * (1 + (random() * 2 - 1) * scenario.tokens.spread)));
+  const dayStart = Date.parse(`${now.toISOString().slice(0, 10)}T00:00:00Z`);
+  const runId = runIdOf(now);
+
+  // requests of all tenants, interleaved as real traffic would be
+  const queue = scenario.tenants.flatMap((t) => Array.from({ length: t.requests }, () => t));
+  shuffle(queue, random);
+  const valid: DemoEvent[] = queue.map((tenant, i) => {
+    const tier = scenario.tiers[tenant.tier];
+    const model = pickWeighted(tier.models, random);
+    // within the last 5 minutes, but today (the summary reads today's usage)
+    const occurredAt = new Date(Math.max(dayStart, now.getTime() - Math.floor(random() * 300_000))).toISOString();
+    const detail: Record<string, unknown> = {
+      eventId: `demo-${runId}-${i}`,
+      tenantId: tenant.tenantId,
+      occurredAt,
+      provider: model.provider,
+      modelId: model.modelId,
+      inputTokens: around(scenario.tokens.inputMean),
+      outputTokens: around(scenario.tokens.outputMean),
+      latencyMs: around(scenario.latencyMeanMs),
+      status: "success",
+      tier: tenant.tier,
+    };
+    if (model.endpointName) detail.endpointName = model.endpointName;
+    if (model.variantName) detail.variantName = model.variantName;
+    if (model.adapterPerTenant) detail.adapterId = `${tenant.tenantId}-lora`;
+    return { detail, kind: "valid" };
+  });
+
+  const out: DemoEvent[] = [...valid];
+  const duplicates = Math.round((valid.length * scenario.duplicateRate) / (1 - scenario.duplicateRate));
+  for (let i = 0; i < duplicates && valid.length; i++) {
+    const original = valid[Math.floor(random() * valid.length)];
+    out.splice(Math.floor(random() * (out.length + 1)), 0, { detail: { ...original.detail }, kind: "duplicate" });
+  }
+  scenario.invalid.forEach((bad, k) => {
+    const detail: Record<string, unknown> = { ...valid[k % Math.max(1, valid.length)]?.detail, eventId: `demo-${runId}-invalid-${k}` };
+    for (const [field, value] of Object.entries(bad.patch)) {
+      if (value === undefined) delete detail[field];
+      else if (typeof value === "string" && value.startsWith("AGE:")) detail[field] = new Date(now.getTime() - parseInt(value.slice(4), 10) * 86_400_000).toISOString();
+      else detail[field] = value;
+    }
+    out.splice(Math.floor(((k + 1) * out.length) / (scenario.invalid.length + 1)), 0, { detail, kind: "invalid" });
+  });
+  return out;
+}
+
+export interface TenantSummary {
+  tenantId: string;
+  tier: Tier;
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  unpricedRequests: number;
+}
+
+export interface DemoResult {
+  sent: number;
+  distinctValid: number;
+  duplicatesSent: number;
+  invalidSent: number;
+  rejectedByBus: number;
+  seconds: number;
+  /** Requests the usage API gained during this run (equals distinctValid when exactly once). */
+  countedThisRun: number;
+  tenants: TenantSummary[];
+  quarantine: { reason: string; count: number; messages: string[] }[];
+}
+
+export interface DemoIo {
+  /** Progress output (the `\r` line); e.g. process.stdout.write. */
+  write(text: string): void;
+}
+
+/**
+ * Sends the scenario through the local stack's PutEvents endpoint with the real AWS SDK
+ * client, waits for the pipeline to drain, then reads the results back over HTTP from the
+ * usage API (the same handlers billing jobs call), not from memory.
+ */
+export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: DemoIo): Promise<DemoResult> {
+  const startedAt = new Date();
+  const events = buildDemoEvents(scenario, startedAt);
+  const runId = runIdOf(startedAt);
+  const client = new EventBridgeClient({
+    endpoint: stack.url,
+    region: stack.region,
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  const calls: { entries: PutEventsRequestEntry[] }[] = [];
+  for (let i = 0; i < events.length; i += 10) {
+    calls.push({
+      entries: events.slice(i, i + 10).map((e) => ({
+        Source: e.detail.provider === "sagemaker" ? INVOCATION_SOURCES.sagemaker : INVOCATION_SOURCES.bedrock,
+        DetailType: INVOCATION_DETAIL_TYPE,
+        Detail: JSON.stringify(e.detail),
+        EventBusName: stack.busName,
+      })),
+    });
+  }
+
+  const month = today(startedAt).slice(0, 7);
+  // With --data, earlier runs' usage of today is already there: the exactness check uses the difference.
+  const baseline = await readTenantUsage(stack, scenario.tenants, today(startedAt), today(startedAt));
+  const before = { processed: processedMessages(stack), counted: await countedRequests(stack, month).catch(() => 0) };
+  let sent = 0;
+  let rejectedByBus = 0;
+  let quarantined = 0;
+  let counted = 0;
+  const t0 = Date.now();
+  let duplicates = 0;
+  // counted and quarantined come from the API as chunks commit; acknowledged messages only
+  // when a whole batch completes. Their difference (the duplicates the ledger dropped) is
+  // only meaningful when no batch is in flight, so it is refreshed at those points only.
+  const progress = () => {
+    const ingested = counted + quarantined + duplicates;
+    const secs = Math.max(0.001, (Date.now() - t0) / 1000);
+    io.write(
+      `\r  sent ${sent}/${events.length}  ingested ${ingested}  counted ${counted}  duplicates ${duplicates}` +
+        `  quarantined ${quarantined}  ${Math.round(ingested / secs)} events/s   `,
+    );
+  };
+  let polling = true;
+  const poll = async () => {
+    const idle = () => stack.queues().every((q) => q.inFlight === 0);
+    const processed = processedMessages(stack) - before.processed;
+    const idleBefore = idle();
+    quarantined = (await readQuarantine(stack, today(startedAt), runId).catch(() => [])).length;
+    counted = (await countedRequests(stack, month).catch(() => before.counted)) - before.counted;
+    if (idleBefore && idle() && processed === processedMessages(stack) - before.processed) {
+      duplicates = Math.max(0, processed - counted - quarantined);
+    }
+  };
+  const poller = (async () => {
+    while (polling) {
+      await poll();
+      progress();
+      await sleep(500);
+    }
+  })();
+
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: scenario.parallelCalls }, async () => {
+      while (next < calls.length) {
+        const call = calls[next++];
+        const out = await client.send(new PutEventsCommand({ Entries: call.entries }));
+        rejectedByBus += out.FailedEntryCount ?? 0;
+        sent += call.entries.length;
+      }
+    }),
+  );
+  client.destroy();
+  await stack.drain();
+  polling = false;
+  await poller;
+  await poll();
+  const quarantine = await readQuarantine(stack, today(startedAt), runId);
+  progress();
+  io.write("\n");
+
+  const tenants = await readTenantUsage(stack, scenario.tenants, today(startedAt), today(new Date()));
+  const byReason = new Map<string, string[]>();
+  for (const q of quarantine) byReason.set(q.reason, [...(byReason.get(q.reason) ?? []), q.message]);
+
+  return {
+    sent: events.length,
+    distinctValid: events.filter((e) => e.kind === "valid").length,
+    duplicatesSent: events.filter((e) => e.kind === "duplicate").length,
+    invalidSent: events.filter((e) => e.kind === "invalid").length,
+    rejectedByBus,
+    seconds: (Date.now() - t0) / 1000,
+    tenants,
+    countedThisRun: tenants.reduce((a, t) => a + t.requests, 0) - baseline.reduce((a, t) => a + t.requests, 0),
+    quarantine: [...byReason.entries()].map(([reason, messages]) => ({ reason, count: messages.length, messages })),
+  };
+}
+
+/** The end-of-demo report: per-tenant table, totals, quarantine. */
+export function formatDemoResult(result: DemoResult, scenario: DemoScenario): string {
+  const lines: string[] = [];
+  const num = (n: number) => n.toLocaleString("en-US");
+  const usd = (n: number) => `$${n.toFixed(4)}`;
+  const header = ["tenant", "tier", "requests", "input tok", "output tok", "cost USD"];
+  const rows = result.tenants.map((t) => [
+    t.tenantId,
+    scenario.tiers[t.tier].label,
+    num(t.requests),
+    num(t.inputTokens),
+    num(t.outputTokens),
+    t.tier === "basic" && t.costUsd === 0 ? "fixed (allocated)" : usd(t.costUsd),
+  ]);
+  const sum = (k: "requests" | "inputTokens" | "outputTokens" | "costUsd") => result.tenants.reduce((a, t) => a + t[k], 0);
+  rows.push(["TOTAL", "", num(sum("requests")), num(sum("inputTokens")), num(sum("outputTokens")), usd(sum("costUsd"))]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  lines.push("", "Usage per tenant (read from GET /usage/{tenantId}):", fmt(header), widths.map((w) => "-".repeat(w)).join("  "));
+  rows.forEach((r, i) => {
+    if (i === rows.length - 1) lines.push(widths.map((w) => "-".repeat(w)).join("  "));
+    lines.push(fmt(r));
+  });
+  const counted = result.countedThisRun;
+  lines.push(
+    "",
+    `Sent ${num(result.sent)} events in ${result.seconds.toFixed(1)} s: ${num(result.distinctValid)} distinct valid, ` +
+      `${num(result.duplicatesSent)} duplicates (same eventId re-sent), ${num(result.invalidSent)} invalid; ${result.rejectedByBus} refused by the bus.`,
+    `Counted ${num(counted)} requests: ${counted === result.distinctValid ? "each distinct valid event exactly once" : `MISMATCH, expected ${num(result.distinctValid)}`}.`,
+    "",
+    `Quarantined ${result.quarantine.reduce((a, q) => a + q.count, 0)} (GET /quarantine):`,
+    ...result.quarantine.flatMap((q) => [`  ${q.reason} x${q.count}`, ...q.messages.map((m) => `    - ${m}`)]),
+  );
+  return lines.join("\n");
+}
+
+function processedMessages(stack: LocalStack): number {
+  return stack.queues().reduce((a, q) => a + q.deleted, 0);
+}
+
+/** Requests counted this month over all tenants, from the billing route (one paginated read). */
+async function countedRequests(stack: LocalStack, month: string): Promise<number> {
+  let total = 0;
+  let cursor: string | undefined;
+  do {
+    const res = await fetch(`${stack.url}/billing/${month}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    if (!res.ok) throw new Error(`GET /billing/${month} answered ${res.status}`);
+    const page = (await res.json()) as { tenants: { totals: { requests: number } }[]; cursor?: string };
+    total += page.tenants.reduce((a, t) => a + t.totals.requests, 0);
+    cursor = page.cursor;
+  } while (cursor);
+  return total;
+}
+
+async function readTenantUsage(stack: LocalStack, tenants: readonly DemoTenant[], from: string, to: string): Promise<TenantSummary[]> {
+  const out: TenantSummary[] = [];
+  for (const t of tenants) {
+    const res = await fetch(`${stack.url}/usage/${encodeURIComponent(t.tenantId)}?from=${from}&to=${to}&granularity=day`);
+    if (!res.ok) throw new Error(`GET /usage/${t.tenantId} answered ${res.status}: ${await res.text()}`);
+    const { totals } = (await res.json()) as { totals: Omit<TenantSummary, "tenantId" | "tier"> };
+    out.push({
+      tenantId: t.tenantId,
+      tier: t.tier,
+      requests: totals.requests,
+      inputTokens: totals.inputTokens,
+      outputTokens: totals.outputTokens,
+      costUsd: totals.costUsd,
+      unpricedRequests: totals.unpricedRequests,
+    });
+  }
+  return out;
+}
+
+/** Quarantined records of this run (by the run's eventId prefix), so persisted data from earlier runs does not count. */
+async function readQuarantine(stack: LocalStack, day: string, runId: string): Promise<{ reason: string; message: string }[]> {
+  const items: { reason: string; message: string; eventId?: string }[] = [];
+  let cursor: string | undefined;
+  do {
+    const res = await fetch(`${stack.url}/quarantine?day=${day}&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    if (!res.ok) throw new Error(`GET /quarantine answered ${res.status}`);
+    const page = (await res.json()) as { items: { reason: string; message: string; eventId?: string }[]; cursor?: string };
+    items.push(...page.items);
+    cursor = page.cursor;
+  } while (cursor);
+  return items.filter((q) => q.eventId?.startsWith(`demo-${runId}-`));
+}
+
+const runIdOf = (d: Date) => d.getTime().toString(36);
+const today = (d: Date) => d.toISOString().slice(0, 10);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function pickWeighted<T extends { weight: number }>(items: readonly T[], random: () => number): T {
+  const total = items.reduce((a, i) => a + i.weight, 0);
+  let x = random() * total;
+  for (const item of items) {
+    x -= item.weight;
+    if (x < 0) return item;
+  }
+  return items[items.length - 1];
+}
+
+function shuffle<T>(list: T[], random: () => number): void {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [list[i], list[j]] = [list[j], list[i]];
+  }
+}
+
+/** Small deterministic PRNG: the same seed gives the same traffic. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,141 @@
+import { parseArgs } from "node:util";
+import { demoScenario, formatDemoResult, runDemo } from "./demo";
+import { StartupError } from "./dynamodb-local";
+import { startLocalStack, type LocalStack } from "./stack";
+
+const USAGE = `npm start -- [options]
+
+Runs the metering pipeline locally: DynamoDB Local, an EventBridge-compatible PutEvents
+endpoint, in-memory SQS queues in front of the same Lambda handlers, and the usage API.
+
+Options:
+  --port N          HTTP port (bus, usage API, /local/*)          default 4000
+  --data DIR        keep DynamoDB Local data in DIR                default in memory
+  --dynamo-port N   port for DynamoDB Local                        default a free port
+  --no-demo         do not send demo traffic; just serve
+  --tenants N       demo tenants, spread over Basic/Advanced/Premium  default 30
+  --events N        about N distinct demo requests (scales the tier volumes)
+  --verbose         keep the handlers' JSON logs and EMF metric lines on stdout
+  --help            this text
+
+Point an AWS SDK client at it: new EventBridgeClient({ endpoint: "http://127.0.0.1:4000", region: "us-west-2" }).
+`;
+
+function parse(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: "4000" },
+      data: { type: "string" },
+      "dynamo-port": { type: "string" },
+      demo: { type: "boolean", default: true },
+      "no-demo": { type: "boolean", default: false },
+      tenants: { type: "string", default: "30" },
+      events: { type: "string" },
+      verbose: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  const int = (name: string, v: string | undefined, min: number, max: number) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got '${v}'`);
+    return n;
+  };
+  return {
+    help: values.help,
+    port: int("port", values.port, 0, 65535)!,
+    dataDir: values.data,
+    dynamoPort: int("dynamo-port", values["dynamo-port"], 1, 65535),
+    demo: values.demo && !values["no-demo"],
+    tenants: int("tenants", values.tenants, 1, 999)!,
+    events: int("events", values.events, 1, 1_000_000),
+    verbose: values.verbose,
+  };
+}
+
+class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse(argv);
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return 0;
+  }
+
+  console.log(`Starting DynamoDB Local${args.dataDir ? ` (data in ${args.dataDir})` : " (in memory)"} and the local stack...`);
+  let stack: LocalStack;
+  try {
+    stack = await startLocalStack({
+      port: args.port,
+      dataDir: args.dataDir,
+      dynamoPort: args.dynamoPort,
+      handlerLogs: args.verbose ? "inherit" : "quiet",
+    });
+  } catch (error) {
+    if (error instanceof StartupError) {
+      console.error(`Cannot start: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping (DynamoDB Local included)...`);
+    await stack.stop();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+
+  console.log(
+    [
+      "",
+      `Local stack on ${stack.url}   (dashboard: open ${stack.url}/ in a browser)`,
+      `  EventBridge PutEvents  POST ${stack.url}/  (bus '${stack.busName}', region ${stack.region})`,
+      `  usage API              GET  ${stack.url}/usage/{tenantId}?from=&to=&granularity=day|month, /billing/{month}, /quarantine?day=`,
+      `  inspection             GET  ${stack.url}/local/ (index) | /local/health | /local/queues | /local/dlq | /local/events`,
+      `  DynamoDB Local         ${stack.dynamoEndpoint}  table ${stack.tableName}`,
+      "",
+    ].join("\n"),
+  );
+
+  if (args.demo) {
+    const scenario = demoScenario({ tenants: args.tenants, events: args.events });
+    const requests = scenario.tenants.reduce((a, t) => a + t.requests, 0);
+    console.log(`Demo: ${scenario.tenants.length} tenants, ${requests} requests (+${Math.round(scenario.duplicateRate * 100)}% duplicates, ${scenario.invalid.length} invalid) through the real EventBridge client`);
+    try {
+      const result = await runDemo(stack, scenario, { write: (t) => process.stdout.write(t) });
+      console.log(formatDemoResult(result, scenario));
+    } catch (error) {
+      console.error(`\nDemo failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    console.log(`\nStill serving on ${stack.url} (Ctrl-C to stop).`);
+  } else {
+    console.log("Serving (Ctrl-C to stop).");
+  }
+  return new Promise<number>(() => undefined);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,368 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { QUEUE_RULES, type QueueRule } from "../shared/events/rules";
+import { HTTP_ROUTES, type HttpRoute } from "../shared/http/routes";
+import { resetConfig } from "../shared/runtime/config";
+import { ensureUsageTable } from "../shared/storage/adapters/dynamodb";
+import { DASHBOARD_HTML } from "./dashboard";
+import { AwsJsonError, LocalBus, type EventEnvelope, type RecentEvent } from "./bus";
+import { freePort, startDynamoLocal, StartupError, type DynamoLocal } from "./dynamodb-local";
+import { HandlerLoader, lambdaContext, LocalHandlerMissingError, type LambdaHandler } from "./handlers";
+import { apiGatewayEvent, findRoute, invokeRoute, json, type HttpReply } from "./http-api";
+import { SimQueue, type DeadLetter, type QueueStats } from "./sqs";
+
+/** A queue rule whose handler may also be a function (tests inject their own). */
+export interface LocalQueueRule extends Omit<QueueRule, "handler"> {
+  handler: string | LambdaHandler;
+}
+
+export interface LocalStackOptions {
+  /** HTTP port for the bus, the usage API and /local/*; 0 picks a free one. Default 4000. */
+  port?: number;
+  host?: string;
+  /** Persist DynamoDB Local data in this directory (default: in memory). */
+  dataDir?: string;
+  /** Port for the DynamoDB Local it starts (default: a free one). */
+  dynamoPort?: number;
+  /** Use this running DynamoDB (Local) instead of starting one (tests share the run's instance). */
+  dynamoEndpoint?: string;
+  tableName?: string;
+  busName?: string;
+  region?: string;
+  /** Queue rules (default `QUEUE_RULES`). */
+  rules?: readonly LocalQueueRule[];
+  /** HTTP routes (default `HTTP_ROUTES`). */
+  routes?: readonly HttpRoute[];
+  /** Local visibility timeout for failed messages (default 1000 ms; AWS uses the rule's, in seconds). */
+  visibilityTimeoutMs?: number;
+  /** Override every rule's batching window (default: the rule's `maxBatchingWindowSeconds`). */
+  batchingWindowMs?: number;
+  /** Batches in flight per queue (default 1: deterministic order). */
+  concurrency?: number;
+  /** Events kept for GET /local/events (default 500). */
+  recentEvents?: number;
+  /** Where log lines go (default console.log). */
+  log?: (line: string) => void;
+  /**
+   * "quiet" turns the handlers' Powertools output down (log level ERROR, no EMF metric lines)
+   * unless the environment already says otherwise; "inherit" (default) leaves it as configured.
+   */
+  handlerLogs?: "quiet" | "inherit";
+}
+
+export interface LocalStack {
+  url: string;
+  port: number;
+  dynamoEndpoint: string;
+  tableName: string;
+  busName: string;
+  region: string;
+  /** Resolves once every queue is empty and no batch is in flight. */
+  drain(opts?: { timeoutMs?: number }): Promise<void>;
+  queues(): QueueStats[];
+  deadLetters(): DeadLetter[];
+  recentEvents(filter?: { source?: string; detailType?: string; limit?: number }): RecentEvent[];
+  stop(): Promise<void>;
+}
+
+/** Source of the quota helper's enforcement events (throttle / downgrade / warning / restore). */
+export const ENFORCEMENT_SOURCE = "genai.metering.quota";
+
+/**
+ * Starts the local stack: DynamoDB Local with the usage table, and one HTTP server that speaks
+ * EventBridge PutEvents, routes events through in-memory SQS queues to the same handler
+ * modules Lambda runs, and serves the usage API routes with API Gateway v2 events.
+ *
+ * Sets `process.env` for the handlers (table, endpoints, bus, region, dummy credentials)
+ * before any handler is imported, so one stack per process.
+ */
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const region = opts.region ?? "us-west-2";
+  const busName = opts.busName ?? "local-bus";
+  const tableName = opts.tableName ?? "genai-usage-local";
+  const host = opts.host ?? "127.0.0.1";
+  const loader = new HandlerLoader();
+  const started = Date.now();
+
+  let ready!: () => void;
+  const readyPromise = new Promise<void>((r) => (ready = r));
+  let handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> = async () => undefined;
+  const server = createServer((req, res) => {
+    readyPromise
+      .then(() => handle(req, res))
+      .catch((error: unknown) => {
+        log(`[local] request ${req.method} ${req.url} failed: ${describe(error)}`);
+        if (!res.headersSent) send(res, json(500, { message: "Internal Server Error" }));
+        else res.destroy();
+      });
+  });
+  const port = await listen(server, opts.port ?? 4000, host);
+  const url = `http://${host}:${port}`;
+
+  let dynamo: DynamoLocal | undefined;
+  let dynamoEndpoint = opts.dynamoEndpoint;
+  try {
+    if (!dynamoEndpoint) {
+      dynamo = await startDynamoLocal({ port: opts.dynamoPort ?? (await freePort()), dataDir: opts.dataDir });
+      dynamoEndpoint = dynamo.endpoint;
+    }
+    // Handlers read their configuration on first use; everything they need is set before
+    // any of them is imported.
+    Object.assign(process.env, {
+      USAGE_TABLE_NAME: tableName,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+      AWS_ENDPOINT_URL_EVENTBRIDGE: url,
+      EVENT_BUS_NAME: busName,
+      AWS_REGION: region,
+      AWS_DEFAULT_REGION: region,
+      AWS_ACCESS_KEY_ID: "local",
+      AWS_SECRET_ACCESS_KEY: "local",
+    });
+    if (opts.handlerLogs === "quiet") {
+      process.env.POWERTOOLS_LOG_LEVEL ??= "ERROR";
+      process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
+    }
+    delete process.env.AWS_SESSION_TOKEN;
+    delete process.env.AWS_PROFILE;
+    resetConfig();
+    const client = new DynamoDBClient({
+      endpoint: dynamoEndpoint,
+      region,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    await ensureUsageTable(client, tableName);
+    client.destroy();
+  } catch (error) {
+    await new Promise<void>((r) => server.close(() => r()));
+    await dynamo?.stop();
+    if (error instanceof StartupError) throw error;
+    throw new StartupError(`could not prepare DynamoDB at ${dynamoEndpoint}: ${describe(error)}`, { cause: error });
+  }
+
+  // One in-memory queue (with its event source mapping) per rule.
+  const missingReported = new Set<string>();
+  const queues = (opts.rules ?? QUEUE_RULES).map((rule) => {
+    const functionName = `local-${rule.name}`;
+    const queue = new SimQueue({
+      name: `local-${rule.name}-queue`,
+      region,
+      batchSize: rule.batchSize,
+      maxReceiveCount: rule.maxReceiveCount,
+      visibilityTimeoutMs: opts.visibilityTimeoutMs ?? 1000,
+      batchingWindowMs: opts.batchingWindowMs ?? rule.maxBatchingWindowSeconds * 1000,
+      concurrency: opts.concurrency ?? 1,
+      invoke: async (event) => {
+        const fn = typeof rule.handler === "function" ? rule.handler : await loader.load(rule.handler);
+        return fn(event, lambdaContext(functionName, region, rule.visibilityTimeoutSeconds * 1000));
+      },
+      onBatchError: (name, error) => {
+        if (error instanceof LocalHandlerMissingError) {
+          if (!missingReported.has(name)) log(`[queue ${name}] ${error.message}: messages will retry, then go to the DLQ`);
+          missingReported.add(name);
+          return;
+        }
+        log(`[queue ${name}] batch failed, will be redelivered: ${describe(error)}`);
+      },
+      onDeadLetter: (name, letter) => log(`[queue ${name}] message ${letter.messageId} moved to the DLQ after ${letter.receiveCount} receives: ${letter.reason}`),
+    });
+    return { rule, queue };
+  });
+
+  const bus = new LocalBus({
+    busName,
+    region,
+    recentLimit: opts.recentEvents ?? 500,
+    targets: queues.map(({ rule, queue }) => ({
+      name: rule.name,
+      pattern: rule.pattern,
+      deliver: (envelope: EventEnvelope) => void queue.send(JSON.stringify(envelope)),
+    })),
+    onEvent: (event) => {
+      if (event.envelope.source === ENFORCEMENT_SOURCE) log(enforcementLine(event.envelope));
+    },
+  });
+
+  const routes = opts.routes ?? HTTP_ROUTES;
+  handle = async (req, res) => {
+    const reqUrl = new URL(req.url ?? "/", url);
+    const body = await readBody(req);
+    const method = req.method ?? "GET";
+    if (method === "POST" && reqUrl.pathname === "/") {
+      return send(res, eventBridge(bus, req, body));
+    }
+    if (method === "GET" && reqUrl.pathname.startsWith("/local/") && reqUrl.pathname !== "/local/") {
+      return send(res, localEndpoint(reqUrl));
+    }
+    if (method === "GET" && reqUrl.pathname === "/") {
+      return send(res, { status: 200, headers: { "content-type": "text/html; charset=utf-8" }, body: Buffer.from(DASHBOARD_HTML) });
+    }
+    if (method === "GET" && (reqUrl.pathname === "/local" || reqUrl.pathname === "/local/")) return send(res, index(url, routes));
+    const match = findRoute(routes, method, reqUrl.pathname);
+    if (!match) return send(res, json(404, { message: "Not Found" }));
+    const event = apiGatewayEvent(req, reqUrl, match, body);
+    const reply = await invokeRoute(loader, match, event, region, (route, error) =>
+      log(`[http ${route}] handler threw: ${describe(error)}`),
+    );
+    return send(res, reply);
+  };
+
+  const localEndpoint = (u: URL): HttpReply => {
+    switch (u.pathname) {
+      case "/local/health":
+        return json(200, {
+          status: "ok",
+          url,
+          dynamoEndpoint,
+          tableName,
+          busName,
+          region,
+          uptimeSeconds: Math.round((Date.now() - started) / 1000),
+        });
+      case "/local/queues":
+        return json(200, { queues: queues.map(({ rule, queue }) => ({ rule: rule.name, ...queue.stats() })), bus: bus.stats() });
+      case "/local/dlq": {
+        const name = u.searchParams.get("queue");
+        return json(200, { deadLetters: deadLetters().filter((d) => !name || d.queue === name) });
+      }
+      case "/local/events": {
+        const limit = u.searchParams.get("limit");
+        const events = bus.recentEvents({
+          source: u.searchParams.get("source") ?? undefined,
+          detailType: u.searchParams.get("detail-type") ?? undefined,
+          limit: limit ? Math.max(1, Number(limit) || 1) : undefined,
+        });
+        return json(200, { events });
+      }
+      default:
+        return json(404, { message: "Not Found" });
+    }
+  };
+
+  const deadLetters = () => queues.flatMap(({ queue }) => queue.deadLetters);
+  ready();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    dynamoEndpoint: dynamoEndpoint!,
+    tableName,
+    busName,
+    region,
+    queues: () => queues.map(({ queue }) => queue.stats()),
+    deadLetters,
+    recentEvents: (filter) => bus.recentEvents(filter),
+    async drain({ timeoutMs } = {}) {
+      const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+      // Polling keeps this simple and race-free: a batch that publishes follow-up events
+      // enqueues them before it completes, so "all idle" is only seen once the cascade ends.
+      while (!queues.every(({ queue }) => queue.idle())) {
+        if (Date.now() > deadline) {
+          throw new Error(`drain timed out after ${timeoutMs} ms: ${JSON.stringify(queues.map(({ queue }) => queue.stats()))}`);
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    stop() {
+      stopping ??= (async () => {
+        for (const { queue } of queues) queue.stop();
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
+        await dynamo?.stop();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** `POST /` with `X-Amz-Target`: the EventBridge JSON 1.1 API (PutEvents only). */
+function eventBridge(bus: LocalBus, req: IncomingMessage, body: Buffer): HttpReply {
+  const target = String(req.headers["x-amz-target"] ?? "");
+  try {
+    if (target !== "AWSEvents.PutEvents") {
+      throw new AwsJsonError("UnknownOperationException", `Operation ${target || "(none)"} is not supported by the local event bus; only AWSEvents.PutEvents is.`);
+    }
+    let request: unknown;
+    try {
+      request = JSON.parse(body.toString("utf8") || "{}");
+    } catch {
+      throw new AwsJsonError("SerializationException", "Request body is not valid JSON.");
+    }
+    return amzJson(200, bus.putEvents(request));
+  } catch (error) {
+    if (!(error instanceof AwsJsonError)) throw error;
+    return amzJson(error.status, { __type: error.type, message: error.message });
+  }
+}
+
+function amzJson(status: number, value: unknown): HttpReply {
+  return {
+    status,
+    headers: { "content-type": "application/x-amz-json-1.1", "x-amzn-requestid": randomUUID() },
+    body: Buffer.from(JSON.stringify(value)),
+  };
+}
+
+function index(url: string, routes: readonly HttpRoute[]): HttpReply {
+  const lines = [
+    "genai-usage-metering local stack",
+    "",
+    `POST ${url}/   X-Amz-Target: AWSEvents.PutEvents   (EventBridge endpoint for the AWS SDK)`,
+    "GET  /               the dashboard (local/dashboard.ts)",
+    "GET  /local/         this index",
+    "GET  /local/health",
+    "GET  /local/queues",
+    "GET  /local/dlq[?queue=]",
+    "GET  /local/events[?source=&detail-type=&limit=]",
+    "",
+    "Usage API (same handlers as API Gateway):",
+    ...routes.map((r) => `${r.method.padEnd(4)} ${r.path}   -> ${r.handler}`),
+    "",
+  ];
+  return { status: 200, headers: { "content-type": "text/plain; charset=utf-8" }, body: Buffer.from(lines.join("\n")) };
+}
+
+/** One log line per enforcement event: `[enforcement] Tenant Throttled tenant=t-07 tier=advanced ...`. */
+export function enforcementLine(envelope: EventEnvelope): string {
+  const detail = (envelope.detail ?? {}) as Record<string, unknown>;
+  const parts = [`[enforcement] ${envelope["detail-type"]}`];
+  if (detail.tenantId !== undefined) parts.push(`tenant=${String(detail.tenantId)}`);
+  for (const [k, v] of Object.entries(detail)) {
+    if (k === "tenantId" || v === null || typeof v === "object") continue;
+    parts.push(`${k}=${String(v)}`);
+  }
+  return parts.join(" ");
+}
+
+function send(res: ServerResponse, reply: HttpReply): void {
+  res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
+  res.end(reply.body);
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      if (error.code === "EADDRINUSE") {
+        reject(new StartupError(`Port ${port} on ${host} is taken: stop what uses it or choose another with --port.`, { cause: error }));
+      } else reject(new StartupError(`cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      const addr = server.address();
+      resolve(typeof addr === "object" && addr ? addr.port : port);
+    });
+  });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,277 @@
+import {
+  ConverseCommand,
+  ConverseStreamCommand,
+  InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand,
+  type BedrockRuntimeClient,
+  type ConverseCommandInput,
+  type ConverseCommandOutput,
+  type ConverseStreamCommandInput,
+  type ConverseStreamCommandOutput,
+  type ConverseStreamOutput,
+  type InvokeModelCommandInput,
+  type InvokeModelCommandOutput,
+  type InvokeModelWithResponseStreamCommandInput,
+  type InvokeModelWithResponseStreamCommandOutput,
+  type ResponseStream,
+} from "@aws-sdk/client-bedrock-runtime";
+import { INVOCATION_SCHEMA_VERSION, INVOCATION_SOURCES, type InvocationEventV1 } from "../../events/invocation";
+import { allowAll, type DecisionSource } from "../decisions";
+import { TenantThrottledError } from "../errors";
+import { assertTenant, eventIdFrom, observeStream, route, safeEmit, stripUndefined, type Routing, type StreamEnd } from "../metering";
+import { charsPerTokenEstimate, consoleLogger, type CallContext, type DataplaneLogger, type TokenEstimator, type UsageSink } from "../ports";
+import {
+  bodyText,
+  decodeUtf8,
+  mergeUsage,
+  parseJson,
+  resolveUsage,
+  textOfBedrockChunk,
+  textOfJson,
+  usageFromAnthropicStreamEvent,
+  usageFromBedrockBody,
+  usageFromConverse,
+  usageFromHeaders,
+  usageFromInvocationMetrics,
+  type ReportedUsage,
+} from "../usage";
+import { captureResponseHeaders, type HeaderMap } from "./response-headers";
+
+export interface MeteredBedrockOptions {
+  client: BedrockRuntimeClient;
+  /** Where finished events go: usually a {@link UsageEmitter}. */
+  sink: UsageSink;
+  /** Per-tenant decisions (throttle / downgrade). Default: allow everything. */
+  decisions?: DecisionSource;
+  /** Used only for counts Bedrock did not report (aborted streams); such events carry `estimated: true`. */
+  estimator?: TokenEstimator;
+  logger?: DataplaneLogger;
+  clock?: () => Date;
+}
+
+export interface MeteredBedrockStats {
+  emitted: number;
+  throttled: number;
+  downgraded: number;
+}
+
+/**
+ * Bedrock runtime calls, metered per tenant. Each call: decision (throttle -> {@link TenantThrottledError}
+ * before any model call; downgrade -> `modelId` swapped to the target, `requestedModelId` recorded),
+ * the call itself (unchanged output), then one `InvocationEventV1` handed to the sink with the
+ * usage Bedrock reported. `eventId` is Bedrock's request id, the same `requestId` the model
+ * invocation log carries, so both sources of one call are counted once.
+ *
+ * A call that fails before a response arrives emits nothing (no output, nothing billed to
+ * attribute). A stream that fails midway, or that the consumer abandons, emits what was
+ * consumed with `status: "error" | "aborted"`; see {@link observeStream}.
+ */
+export class MeteredBedrock {
+  private readonly decisions: DecisionSource;
+  private readonly estimator: TokenEstimator;
+  private readonly logger: DataplaneLogger;
+  private readonly clock: () => Date;
+  private readonly counters: MeteredBedrockStats = { emitted: 0, throttled: 0, downgraded: 0 };
+
+  constructor(private readonly opts: MeteredBedrockOptions) {
+    this.decisions = opts.decisions ?? allowAll;
+    this.estimator = opts.estimator ?? charsPerTokenEstimate;
+    this.logger = opts.logger ?? consoleLogger;
+    this.clock = opts.clock ?? (() => new Date());
+  }
+
+  get stats(): MeteredBedrockStats {
+    return { ...this.counters };
+  }
+
+  /** Converse. The tenant (and feature) also go to Bedrock as `requestMetadata`, so the invocation log carries them. */
+  async converse(input: ConverseCommandInput, ctx: CallContext): Promise<ConverseCommandOutput> {
+    const routing = await this.route(ctx, input.modelId);
+    const started = this.clock();
+    const output = await this.opts.client.send(
+      new ConverseCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx) }),
+    );
+    const usage = resolveUsage(usageFromConverse(output.usage), {
+      promptText: () => textOfJson([input.system, input.messages]),
+      outputText: () => textOfJson(output.output?.message?.content),
+      estimator: this.estimator,
+    });
+    this.emit(ctx, routing, {
+      eventId: eventIdFrom(output.$metadata?.requestId),
+      occurredAt: started.toISOString(),
+      ...usage,
+      latencyMs: output.metrics?.latencyMs ?? this.clock().getTime() - started.getTime(),
+      status: "success",
+    });
+    return output;
+  }
+
+  /** ConverseStream. Usage comes from the stream's `metadata` event; see the class note on aborted streams. */
+  async converseStream(input: ConverseStreamCommandInput, ctx: CallContext): Promise<ConverseStreamCommandOutput> {
+    const routing = await this.route(ctx, input.modelId);
+    const started = this.clock();
+    const output = await this.opts.client.send(
+      new ConverseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx) }),
+    );
+    if (!output.stream) return output;
+    const eventId = eventIdFrom(output.$metadata?.requestId);
+    let reported: ReportedUsage = {};
+    let text = "";
+    let items = 0;
+    let inBandError = false;
+    const observe = (event: ConverseStreamOutput) => {
+      items++;
+      if (event.metadata) {
+        reported = mergeUsage(reported, usageFromConverse(event.metadata.usage));
+        if (event.metadata.metrics?.latencyMs !== undefined) reported.latencyMs = event.metadata.metrics.latencyMs;
+      }
+      const delta = event.contentBlockDelta?.delta;
+      if (delta?.text) text += delta.text;
+      if (delta?.reasoningContent?.text) text += delta.reasoningContent.text;
+      if (delta?.toolUse?.input) text += delta.toolUse.input;
+      if (event.internalServerException || event.modelStreamErrorException || event.serviceUnavailableException || event.throttlingException || event.validationException) {
+        inBandError = true;
+      }
+    };
+    const finish = (end: StreamEnd) => {
+      const status = inBandError && end === "success" ? "error" : end;
+      if (status === "error" && items === 0) return; // failed before anything was produced
+      const usage = resolveUsage(reported, {
+        promptText: () => textOfJson([input.system, input.messages]),
+        outputText: () => text,
+        estimator: this.estimator,
+      });
+      this.emit(ctx, routing, {
+        eventId,
+        occurredAt: started.toISOString(),
+        ...usage,
+        latencyMs: reported.latencyMs ?? this.clock().getTime() - started.getTime(),
+        status,
+      });
+    };
+    return { ...output, stream: observeStream(output.stream, observe, finish) };
+  }
+
+  /**
+   * InvokeModel. Token counts come from the `x-amzn-bedrock-*-token-count` response headers
+   * (captured by a per-command middleware), else from the model family's own usage in the
+   * body, else an estimate (`estimated: true`). InvokeModel has no request metadata, so the
+   * invocation log of such a call carries no tenant: it is reported as unattributed by the
+   * invocation-log source, and this event is the one that counts.
+   */
+  async invokeModel(input: InvokeModelCommandInput, ctx: CallContext): Promise<InvokeModelCommandOutput> {
+    const routing = await this.route(ctx, input.modelId);
+    const started = this.clock();
+    const command = new InvokeModelCommand({ ...input, modelId: routing.modelId });
+    let headers: HeaderMap = {};
+    captureResponseHeaders(command.middlewareStack, (h) => (headers = h));
+    const output = await this.opts.client.send(command);
+    const fromHeaders = usageFromHeaders(headers);
+    const responseJson = () => parseJson(decodeUtf8(output.body));
+    const reported =
+      fromHeaders.inputTokens !== undefined && fromHeaders.outputTokens !== undefined
+        ? fromHeaders
+        : mergeUsage(usageFromBedrockBody(responseJson()), fromHeaders);
+    const usage = resolveUsage(reported, {
+      promptText: () => textOfJson(parseJson(bodyText(input.body) ?? "")),
+      outputText: () => textOfJson(responseJson()),
+      estimator: this.estimator,
+    });
+    this.emit(ctx, routing, {
+      eventId: eventIdFrom(output.$metadata?.requestId ?? headers["x-amzn-requestid"]),
+      occurredAt: started.toISOString(),
+      ...usage,
+      latencyMs: reported.latencyMs ?? this.clock().getTime() - started.getTime(),
+      status: "success",
+    });
+    return output;
+  }
+
+  /**
+   * InvokeModelWithResponseStream. Usage comes from `amazon-bedrock-invocationMetrics` in the
+   * last chunk; before that, Anthropic's in-band `message_start`/`message_delta` usage is kept,
+   * so an aborted Claude stream still has its exact input count.
+   */
+  async invokeModelWithResponseStream(
+    input: InvokeModelWithResponseStreamCommandInput,
+    ctx: CallContext,
+  ): Promise<InvokeModelWithResponseStreamCommandOutput> {
+    const routing = await this.route(ctx, input.modelId);
+    const started = this.clock();
+    const output = await this.opts.client.send(new InvokeModelWithResponseStreamCommand({ ...input, modelId: routing.modelId }));
+    if (!output.body) return output;
+    const eventId = eventIdFrom(output.$metadata?.requestId);
+    let reported: ReportedUsage = {};
+    let metrics: ReportedUsage | undefined;
+    let text = "";
+    let items = 0;
+    let inBandError = false;
+    const observe = (part: ResponseStream) => {
+      items++;
+      if (!part.chunk) {
+        inBandError = true;
+        return;
+      }
+      const json = parseJson(decodeUtf8(part.chunk.bytes));
+      metrics = usageFromInvocationMetrics(json) ?? metrics;
+      reported = mergeUsage(reported, usageFromAnthropicStreamEvent(json));
+      text += textOfBedrockChunk(json);
+    };
+    const finish = (end: StreamEnd) => {
+      const status = inBandError && end === "success" ? "error" : end;
+      if (status === "error" && items === 0) return;
+      const best = metrics ? mergeUsage(reported, metrics) : reported;
+      const usage = resolveUsage(best, {
+        promptText: () => textOfJson(parseJson(bodyText(input.body) ?? "")),
+        outputText: () => text,
+        estimator: this.estimator,
+      });
+      this.emit(ctx, routing, {
+        eventId,
+        occurredAt: started.toISOString(),
+        ...usage,
+        latencyMs: best.latencyMs ?? this.clock().getTime() - started.getTime(),
+        status,
+      });
+    };
+    return { ...output, body: observeStream(output.body, observe, finish) };
+  }
+
+  private async route(ctx: CallContext, modelId: string | undefined): Promise<Routing> {
+    assertTenant(ctx);
+    try {
+      const routing = await route(this.decisions, ctx.tenantId, modelId ?? "", true, this.logger);
+      if (routing.requestedModelId) this.counters.downgraded++;
+      return routing;
+    } catch (error) {
+      if (error instanceof TenantThrottledError) this.counters.throttled++;
+      throw error;
+    }
+  }
+
+  private emit(
+    ctx: CallContext,
+    routing: Routing,
+    e: Pick<InvocationEventV1, "eventId" | "occurredAt" | "inputTokens" | "outputTokens" | "cacheReadInputTokens" | "cacheWriteInputTokens" | "latencyMs" | "status"> & { estimated: boolean },
+  ): void {
+    const event: InvocationEventV1 = stripUndefined({
+      ...e,
+      latencyMs: e.latencyMs === undefined ? undefined : Math.max(0, e.latencyMs),
+      estimated: e.estimated || undefined,
+      tenantId: ctx.tenantId,
+      feature: ctx.feature,
+      provider: "bedrock" as const,
+      modelId: routing.modelId,
+      requestedModelId: routing.requestedModelId,
+      tier: routing.decision.tier,
+      schemaVersion: INVOCATION_SCHEMA_VERSION,
+    });
+    this.counters.emitted++;
+    safeEmit(this.opts.sink, event, INVOCATION_SOURCES.bedrock, this.logger);
+  }
+}
+
+/** Bedrock request metadata: the caller's pairs plus the tenant (and feature), which win on conflict. */
+function withTenant(metadata: Record<string, string> | undefined, ctx: CallContext): Record<string, string> {
+  return { ...metadata, tenantId: ctx.tenantId, ...(ctx.feature ? { feature: ctx.feature } : {}) };
+}

@@ -1,0 +1,206 @@
+import { z } from "zod";
+import { modelIdSchema } from "../events/invocation";
+import { DecisionUnavailableError } from "./errors";
+import { consoleLogger, type DataplaneLogger } from "./ports";
+
+/** What the data plane should do with a tenant's next call. */
+export const tenantDecisionSchema = z.object({
+  tenantId: z.string().min(1),
+  decision: z.enum(["allow", "downgrade", "throttle"]),
+  targetModelId: modelIdSchema.optional(),
+  retryAfterSeconds: z.number().nonnegative().optional(),
+  tier: z.string().min(1).optional(),
+  period: z.string().min(1).optional(),
+  reason: z.string().optional(),
+});
+export type TenantDecision = z.infer<typeof tenantDecisionSchema>;
+
+/** Port: the current decision for a tenant. */
+export interface DecisionSource {
+  get(tenantId: string): Promise<TenantDecision>;
+}
+
+/** Always allow: for callers that do not enforce quotas (and tests). */
+export const allowAll: DecisionSource = { get: async (tenantId) => ({ tenantId, decision: "allow" }) };
+
+export interface HttpDecisionSourceOptions {
+  /** e.g. `https://api.example.com` or the local stack `http://127.0.0.1:4000`. */
+  baseUrl: string;
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  fetch?: typeof fetch;
+}
+
+/** GET `${baseUrl}/tenants/${tenantId}/decision` -> {@link TenantDecision}. */
+export class HttpDecisionSource implements DecisionSource {
+  private readonly fetch: typeof fetch;
+  constructor(private readonly opts: HttpDecisionSourceOptions) {
+    this.fetch = opts.fetch ?? globalThis.fetch;
+  }
+
+  async get(tenantId: string): Promise<TenantDecision> {
+    const url = `${this.opts.baseUrl.replace(/\/+$/, "")}/tenants/${encodeURIComponent(tenantId)}/decision`;
+    let response: Response;
+    try {
+      response = await this.fetch(url, {
+        headers: { accept: "application/json", ...this.opts.headers },
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 1_000),
+      });
+    } catch (cause) {
+      throw new DecisionUnavailableError(`decision request failed: ${describe(cause)}`, undefined, { cause });
+    }
+    if (!response.ok) {
+      throw new DecisionUnavailableError(`decision endpoint answered ${response.status}`, response.status);
+    }
+    let json: unknown;
+    try {
+      json = await response.json();
+    } catch (cause) {
+      throw new DecisionUnavailableError("decision endpoint answered invalid JSON", response.status, { cause });
+    }
+    const parsed = tenantDecisionSchema.safeParse(json);
+    if (!parsed.success || parsed.data.tenantId !== tenantId) {
+      throw new DecisionUnavailableError(
+        parsed.success ? `decision is for tenant '${parsed.data.tenantId}'` : "decision endpoint answered an unknown shape",
+        response.status,
+      );
+    }
+    return parsed.data;
+  }
+}
+
+/**
+ * The detail of an enforcement event (published by quota enforcement). Only the fields the
+ * data plane needs; anything else in the detail is ignored.
+ */
+export const enforcementDetailSchema = z.object({
+  tenantId: z.string().min(1),
+  action: z.enum(["warning", "downgrade", "throttle", "restore"]),
+  targetModelId: modelIdSchema.optional(),
+  retryAfterSeconds: z.number().nonnegative().optional(),
+  tier: z.string().min(1).optional(),
+  period: z.string().min(1).optional(),
+  reason: z.string().optional(),
+});
+export type EnforcementDetail = z.infer<typeof enforcementDetailSchema>;
+
+export interface CachedDecisionSourceOptions {
+  /** How long a fetched decision is used without asking again. Default 5 s. */
+  ttlMs?: number;
+  logger?: DataplaneLogger;
+  now?: () => number;
+}
+
+interface Entry {
+  decision: TenantDecision;
+  fetchedAt: number;
+  /** A fail-open placeholder, not a decision anybody made. */
+  failOpen: boolean;
+}
+
+/**
+ * Caches decisions for a short TTL so the hot path rarely waits on HTTP.
+ * - stale-while-error: when a refresh fails, the last known decision stays in force;
+ * - fail open: with no decision known at all, the call is allowed (and that is logged), since
+ *   an outage of the quota service must not take the product down;
+ * - enforcement events refresh an entry at once instead of waiting out the TTL.
+ * Concurrent calls for one tenant share one request.
+ */
+export class CachedDecisionSource implements DecisionSource {
+  private readonly entries = new Map<string, Entry>();
+  /** Bumped by every applied enforcement event; see `refresh`. */
+  private readonly generations = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<TenantDecision>>();
+  private readonly ttlMs: number;
+  private readonly logger: DataplaneLogger;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly inner: DecisionSource,
+    opts: CachedDecisionSourceOptions = {},
+  ) {
+    this.ttlMs = opts.ttlMs ?? 5_000;
+    this.logger = opts.logger ?? consoleLogger;
+    this.now = opts.now ?? Date.now;
+  }
+
+  async get(tenantId: string): Promise<TenantDecision> {
+    const entry = this.entries.get(tenantId);
+    if (entry && this.now() - entry.fetchedAt < this.ttlMs) return entry.decision;
+    let pending = this.inflight.get(tenantId);
+    if (!pending) {
+      pending = this.refresh(tenantId).finally(() => this.inflight.delete(tenantId));
+      this.inflight.set(tenantId, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Applies an enforcement event's detail (EventBridge `detail`). Returns false for a detail
+   * that is not an enforcement event. A warning changes nothing about what calls may do.
+   */
+  applyEnforcementEvent(detail: unknown): boolean {
+    const parsed = enforcementDetailSchema.safeParse(detail);
+    if (!parsed.success) {
+      this.logger.warn("ignored an enforcement event that does not parse", { issues: parsed.error.issues.length });
+      return false;
+    }
+    const d = parsed.data;
+    if (d.action === "warning") return true;
+    const base = { tenantId: d.tenantId, tier: d.tier, period: d.period, reason: d.reason };
+    const decision: TenantDecision =
+      d.action === "restore"
+        ? { ...base, decision: "allow" }
+        : d.action === "downgrade"
+          ? { ...base, decision: "downgrade", targetModelId: d.targetModelId }
+          : { ...base, decision: "throttle", retryAfterSeconds: d.retryAfterSeconds };
+    this.entries.set(d.tenantId, { decision: stripUndefined(decision), fetchedAt: this.now(), failOpen: false });
+    this.generations.set(d.tenantId, (this.generations.get(d.tenantId) ?? 0) + 1);
+    return true;
+  }
+
+  invalidate(tenantId?: string): void {
+    if (tenantId === undefined) this.entries.clear();
+    else this.entries.delete(tenantId);
+  }
+
+  private async refresh(tenantId: string): Promise<TenantDecision> {
+    const generation = this.generations.get(tenantId) ?? 0;
+    try {
+      const decision = await this.inner.get(tenantId);
+      // An enforcement event applied while this request was in flight is newer than the
+      // answer (which may have been computed before the event): keep the event's decision,
+      // or a throttle could be undone for a whole TTL by a slow "allow".
+      const current = this.entries.get(tenantId);
+      if ((this.generations.get(tenantId) ?? 0) !== generation && current) return current.decision;
+      this.entries.set(tenantId, { decision, fetchedAt: this.now(), failOpen: false });
+      return decision;
+    } catch (error) {
+      const last = this.entries.get(tenantId);
+      if (last) {
+        // Keep enforcing the last known decision; try again after another TTL.
+        this.entries.set(tenantId, { ...last, fetchedAt: this.now() });
+        this.logger.warn("decision refresh failed; keeping the last decision", {
+          tenantId,
+          decision: last.decision.decision,
+          failOpen: last.failOpen,
+          error: describe(error),
+        });
+        return last.decision;
+      }
+      const decision: TenantDecision = { tenantId, decision: "allow", reason: "fail-open: decision unavailable" };
+      // Cached like a real answer for one TTL, so an outage is not hammered once per call.
+      this.entries.set(tenantId, { decision, fetchedAt: this.now(), failOpen: true });
+      this.logger.warn("no decision available; failing open to allow", { tenantId, error: describe(error) });
+      return decision;
+    }
+  }
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,32 @@
+import { INVOCATION_SOURCES } from "../events/invocation";
+import type { QuarantineRecord } from "../usage/ports";
+import type { RejectedRecord, RejectedRecordSink } from "./ports";
+
+/**
+ * Keeps rejected log records in the ingest's quarantine (the same listing operators read
+ * through GET /quarantine), with reason `invocation-log:<reason>` and the S3 location.
+ * Keyed by object and line, so a redelivered object rewrites its own quarantine items.
+ */
+export function quarantineRejected(
+  store: { quarantine(record: QuarantineRecord): Promise<void> },
+  clock: () => Date = () => new Date(),
+): RejectedRecordSink {
+  return {
+    async keep(records: readonly RejectedRecord[]) {
+      const receivedAt = clock().toISOString();
+      for (const r of records) {
+        await store.quarantine({
+          // '#' is the key delimiter of the table: S3 keys may contain it.
+          messageId: `invocation-log:${r.bucket}/${r.key}:${r.line}`.replaceAll("#", "%23"),
+          receivedAt,
+          reason: `invocation-log:${r.reason}`,
+          message: `s3://${r.bucket}/${r.key} line ${r.line}: ${r.message}`,
+          body: r.raw,
+          source: INVOCATION_SOURCES.invocationLog,
+          tenantId: r.tenantId,
+          eventId: r.requestId,
+        });
+      }
+    },
+  };
+}

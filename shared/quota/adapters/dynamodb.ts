@@ -1,0 +1,324 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import {
+  BatchGetCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+  type UpdateCommandInput,
+} from "@aws-sdk/lib-dynamodb";
+import { keys } from "../../storage/keys";
+import type { UsageCounters } from "../../usage/model";
+import { nextMonthStart } from "../../usage/periods";
+import { ENFORCEMENT_DETAIL_TYPES, enforcementEventDetailSchema } from "../events";
+import type { EnforcementState, OutboxEntry, RateState, Restriction, TenantConfig, Transition } from "../model";
+import type { DecisionSnapshot, EnforcementLogEntry, EvaluationSnapshot, Page, QuotaStore } from "../ports";
+
+type Item = Record<string, unknown>;
+
+export interface DynamoQuotaStoreOptions {
+  /** Days an enforcement log entry is kept (TTL). */
+  logTtlDays?: number;
+  /** Days after its month ends that an enforcement state item is kept (TTL). */
+  stateTtlDays?: number;
+}
+
+const EPOCH = new Date(0).toISOString();
+
+/** DynamoDB adapter of {@link QuotaStore}: enforcement state items, tenant config, enforcement log. */
+export class DynamoQuotaStore implements QuotaStore {
+  private readonly logTtlDays: number;
+  private readonly stateTtlDays: number;
+
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    options: DynamoQuotaStoreOptions = {},
+  ) {
+    this.logTtlDays = options.logTtlDays ?? 90;
+    this.stateTtlDays = options.stateTtlDays ?? 400;
+  }
+
+  async loadForEvaluation(q: { tenantId: string; month: string; prevMonth: string; minutes: string[] }): Promise<EvaluationSnapshot> {
+    const { tenantId } = q;
+    const aggregate = keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: q.month });
+    const minuteKeys = q.minutes.map((m) => keys.minute(tenantId, m));
+    // Consistent reads: the ingest's transaction has just committed; a stale read would
+    // delay a crossing to the next batch (or past the end of the month).
+    const items = await this.batchGet(
+      [keys.config(tenantId), aggregate, keys.enforcement(tenantId, q.month), keys.enforcement(tenantId, q.prevMonth), ...minuteKeys],
+      true,
+    );
+    const minuteTotals: Record<string, UsageCounters> = {};
+    q.minutes.forEach((m, i) => {
+      const it = items.get(minuteKeys[i].sk);
+      if (it) minuteTotals[m] = it as unknown as UsageCounters;
+    });
+    return {
+      config: configFromItem(items.get(keys.config(tenantId).sk)),
+      monthTotals: items.get(aggregate.sk) as unknown as UsageCounters | undefined,
+      minuteTotals,
+      state: stateFromItem(items.get(keys.enforcement(tenantId, q.month).sk)),
+      prevState: stateFromItem(items.get(keys.enforcement(tenantId, q.prevMonth).sk)),
+    };
+  }
+
+  async loadForDecision(q: { tenantId: string; month: string; prevMonth: string }): Promise<DecisionSnapshot> {
+    const { tenantId } = q;
+    const aggregate = keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: q.month });
+    // One round trip, one partition; eventually consistent (the answer is cached 5 s anyway).
+    const items = await this.batchGet(
+      [keys.config(tenantId), aggregate, keys.enforcement(tenantId, q.month), keys.enforcement(tenantId, q.prevMonth)],
+      false,
+    );
+    return {
+      config: configFromItem(items.get(keys.config(tenantId).sk)),
+      monthTotals: items.get(aggregate.sk) as unknown as UsageCounters | undefined,
+      state: stateFromItem(items.get(keys.enforcement(tenantId, q.month).sk)),
+      prevState: stateFromItem(items.get(keys.enforcement(tenantId, q.prevMonth).sk)),
+    };
+  }
+
+  /** All keys share the tenant's partition, so items are told apart by sort key. */
+  private async batchGet(keyList: { pk: string; sk: string }[], consistent: boolean): Promise<Map<string, Item>> {
+    const out = new Map<string, Item>();
+    let pending: Record<string, unknown>[] | undefined = keyList;
+    for (let attempt = 0; pending && pending.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)));
+      if (attempt > 8) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed`);
+      const res = await this.doc.send(
+        new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: consistent } } }),
+      );
+      for (const it of res.Responses?.[this.tableName] ?? []) out.set(it.sk as string, it);
+      pending = res.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined;
+    }
+    return out;
+  }
+
+  async apply(tenantId: string, t: Transition): Promise<"applied" | "conflict"> {
+    const key = keys.enforcement(tenantId, t.period);
+    // Creates the item with empty maps if missing: nested SETs below need their parent map.
+    // Idempotent (if_not_exists everywhere), so no condition is needed.
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key,
+        UpdateExpression:
+          "SET crossed = if_not_exists(crossed, :empty), outbox = if_not_exists(outbox, :empty), tenantId = if_not_exists(tenantId, :tenant), #period = if_not_exists(#period, :period), expiresAt = if_not_exists(expiresAt, :exp)",
+        ExpressionAttributeNames: { "#period": "period" },
+        ExpressionAttributeValues: { ":empty": {}, ":tenant": tenantId, ":period": t.period, ":exp": this.stateExpiry(t.period) },
+      }),
+    );
+    const names: Record<string, string> = { "#id": t.entry.enforcementId };
+    const values: Record<string, unknown> = { ":entry": entryToItem(t.entry) };
+    let update: string;
+    let condition: string;
+    switch (t.kind) {
+      case "cross":
+        names["#k"] = t.key;
+        values[":at"] = t.entry.detail.occurredAt;
+        update = "SET crossed.#k = :at, outbox.#id = :entry";
+        // A threshold is crossed once per period and quota: a racing evaluation or a
+        // redelivered batch finds it recorded and publishes nothing.
+        condition = "attribute_not_exists(crossed.#k)";
+        break;
+      case "restrict":
+        names["#k"] = t.key;
+        values[":at"] = t.entry.detail.occurredAt;
+        values[":r"] = t.restriction;
+        update = "SET crossed.#k = :at, restriction = :r, outbox.#id = :entry";
+        // Once per threshold, and never a second restriction on top of an active one.
+        condition = "attribute_not_exists(crossed.#k) AND attribute_not_exists(restriction)";
+        break;
+      case "release":
+        values[":rid"] = t.restrictionId;
+        values[":rel"] = { enforcementId: t.entry.enforcementId, at: t.entry.detail.occurredAt, restrictionId: t.restrictionId };
+        update = "SET lastRelease = :rel, outbox.#id = :entry REMOVE restriction";
+        // Only the restriction we read is lifted, and only once (a racing release finds it gone).
+        condition = "restriction.enforcementId = :rid";
+        break;
+      case "rate-throttle":
+        names["#m"] = "minute";
+        values[":m"] = t.minute;
+        if (t.newWindow) {
+          values[":rate"] = t.rate;
+          update = "SET rate = :rate, outbox.#id = :entry";
+          // Minutes only move forward: an older window can never overwrite a newer one, and a
+          // second throttle of the same window takes the branch below.
+          condition = "attribute_not_exists(rate) OR rate.#m < :m";
+        } else {
+          names["#keys"] = "keys";
+          values[":kl"] = [t.limit];
+          values[":k"] = t.limit;
+          update = "SET rate.#keys = list_append(rate.#keys, :kl), outbox.#id = :entry";
+          // Once per limit and minute.
+          condition = "rate.#m = :m AND NOT contains(rate.#keys, :k)";
+        }
+        break;
+      case "rate-release":
+        names["#m"] = "minute";
+        values[":m"] = t.minute;
+        values[":t"] = true;
+        values[":f"] = false;
+        values[":at"] = t.entry.detail.occurredAt;
+        update = "SET rate.active = :f, rate.restoredAt = :at, outbox.#id = :entry";
+        // Once per throttled minute; a newer throttle (other minute) is not lifted by this.
+        condition = "rate.#m = :m AND rate.active = :t";
+        break;
+    }
+    const input: UpdateCommandInput = {
+      TableName: this.tableName,
+      Key: key,
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    };
+    try {
+      await this.doc.send(new UpdateCommand(input));
+      return "applied";
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return "conflict";
+      throw error;
+    }
+  }
+
+  async claim(tenantId: string, period: string, enforcementId: string, seenLeaseUntil: string, leaseUntil: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.enforcement(tenantId, period),
+          UpdateExpression: "SET outbox.#id.leaseUntil = :new",
+          // Compare-and-set on the lease we saw expire: of several evaluations retrying the
+          // same pending entry, one publishes it.
+          ConditionExpression: "outbox.#id.leaseUntil = :seen",
+          ExpressionAttributeNames: { "#id": enforcementId },
+          ExpressionAttributeValues: { ":new": leaseUntil, ":seen": seenLeaseUntil },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async release(tenantId: string, period: string, enforcementId: string, leaseUntil: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.enforcement(tenantId, period),
+          UpdateExpression: "SET outbox.#id.leaseUntil = :zero",
+          // Only our own lease: one taken over meanwhile by another evaluation stays its own.
+          ConditionExpression: "outbox.#id.leaseUntil = :mine",
+          ExpressionAttributeNames: { "#id": enforcementId },
+          ExpressionAttributeValues: { ":zero": EPOCH, ":mine": leaseUntil },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async markPublished(tenantId: string, period: string, entry: OutboxEntry, publishedAt: string): Promise<void> {
+    const d = entry.detail;
+    const day = d.occurredAt.slice(0, 10);
+    // Keyed by the event's own time and identity: a republished event rewrites the same entry.
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...keys.enforcementLog(day, d.occurredAt, tenantId, `${d.action}:${d.threshold}:${d.period}`),
+          enforcementId: d.enforcementId,
+          detailType: ENFORCEMENT_DETAIL_TYPES[d.action],
+          detail: JSON.stringify(d),
+          publishedAt,
+          expiresAt: Math.floor(Date.parse(d.occurredAt) / 1000) + this.logTtlDays * 86_400,
+        },
+      }),
+    );
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.enforcement(tenantId, period),
+          UpdateExpression: "REMOVE outbox.#id",
+          // Never resurrect a state item TTL has deleted as a key-only stub.
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeNames: { "#id": entry.enforcementId },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async getConfig(tenantId: string): Promise<TenantConfig | undefined> {
+    const res = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.config(tenantId) }));
+    return configFromItem(res.Item);
+  }
+
+  async putConfig(config: TenantConfig): Promise<void> {
+    // Last writer wins: the operator's latest PUT is the config.
+    await this.doc.send(new PutCommand({ TableName: this.tableName, Item: { ...keys.config(config.tenantId), ...config } }));
+  }
+
+  async listLog(day: string, limit: number, cursor?: string): Promise<Page<EnforcementLogEntry>> {
+    const res = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": keys.enforcementLog(day, "", "", "").pk },
+        Limit: limit,
+        ExclusiveStartKey: cursor ? (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Record<string, unknown>) : undefined,
+      }),
+    );
+    return {
+      items: (res.Items ?? []).map((it) => ({
+        day,
+        detailType: it.detailType as string,
+        detail: enforcementEventDetailSchema.parse(JSON.parse(it.detail as string)),
+        publishedAt: it.publishedAt as string,
+      })),
+      cursor: res.LastEvaluatedKey ? Buffer.from(JSON.stringify(res.LastEvaluatedKey)).toString("base64url") : undefined,
+    };
+  }
+
+  private stateExpiry(period: string): number {
+    return Math.floor(nextMonthStart(period.slice(0, 7)).getTime() / 1000) + this.stateTtlDays * 86_400;
+  }
+}
+
+function entryToItem(e: OutboxEntry): Item {
+  // The detail is stored as JSON text so it comes back byte-for-byte for a republish.
+  return { enforcementId: e.enforcementId, leaseUntil: e.leaseUntil, detail: JSON.stringify(e.detail) };
+}
+
+function stateFromItem(it: Item | undefined): EnforcementState | undefined {
+  if (!it) return undefined;
+  const outbox: Record<string, OutboxEntry> = {};
+  for (const [id, raw] of Object.entries((it.outbox as Record<string, Item> | undefined) ?? {})) {
+    outbox[id] = {
+      enforcementId: raw.enforcementId as string,
+      leaseUntil: raw.leaseUntil as string,
+      detail: enforcementEventDetailSchema.parse(JSON.parse(raw.detail as string)),
+    };
+  }
+  return {
+    tenantId: it.tenantId as string,
+    period: it.period as string,
+    crossed: (it.crossed as Record<string, string> | undefined) ?? {},
+    restriction: it.restriction as Restriction | undefined,
+    rate: it.rate as RateState | undefined,
+    outbox,
+  };
+}
+
+function configFromItem(it: Item | undefined): TenantConfig | undefined {
+  if (!it) return undefined;
+  const { pk: _pk, sk: _sk, ...rest } = it;
+  return rest as unknown as TenantConfig;
+}

@@ -1,0 +1,22 @@
+import { awsClients } from "../../runtime/aws";
+import type { RuntimeConfig } from "../../runtime/config";
+import type { QuotaEvaluator } from "../service";
+import { loadTierCatalog } from "../tiers";
+import { createQuotaEvaluator, eventBridgePublisher } from "./wiring";
+
+let cached: QuotaEvaluator | undefined;
+
+/** The process-wide quota service of a handler, built from the runtime config on first use. */
+export function quotaServiceFromConfig(cfg: RuntimeConfig): QuotaEvaluator {
+  if (cached) return cached;
+  const clients = awsClients(cfg);
+  cached = createQuotaEvaluator({
+    dynamo: clients.doc,
+    tableName: cfg.USAGE_TABLE_NAME,
+    publisher: eventBridgePublisher(clients.eventBridge, cfg.EVENT_BUS_NAME),
+    tiers: loadTierCatalog(cfg.TIER_CATALOG_JSON),
+    defaultTier: cfg.QUOTA_DEFAULT_TIER,
+    store: { logTtlDays: cfg.ENFORCEMENT_LOG_TTL_DAYS },
+  });
+  return cached;
+}

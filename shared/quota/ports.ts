@@ -1,0 +1,67 @@
+import type { UsageCounters } from "../usage/model";
+import type { EnforcementEventDetail } from "./events";
+import type { EnforcementState, OutboxEntry, TenantConfig, Transition } from "./model";
+
+/** Everything one evaluation reads, in one round trip. */
+export interface EvaluationSnapshot {
+  config?: TenantConfig;
+  /** Month totals of the evaluated month (absent = no usage yet). */
+  monthTotals?: UsageCounters;
+  /** Minute windows by yyyy-mm-ddThh:mm. */
+  minuteTotals: Record<string, UsageCounters>;
+  state?: EnforcementState;
+  prevState?: EnforcementState;
+}
+
+export interface DecisionSnapshot {
+  config?: TenantConfig;
+  /** Month totals, for the usage/quota figures shown with the decision. */
+  monthTotals?: UsageCounters;
+  state?: EnforcementState;
+  prevState?: EnforcementState;
+}
+
+export interface EnforcementLogEntry {
+  day: string;
+  detailType: string;
+  detail: EnforcementEventDetail;
+  publishedAt: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  cursor?: string;
+}
+
+/** Port: enforcement state, tenant config and the enforcement log (DynamoDB adapter). */
+export interface QuotaStore {
+  loadForEvaluation(q: { tenantId: string; month: string; prevMonth: string; minutes: string[] }): Promise<EvaluationSnapshot>;
+  /** Cheap read for the data plane (eventually consistent). */
+  loadForDecision(q: { tenantId: string; month: string; prevMonth: string }): Promise<DecisionSnapshot>;
+  /**
+   * Records a transition and its outbox entry with one conditional write. `conflict` means the
+   * state changed since it was read (another evaluation won, or the transition already happened).
+   */
+  apply(tenantId: string, t: Transition): Promise<"applied" | "conflict">;
+  /** Takes over a pending entry whose lease (`seenLeaseUntil`) ran out; false if someone else did. */
+  claim(tenantId: string, period: string, enforcementId: string, seenLeaseUntil: string, leaseUntil: string): Promise<boolean>;
+  /** Gives a lease back after a failed publish so the next evaluation retries at once. */
+  release(tenantId: string, period: string, enforcementId: string, leaseUntil: string): Promise<void>;
+  /** After a successful publish: writes the enforcement log entry and drops the outbox entry. */
+  markPublished(tenantId: string, period: string, entry: OutboxEntry, publishedAt: string): Promise<void>;
+  getConfig(tenantId: string): Promise<TenantConfig | undefined>;
+  putConfig(config: TenantConfig): Promise<void>;
+  listLog(day: string, limit: number, cursor?: string): Promise<Page<EnforcementLogEntry>>;
+}
+
+export interface PublishResult {
+  /** enforcementIds that were accepted by the bus. */
+  published: string[];
+  /** enforcementIds the bus refused, with the reason. */
+  failed: { enforcementId: string; reason: string }[];
+}
+
+/** Port: the bus enforcement events go to (EventBridge adapter). Throws only when the call itself fails. */
+export interface EnforcementPublisher {
+  publish(details: readonly EnforcementEventDetail[]): Promise<PublishResult>;
+}

@@ -1,0 +1,218 @@
+import { decide, minuteOf, monthOf, planTransitions, previousMonth, PUBLISH_LEASE_MS } from "./evaluate";
+import { QuotaContentionError, QuotaPublishError } from "./errors";
+import {
+  effectivePolicy,
+  tenantConfigInputSchema,
+  usageSnapshot,
+  usedRatio,
+  type Decision,
+  type EnforcementOutcome,
+  type EnforcementState,
+  type OutboxEntry,
+  type TenantConfig,
+  type TenantConfigInput,
+} from "./model";
+import { QuotaConfigInvalidError } from "./errors";
+import type { EnforcementLogEntry, EnforcementPublisher, Page, QuotaStore } from "./ports";
+import { DEFAULT_TIERS, type TierCatalog, type TierName, type TierPolicy } from "./tiers";
+
+export interface EvaluateInput {
+  tenantId: string;
+  /** Month (yyyy-mm) of the aggregates the ingest just committed. */
+  month: string;
+  /** Minute windows (yyyy-mm-ddThh:mm) the ingest just added to. */
+  minutes: string[];
+  now: Date;
+}
+
+export interface QuotaServiceDeps {
+  store: QuotaStore;
+  publisher: EnforcementPublisher;
+  tiers?: TierCatalog;
+  /** Tier of a tenant without a CONFIG item. */
+  defaultTier?: TierName;
+  clock?: () => Date;
+}
+
+/** Bound on re-reads when concurrent evaluations of a tenant keep winning the conditional writes. */
+const MAX_ROUNDS = 5;
+/** Live minute windows read per evaluation (the current minute and clock-skewed later ones). */
+const MAX_WINDOWS = 3;
+
+/**
+ * Quota enforcement: evaluates a tenant's month and minute windows after the ingest counted
+ * its events, records each due transition once (conditional write + outbox entry), publishes
+ * the entries, and answers the data plane's "what do I do with this tenant's next call".
+ */
+export class QuotaEvaluator {
+  private readonly tiers: TierCatalog;
+  private readonly defaultTier: TierName;
+  private readonly clock: () => Date;
+
+  constructor(private readonly deps: QuotaServiceDeps) {
+    this.tiers = deps.tiers ?? DEFAULT_TIERS;
+    this.defaultTier = deps.defaultTier ?? "basic";
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  policyOf(config: TenantConfig | undefined): TierPolicy {
+    return effectivePolicy(this.tiers, config, this.defaultTier);
+  }
+
+  /**
+   * Idempotent: safe to call again for the same tenant (SQS redelivery, concurrent batches).
+   * A closed month (input.month before the month of `now`) is never enforced: late usage is
+   * billed, but the current month is what gets evaluated. Throws when publishing failed
+   * (the entries stay pending and the next evaluation republishes them with the same id).
+   */
+  async evaluate(input: EvaluateInput): Promise<EnforcementOutcome[]> {
+    const { tenantId, now } = input;
+    const current = monthOf(now);
+    const month = input.month > current ? input.month : current;
+    const currentMinute = minuteOf(now);
+    const minutes = [...new Set([currentMinute, ...input.minutes.filter((m) => m >= currentMinute)])].sort().slice(0, MAX_WINDOWS);
+
+    const own = new Map<string, { period: string; entry: OutboxEntry; breach: boolean }>();
+    let snapshotStates: EnforcementState[] = [];
+    let settled = false;
+    for (let round = 0; round < MAX_ROUNDS && !settled; round++) {
+      const snap = await this.deps.store.loadForEvaluation({ tenantId, month, prevMonth: previousMonth(month), minutes });
+      snapshotStates = [snap.prevState, snap.state].filter((s): s is EnforcementState => s !== undefined);
+      const plan = planTransitions({
+        tenantId,
+        month,
+        now,
+        policy: this.policyOf(snap.config),
+        monthTotals: snap.monthTotals,
+        minuteTotals: snap.minuteTotals,
+        state: snap.state,
+        prevState: snap.prevState,
+      });
+      settled = true;
+      for (const t of plan) {
+        if ((await this.deps.store.apply(tenantId, t)) === "conflict") {
+          // Someone changed the state since our read (or recorded this very transition):
+          // re-read and re-plan rather than act on a stale view.
+          settled = false;
+          break;
+        }
+        own.set(t.entry.enforcementId, { period: t.period, entry: t.entry, breach: t.kind === "restrict" || (t.kind === "cross" && t.entry.detail.threshold === 1) });
+      }
+    }
+    if (!settled) throw new QuotaContentionError(`tenant ${tenantId}: state kept changing during ${MAX_ROUNDS} evaluation rounds`);
+
+    // Entries left pending by an earlier failed or crashed publish, whose lease has run out.
+    const retries: { period: string; entry: OutboxEntry }[] = [];
+    for (const s of snapshotStates) {
+      for (const e of Object.values(s.outbox)) {
+        if (own.has(e.enforcementId) || Date.parse(e.leaseUntil) > now.getTime()) continue;
+        const leaseUntil = new Date(now.getTime() + PUBLISH_LEASE_MS).toISOString();
+        if (await this.deps.store.claim(tenantId, s.period, e.enforcementId, e.leaseUntil, leaseUntil)) {
+          retries.push({ period: s.period, entry: { ...e, leaseUntil } });
+        }
+      }
+    }
+
+    const batch = [
+      ...[...own.values()].map((o) => ({ ...o, retry: false })),
+      ...retries.map((r) => ({ ...r, breach: false, retry: true })),
+    ];
+    if (batch.length === 0) return [];
+    const result = await this.publishAll(tenantId, batch);
+    return batch.map(({ entry, retry, breach }) => ({
+      enforcementId: entry.enforcementId,
+      action: entry.detail.action,
+      period: entry.detail.period,
+      threshold: entry.detail.threshold,
+      status: result.has(entry.enforcementId) ? (retry ? "republished" : "published") : "pending",
+      breach,
+    }));
+  }
+
+  private async publishAll(tenantId: string, batch: { period: string; entry: OutboxEntry }[]): Promise<Set<string>> {
+    const ok = new Set<string>();
+    const failed: string[] = [];
+    let cause: unknown;
+    for (let i = 0; i < batch.length; i += 10) {
+      const chunk = batch.slice(i, i + 10); // PutEvents takes at most 10 entries
+      try {
+        const r = await this.deps.publisher.publish(chunk.map((c) => c.entry.detail));
+        for (const id of r.published) ok.add(id);
+        failed.push(...r.failed.map((f) => f.enforcementId));
+      } catch (error) {
+        cause = error;
+        failed.push(...chunk.map((c) => c.entry.enforcementId));
+      }
+    }
+    const publishedAt = this.clock().toISOString();
+    for (const { period, entry } of batch) {
+      if (ok.has(entry.enforcementId)) await this.deps.store.markPublished(tenantId, period, entry, publishedAt);
+      else await this.deps.store.release(tenantId, period, entry.enforcementId, entry.leaseUntil);
+    }
+    if (failed.length > 0) {
+      throw new QuotaPublishError(`tenant ${tenantId}: ${failed.length} enforcement event(s) not published; they stay pending`, failed, { cause });
+    }
+    return ok;
+  }
+
+  /**
+   * Decision for the tenant's next call: one read of config + this and last month's state.
+   * At a period rollover the restore of last month's restriction is due; it is recorded and
+   * published here (once: the evaluation's conditional write) if no ingest did it yet.
+   */
+  async decision(tenantId: string, now = this.clock()): Promise<Decision & { pendingRestore?: boolean }> {
+    const month = monthOf(now);
+    const snap = await this.deps.store.loadForDecision({ tenantId, month, prevMonth: previousMonth(month) });
+    const policy = this.policyOf(snap.config);
+    let pendingRestore: boolean | undefined;
+    if (snap.prevState?.restriction) {
+      try {
+        await this.evaluate({ tenantId, month, minutes: [], now });
+      } catch (error) {
+        // The decision is right either way (a new month starts unrestricted); the restore
+        // stays pending in the outbox and is republished by the next evaluation.
+        if (!(error instanceof QuotaPublishError || error instanceof QuotaContentionError)) throw error;
+        pendingRestore = true;
+      }
+    }
+    const d = decide({ tenantId, now, policy, state: snap.state });
+    const u = usageSnapshot(snap.monthTotals);
+    return {
+      tenantId,
+      tier: policy.tier,
+      period: month,
+      ...d,
+      evaluatedAt: now.toISOString(),
+      usage: { tokens: u.tokens, requests: u.requests, costUsd: u.costUsd },
+      quota: { monthlyTokens: policy.monthlyTokens, monthlyUsd: policy.monthlyUsd, tokensPerMinute: policy.tokensPerMinute, requestsPerMinute: policy.requestsPerMinute },
+      usedRatio: Math.round(usedRatio(u, policy) * 10_000) / 10_000,
+      ...(pendingRestore ? { pendingRestore } : {}),
+    };
+  }
+
+  async getConfig(tenantId: string): Promise<{ tenantId: string; configured: boolean; config?: TenantConfig; effective: TierPolicy }> {
+    const config = await this.deps.store.getConfig(tenantId);
+    return { tenantId, configured: config !== undefined, config, effective: this.policyOf(config) };
+  }
+
+  /**
+   * Replaces a tenant's config, then evaluates the current month so a raised quota (or a
+   * better tier) restores the tenant at once and a lowered one acts at once.
+   */
+  async putConfig(tenantId: string, body: unknown): Promise<{ config: TenantConfig; effective: TierPolicy; outcomes: EnforcementOutcome[] }> {
+    const parsed = tenantConfigInputSchema.safeParse(body);
+    if (!parsed.success) {
+      const reasons = parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`);
+      throw new QuotaConfigInvalidError(`invalid tenant config: ${reasons.join("; ")}`, reasons);
+    }
+    const now = this.clock();
+    const config: TenantConfig = { ...(parsed.data as TenantConfigInput), tenantId, updatedAt: now.toISOString() };
+    await this.deps.store.putConfig(config);
+    const outcomes = await this.evaluate({ tenantId, month: monthOf(now), minutes: [], now });
+    return { config, effective: this.policyOf(config), outcomes };
+  }
+
+  events(day: string, limit: number, cursor?: string): Promise<Page<EnforcementLogEntry>> {
+    return this.deps.store.listLog(day, limit, cursor);
+  }
+}

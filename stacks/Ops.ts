@@ -1,0 +1,152 @@
+import { Duration } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
+import { use, type StackContext } from "sst/constructs";
+import { COST_METRICS, DIMENSIONS, PIPELINE_METRICS } from "../shared/observability/metric-names";
+import { Alerts } from "./Alerts";
+import { Enforcement } from "./Enforcement";
+import { Ingest } from "./Ingest";
+import { Jobs } from "./Jobs";
+import { METRICS_NAMESPACE, SERVICE_NAME } from "./support";
+
+/** Alarm thresholds. Named here so the README and the tests quote one value. */
+export const THRESHOLDS = {
+  /** Oldest ingest message older than this: consumers are not keeping up (or are failing). */
+  ingestQueueAgeSeconds: 300,
+  /** p99 of occurredAt -> aggregated above this for three 5-minute periods. */
+  ingestLagP99Ms: 300_000,
+} as const;
+
+/**
+ * CloudWatch alarms (-> ops topic) and the pipeline dashboard. Last in the stack order because it
+ * watches resources of every other stack; the metric names come from
+ * shared/observability/metric-names.ts, the list the handlers emit from.
+ */
+export function Ops({ stack, app }: StackContext) {
+  const { topic } = use(Alerts);
+  const { consumers, ingest } = use(Ingest);
+  const enforcement = use(Enforcement);
+  const { jobs } = use(Jobs);
+  const action = new SnsAction(topic);
+
+  const alarm = (id: string, props: cloudwatch.CreateAlarmOptions & { metric: cloudwatch.IMetric }) => {
+    const created = new cloudwatch.Alarm(stack, id, {
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      ...props,
+      alarmName: app.logicalPrefixedName(id),
+    });
+    created.addAlarmAction(action);
+    return created;
+  };
+
+  const dlqs: { name: string; queue: sqs.IQueue }[] = [
+    ...consumers.map((c) => ({ name: `${c.rule.name}-dlq`, queue: c.dlq })),
+    ...enforcement.dlqs,
+  ];
+  const dlqDepth = (queue: sqs.IQueue, name: string) =>
+    queue.metricApproximateNumberOfMessagesVisible({ statistic: "Maximum", period: Duration.minutes(1), label: name });
+
+  for (const { name, queue } of dlqs) {
+    alarm(`DlqDepth-${name}`, {
+      alarmDescription: `Messages in ${name}: events that failed every retry and were not counted or delivered. Inspect and redrive.`,
+      metric: dlqDepth(queue, name),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+  }
+
+  alarm("IngestErrors", {
+    alarmDescription: "The ingest consumer threw (whole batch retried), not a per-record failure.",
+    metric: ingest.fn.metricErrors({ statistic: "Sum", period: Duration.minutes(5) }),
+    threshold: 0,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 1,
+  });
+
+  alarm("IngestQueueAge", {
+    alarmDescription: `Oldest ingest message older than ${THRESHOLDS.ingestQueueAgeSeconds}s: usage is being counted late.`,
+    metric: ingest.queue.metricApproximateAgeOfOldestMessage({ statistic: "Maximum", period: Duration.minutes(1) }),
+    threshold: THRESHOLDS.ingestQueueAgeSeconds,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 3,
+  });
+
+  alarm("IngestLagP99", {
+    alarmDescription: `p99 of occurredAt -> aggregated above ${THRESHOLDS.ingestLagP99Ms} ms.`,
+    metric: pipelineMetric(PIPELINE_METRICS.ingestLag, "p99", Duration.minutes(5)),
+    threshold: THRESHOLDS.ingestLagP99Ms,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 3,
+  });
+
+  alarm("QuotaBreaches", {
+    alarmDescription: "A tenant crossed 100% of a quota; enforcement events were published.",
+    metric: pipelineMetric(PIPELINE_METRICS.quotaBreaches, "Sum", Duration.minutes(5)),
+    threshold: 0,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 1,
+  });
+
+  jobs.forEach(({ name, fn }) =>
+    alarm(`JobErrors-${name}`, {
+      alarmDescription: "A scheduled job failed; the period it covers is not allocated/exported.",
+      metric: fn.metricErrors({ statistic: "Sum", period: Duration.minutes(5) }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+    }),
+  );
+
+  const fiveMin = Duration.minutes(5);
+  const dashboard = new cloudwatch.Dashboard(stack, "Dashboard", {
+    dashboardName: app.logicalPrefixedName("pipeline"),
+    defaultInterval: Duration.days(1),
+  });
+  dashboard.addWidgets(
+    graph("Events ingested", [pipelineMetric(PIPELINE_METRICS.eventsIngested, "Sum", fiveMin)]),
+    graph("Duplicates", [pipelineMetric(PIPELINE_METRICS.duplicates, "Sum", fiveMin)]),
+    graph("Quarantined", [pipelineMetric(PIPELINE_METRICS.quarantined, "Sum", fiveMin)]),
+  );
+  dashboard.addWidgets(
+    graph("Ingest lag (ms)", [
+      pipelineMetric(PIPELINE_METRICS.ingestLag, "p50", fiveMin),
+      pipelineMetric(PIPELINE_METRICS.ingestLag, "p99", fiveMin),
+    ]),
+    graph("DLQ depth", dlqs.map(({ name, queue }) => dlqDepth(queue, name))),
+    graph("Enforcement events", [pipelineMetric(PIPELINE_METRICS.enforcementEvents, "Sum", fiveMin)]),
+  );
+  dashboard.addWidgets(
+    graph(
+      "Cost per tier (USD)",
+      [
+        // Metrics Insights groups over every dimension set the emitter uses (tenant, tier, model),
+        // so the widget does not depend on one exact dimension combination.
+        new cloudwatch.MathExpression({
+          expression: `SELECT SUM(${COST_METRICS.costUsd}) FROM ${METRICS_NAMESPACE} WHERE ${DIMENSIONS.service} = '${SERVICE_NAME}' GROUP BY ${DIMENSIONS.tier}`,
+          period: Duration.hours(1),
+          label: "Cost per tier",
+        }),
+      ],
+      24,
+    ),
+  );
+
+  return { dashboard };
+}
+
+function pipelineMetric(metricName: string, statistic: string, period: Duration): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { [DIMENSIONS.service]: SERVICE_NAME },
+    statistic,
+    period,
+  });
+}
+
+function graph(title: string, left: cloudwatch.IMetric[], width = 8): cloudwatch.GraphWidget {
+  return new cloudwatch.GraphWidget({ title, left, width, height: 6 });
+}

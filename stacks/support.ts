@@ -1,0 +1,106 @@
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import type { ITable } from "aws-cdk-lib/aws-dynamodb";
+import type { Construct } from "constructs";
+import type { App, FunctionProps } from "sst/constructs";
+import { METRICS_NAMESPACE_DEFAULT } from "../shared/observability/metric-names";
+
+/**
+ * Helpers shared by the stack functions: stage policy, function defaults, queue shapes and
+ * least-privilege DynamoDB statements. No resources are created here except through the
+ * helpers' explicit calls from a stack.
+ */
+
+/** Value of the `service` metric dimension; handlers read it from SERVICE_NAME, alarms filter on it. */
+export const SERVICE_NAME = "genai-metering";
+export const METRICS_NAMESPACE = METRICS_NAMESPACE_DEFAULT;
+
+/** Stages whose data may be thrown away on `sst remove`. Every other stage keeps tables and buckets. */
+const DISPOSABLE_STAGES = new Set(["dev", "local"]);
+
+export function isDisposableStage(app: App): boolean {
+  return app.mode === "dev" || DISPOSABLE_STAGES.has(app.stage);
+}
+
+/** RETAIN for every stage that may hold real usage or billing data. */
+export function dataRemovalPolicy(app: App): RemovalPolicy {
+  return isDisposableStage(app) ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+}
+
+/** Props every Lambda of the pipeline shares; stacks add handler, timeout, environment and permissions. */
+export function baseFunctionProps(): FunctionProps {
+  return {
+    runtime: "nodejs22.x",
+    architecture: "arm_64",
+    memorySize: 512,
+    tracing: "active",
+    logRetention: "one_month",
+    nodejs: { format: "esm", sourcemap: true },
+  };
+}
+
+/** Environment every handler needs to build its config (see shared/runtime/config.ts). */
+export function baseEnvironment(table: { tableName: string }): Record<string, string> {
+  return {
+    USAGE_TABLE_NAME: table.tableName,
+    SERVICE_NAME,
+    METRICS_NAMESPACE,
+  };
+}
+
+/**
+ * A dead-letter queue. SQS-managed SSE (not the AWS-managed KMS key `alias/aws/sqs`) because
+ * EventBridge cannot send to a queue encrypted with an AWS-managed KMS key.
+ */
+export function deadLetterQueue(scope: Construct, id: string, app: App, name: string): sqs.Queue {
+  return new sqs.Queue(scope, id, {
+    queueName: app.logicalPrefixedName(`${name}-dlq`),
+    encryption: sqs.QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+  });
+}
+
+/** Queue props shared by every work queue: SSE, TLS only, redrive to `dlq` after `maxReceiveCount` receives. */
+export function workQueueProps(dlq: sqs.IQueue, maxReceiveCount: number, visibilityTimeout: Duration): sqs.QueueProps {
+  return {
+    encryption: sqs.QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    visibilityTimeout,
+    retentionPeriod: Duration.days(4),
+    deadLetterQueue: { queue: dlq, maxReceiveCount },
+  };
+}
+
+/**
+ * AWS guidance for SQS event sources: the queue's visibility timeout is at least six times the
+ * function timeout plus the batching window, so a message still being retried by Lambda's
+ * poller is not handed to a second invocation (which would process it concurrently).
+ */
+export function consumerVisibilityTimeout(functionTimeoutSeconds: number, batchingWindowSeconds: number, floorSeconds: number): Duration {
+  return Duration.seconds(Math.max(floorSeconds, 6 * functionTimeoutSeconds + batchingWindowSeconds));
+}
+
+/** Reads: single items, tenant-partition batches (quota decision), key-condition queries. Never Scan. */
+export const DYNAMO_READ_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"] as const;
+
+/**
+ * An Allow statement for `actions` on the usage table (and, when asked, its indexes) only.
+ * `leadingKeyPrefixes` narrows writes to partitions whose key starts with one of the prefixes:
+ * IAM cannot match a sort key, so the partition prefix is the narrowest scope it offers.
+ */
+export function tableStatement(
+  table: ITable,
+  actions: readonly string[],
+  options: { indexes?: boolean; leadingKeyPrefixes?: readonly string[] } = {},
+): PolicyStatement {
+  return new PolicyStatement({
+    effect: Effect.ALLOW,
+    actions: [...actions],
+    resources: options.indexes ? [table.tableArn, `${table.tableArn}/index/*`] : [table.tableArn],
+    conditions: options.leadingKeyPrefixes
+      ? { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": options.leadingKeyPrefixes.map((p) => `${p}*`) } }
+      : undefined,
+  });
+}

@@ -1,0 +1,37 @@
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import type { Context, ScheduledEvent } from "aws-lambda";
+import { describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { hourCostNanoUsd, DEFAULT_ENDPOINTS } from "../../shared/allocation/endpoints";
+import { resetConfig } from "../../shared/runtime/config";
+import { documentClient } from "../../shared/storage/adapters/dynamodb";
+import { endpointKeys, keys } from "../../shared/storage/keys";
+import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+
+const scheduled = (time: string) => ({ time, "detail-type": "Scheduled Event", source: "aws.events", detail: {} }) as unknown as ScheduledEvent;
+
+describe("scheduled allocate handler (DynamoDB Local)", () => {
+  it("allocates the previous hour of every catalogued endpoint, and a retry changes nothing", async () => {
+    const table = await freshUsageTable();
+    const doc = documentClient(localDynamoClient());
+    await doc.send(new PutCommand({ TableName: table, Item: { ...endpointKeys.usage("llama31-70b-int4", "2026-11-25T20", "acme"), tenantId: "acme", inferenceMs: 1000, requests: 1 } }));
+    process.env.USAGE_TABLE_NAME = table;
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = inject("dynamoEndpoint");
+    resetConfig();
+    const { handler } = await import("../../functions/scheduled/allocate");
+
+    const out = await handler(scheduled("2026-11-25T21:10:00Z"), {} as Context);
+    expect(out).toMatchObject({ hour: "2026-11-25T20" });
+    expect(out.outcomes.map((o: { status: string }) => o.status)).toEqual(["allocated", "allocated"]);
+    const retry = await handler(scheduled("2026-11-25T21:10:00Z"), {} as Context);
+    expect(retry.outcomes.map((o: { status: string }) => o.status)).toEqual(["already-allocated", "already-allocated"]);
+
+    const month = await doc.send(new GetCommand({ TableName: table, Key: keys.aggregate("acme", { kind: "tenant", granularity: "month", period: "2026-11" }) }));
+    const int4 = DEFAULT_ENDPOINTS.find((e) => e.endpointName === "llama31-70b-int4")!;
+    expect(month.Item?.allocatedCostNanoUsd).toBe(hourCostNanoUsd(int4));
+    // the other endpoint had no usage: its marker carries the whole hour as idle
+    const idle = await doc.send(new GetCommand({ TableName: table, Key: endpointKeys.allocation("llama31-70b-lora", "2026-11-25T20") }));
+    expect(idle.Item).toMatchObject({ status: "complete", basis: "none", shares: [] });
+    expect(idle.Item?.idleCostNanoUsd).toBe(idle.Item?.hourCostNanoUsd);
+  });
+});

@@ -1,0 +1,137 @@
+import type { UsageCounters } from "../../../shared/usage/model";
+import { zeroCounters } from "../../../shared/usage/model";
+import type { EnforcementEventDetail } from "../../../shared/quota/events";
+import type { EnforcementState, OutboxEntry, TenantConfig, Transition } from "../../../shared/quota/model";
+import type {
+  DecisionSnapshot,
+  EnforcementLogEntry,
+  EnforcementPublisher,
+  EvaluationSnapshot,
+  Page,
+  PublishResult,
+  QuotaStore,
+} from "../../../shared/quota/ports";
+import { ENFORCEMENT_DETAIL_TYPES } from "../../../shared/quota/events";
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+/** In-memory QuotaStore with the same once-only conditions as the DynamoDB adapter. */
+export class InMemoryQuotaStore implements QuotaStore {
+  states = new Map<string, EnforcementState>();
+  configs = new Map<string, TenantConfig>();
+  months = new Map<string, UsageCounters>();
+  minutes = new Map<string, UsageCounters>();
+  log: EnforcementLogEntry[] = [];
+
+  addUsage(tenantId: string, at: string, add: Partial<UsageCounters>): void {
+    for (const [map, k] of [
+      [this.months, `${tenantId}|${at.slice(0, 7)}`],
+      [this.minutes, `${tenantId}|${at.slice(0, 16)}`],
+    ] as const) {
+      const c = map.get(k) ?? zeroCounters();
+      for (const [name, v] of Object.entries(add)) c[name as keyof UsageCounters] += v as number;
+      map.set(k, c);
+    }
+  }
+
+  async loadForEvaluation(q: { tenantId: string; month: string; prevMonth: string; minutes: string[] }): Promise<EvaluationSnapshot> {
+    const minuteTotals: Record<string, UsageCounters> = {};
+    for (const m of q.minutes) {
+      const c = this.minutes.get(`${q.tenantId}|${m}`);
+      if (c) minuteTotals[m] = clone(c);
+    }
+    return {
+      config: clone(this.configs.get(q.tenantId)),
+      monthTotals: clone(this.months.get(`${q.tenantId}|${q.month}`)),
+      minuteTotals,
+      state: clone(this.states.get(`${q.tenantId}|${q.month}`)),
+      prevState: clone(this.states.get(`${q.tenantId}|${q.prevMonth}`)),
+    };
+  }
+
+  async loadForDecision(q: { tenantId: string; month: string; prevMonth: string }): Promise<DecisionSnapshot> {
+    const { config, monthTotals, state, prevState } = await this.loadForEvaluation({ ...q, minutes: [] });
+    return { config, monthTotals, state, prevState };
+  }
+
+  async apply(tenantId: string, t: Transition): Promise<"applied" | "conflict"> {
+    const k = `${tenantId}|${t.period}`;
+    const s = this.states.get(k) ?? { tenantId, period: t.period, crossed: {}, outbox: {} };
+    const at = t.entry.detail.occurredAt;
+    switch (t.kind) {
+      case "cross":
+        if (s.crossed[t.key]) return "conflict";
+        s.crossed[t.key] = at;
+        break;
+      case "restrict":
+        if (s.crossed[t.key] || s.restriction) return "conflict";
+        s.crossed[t.key] = at;
+        s.restriction = clone(t.restriction);
+        break;
+      case "release":
+        if (s.restriction?.enforcementId !== t.restrictionId) return "conflict";
+        delete s.restriction;
+        break;
+      case "rate-throttle":
+        if (t.newWindow) {
+          if (s.rate && !(s.rate.minute < t.minute)) return "conflict";
+          s.rate = clone(t.rate);
+        } else {
+          if (!s.rate || s.rate.minute !== t.minute || s.rate.keys.includes(t.limit)) return "conflict";
+          s.rate.keys.push(t.limit);
+        }
+        break;
+      case "rate-release":
+        if (!s.rate || s.rate.minute !== t.minute || !s.rate.active) return "conflict";
+        s.rate.active = false;
+        break;
+    }
+    s.outbox[t.entry.enforcementId] = clone(t.entry);
+    this.states.set(k, s);
+    return "applied";
+  }
+
+  async claim(tenantId: string, period: string, id: string, seen: string, lease: string): Promise<boolean> {
+    const e = this.states.get(`${tenantId}|${period}`)?.outbox[id];
+    if (!e || e.leaseUntil !== seen) return false;
+    e.leaseUntil = lease;
+    return true;
+  }
+
+  async release(tenantId: string, period: string, id: string, lease: string): Promise<void> {
+    const e = this.states.get(`${tenantId}|${period}`)?.outbox[id];
+    if (e && e.leaseUntil === lease) e.leaseUntil = new Date(0).toISOString();
+  }
+
+  async markPublished(tenantId: string, period: string, entry: OutboxEntry, publishedAt: string): Promise<void> {
+    this.log.push({ day: entry.detail.occurredAt.slice(0, 10), detailType: ENFORCEMENT_DETAIL_TYPES[entry.detail.action], detail: clone(entry.detail), publishedAt });
+    delete this.states.get(`${tenantId}|${period}`)?.outbox[entry.enforcementId];
+  }
+
+  async getConfig(tenantId: string) {
+    return clone(this.configs.get(tenantId));
+  }
+  async putConfig(c: TenantConfig) {
+    this.configs.set(c.tenantId, clone(c));
+  }
+  async listLog(day: string): Promise<Page<EnforcementLogEntry>> {
+    return { items: this.log.filter((l) => l.day === day) };
+  }
+}
+
+/** Publisher that records what it accepted; `failNext` makes the next calls throw. */
+export class RecordingPublisher implements EnforcementPublisher {
+  published: EnforcementEventDetail[] = [];
+  failNext = 0;
+  async publish(details: readonly EnforcementEventDetail[]): Promise<PublishResult> {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error("bus unavailable");
+    }
+    this.published.push(...details.map(clone));
+    return { published: details.map((d) => d.enforcementId), failed: [] };
+  }
+  actions(): string[] {
+    return this.published.map((d) => `${d.action}@${d.threshold}`);
+  }
+}
