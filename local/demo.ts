@@ -1,5 +1,7 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../shared/events/invocation";
+import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
+import type { RecentEvent } from "./bus";
 import type { LocalStack } from "./stack";
 
 /**
@@ -57,6 +59,12 @@ export interface DemoScenario {
   /** PutEvents calls in flight (10 entries each). */
   parallelCalls: number;
   seed: number;
+  /**
+   * Tenant configs set through `PUT /tenants/{id}/config` before sending. Every tenant gets
+   * its tier; a few get quotas tight enough for this demo's volume to cross them, so the run
+   * shows a warning, a downgrade and a throttle. Multiples of the tenant's expected tokens.
+   */
+  quotaPlan: { tenantId: string; monthlyTokensOfExpected?: number }[];
 }
 
 export const MODELS = {
@@ -143,7 +151,18 @@ export function demoScenario(opts: { tenants?: number; events?: number } = {}): 
     invalid: DEFAULT_INVALID,
     parallelCalls: 4,
     seed: 20241022,
+    quotaPlan: demoQuotaPlan(tenants),
   };
+}
+
+/**
+ * basic-01: quota at 60% of its traffic -> warning, then throttled; basic-02 at 115% -> warning
+ * only; adv-01 at 60% -> warning, then downgraded to the mid model; prem-01 at 60% -> warnings
+ * only (premium is never throttled or downgraded by quota). Everyone else keeps tier defaults.
+ */
+export function demoQuotaPlan(tenants: readonly DemoTenant[]): DemoScenario["quotaPlan"] {
+  const tight: Record<string, number> = { "basic-01": 0.6, "basic-02": 1.15, "adv-01": 0.6, "prem-01": 0.6 };
+  return tenants.map((t) => ({ tenantId: t.tenantId, monthlyTokensOfExpected: tight[t.tenantId] }));
 }
 
 export interface DemoEvent {
@@ -205,6 +224,8 @@ export function buildDemoEvents(scenario: DemoScenario, now = new Date()): DemoE
 export interface TenantSummary {
   tenantId: string;
   tier: Tier;
+  /** Current decision from GET /tenants/{id}/decision. */
+  decision?: string;
   requests: number;
   inputTokens: number;
   outputTokens: number;
@@ -223,6 +244,8 @@ export interface DemoResult {
   countedThisRun: number;
   tenants: TenantSummary[];
   quarantine: { reason: string; count: number; messages: string[] }[];
+  /** Enforcement events the quota loop published during the run (from the local bus). */
+  enforcement: { detailType: string; tenantId: string; summary: string }[];
 }
 
 export interface DemoIo {
@@ -255,6 +278,9 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
       })),
     });
   }
+
+  await applyQuotaPlan(stack, scenario);
+  const enforcementBefore = stack.recentEvents({ source: ENFORCEMENT_SOURCE, limit: 10_000 }).length;
 
   const month = today(startedAt).slice(0, 7);
   // With --data, earlier runs' usage of today is already there: the exactness check uses the difference.
@@ -317,6 +343,11 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
   io.write("\n");
 
   const tenants = await readTenantUsage(stack, scenario.tenants, today(startedAt), today(new Date()));
+  for (const t of tenants) t.decision = await readDecision(stack, t.tenantId);
+  const enforcement = stack
+    .recentEvents({ source: ENFORCEMENT_SOURCE, limit: 10_000 })
+    .slice(enforcementBefore)
+    .map((e) => describeEnforcement(e));
   const byReason = new Map<string, string[]>();
   for (const q of quarantine) byReason.set(q.reason, [...(byReason.get(q.reason) ?? []), q.message]);
 
@@ -330,7 +361,42 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
     tenants,
     countedThisRun: tenants.reduce((a, t) => a + t.requests, 0) - baseline.reduce((a, t) => a + t.requests, 0),
     quarantine: [...byReason.entries()].map(([reason, messages]) => ({ reason, count: messages.length, messages })),
+    enforcement,
   };
+}
+
+async function applyQuotaPlan(stack: LocalStack, scenario: DemoScenario): Promise<void> {
+  const perRequest = scenario.tokens.inputMean + scenario.tokens.outputMean;
+  for (const plan of scenario.quotaPlan) {
+    const tenant = scenario.tenants.find((t) => t.tenantId === plan.tenantId);
+    if (!tenant) continue;
+    const body: Record<string, unknown> = { tier: tenant.tier };
+    if (plan.monthlyTokensOfExpected) body.monthlyTokens = Math.round(tenant.requests * perRequest * plan.monthlyTokensOfExpected);
+    const res = await fetch(`${stack.url}/tenants/${encodeURIComponent(tenant.tenantId)}/config`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`PUT /tenants/${tenant.tenantId}/config answered ${res.status}: ${await res.text()}`);
+  }
+}
+
+async function readDecision(stack: LocalStack, tenantId: string): Promise<string> {
+  const res = await fetch(`${stack.url}/tenants/${encodeURIComponent(tenantId)}/decision`);
+  if (!res.ok) return `(${res.status})`;
+  const d = (await res.json()) as { decision: string; targetModelId?: string; retryAfterSeconds?: number };
+  if (d.decision === "downgrade") return `downgrade -> ${d.targetModelId ?? "?"}`;
+  if (d.decision === "throttle") return `throttle (retry in ${d.retryAfterSeconds ?? "?"} s)`;
+  return d.decision;
+}
+
+function describeEnforcement(e: RecentEvent) {
+  const detailType = e.envelope["detail-type"];
+  const d = (e.envelope.detail ?? {}) as { tenantId?: string; usage?: { tokens?: number }; quota?: { monthlyTokens?: number }; threshold?: unknown; targetModelId?: string; period?: string };
+  const usage = d.usage?.tokens !== undefined ? `usage ${d.usage.tokens.toLocaleString("en-US")}` : "";
+  const quota = d.quota?.monthlyTokens !== undefined ? ` / quota ${d.quota.monthlyTokens.toLocaleString("en-US")} tokens` : "";
+  const instead = d.targetModelId ? ` -> ${d.targetModelId}` : "";
+  return { detailType, tenantId: String(d.tenantId ?? "?"), summary: `threshold ${JSON.stringify(d.threshold)} period ${d.period ?? "?"} ${usage}${quota}${instead}` };
 }
 
 /** The end-of-demo report: per-tenant table, totals, quarantine. */
@@ -338,7 +404,7 @@ export function formatDemoResult(result: DemoResult, scenario: DemoScenario): st
   const lines: string[] = [];
   const num = (n: number) => n.toLocaleString("en-US");
   const usd = (n: number) => `$${n.toFixed(4)}`;
-  const header = ["tenant", "tier", "requests", "input tok", "output tok", "cost USD"];
+  const header = ["tenant", "tier", "requests", "input tok", "output tok", "cost USD", "decision"];
   const rows = result.tenants.map((t) => [
     t.tenantId,
     scenario.tiers[t.tier].label,
@@ -346,11 +412,12 @@ export function formatDemoResult(result: DemoResult, scenario: DemoScenario): st
     num(t.inputTokens),
     num(t.outputTokens),
     t.tier === "basic" && t.costUsd === 0 ? "fixed (allocated)" : usd(t.costUsd),
+    t.decision ?? "",
   ]);
   const sum = (k: "requests" | "inputTokens" | "outputTokens" | "costUsd") => result.tenants.reduce((a, t) => a + t[k], 0);
-  rows.push(["TOTAL", "", num(sum("requests")), num(sum("inputTokens")), num(sum("outputTokens")), usd(sum("costUsd"))]);
+  rows.push(["TOTAL", "", num(sum("requests")), num(sum("inputTokens")), num(sum("outputTokens")), usd(sum("costUsd")), ""]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const fmt = (r: string[]) => r.map((c, i) => (i < 2 || i === 6 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   lines.push("", "Usage per tenant (read from GET /usage/{tenantId}):", fmt(header), widths.map((w) => "-".repeat(w)).join("  "));
   rows.forEach((r, i) => {
     if (i === rows.length - 1) lines.push(widths.map((w) => "-".repeat(w)).join("  "));
@@ -365,6 +432,9 @@ export function formatDemoResult(result: DemoResult, scenario: DemoScenario): st
     "",
     `Quarantined ${result.quarantine.reduce((a, q) => a + q.count, 0)} (GET /quarantine):`,
     ...result.quarantine.flatMap((q) => [`  ${q.reason} x${q.count}`, ...q.messages.map((m) => `    - ${m}`)]),
+    "",
+    `Enforcement events published (${result.enforcement.length}, GET /enforcement/events, /local/events?source=genai.metering.quota):`,
+    ...result.enforcement.map((e) => `  ${e.detailType.padEnd(20)} ${e.tenantId.padEnd(9)} ${e.summary}`),
   );
   return lines.join("\n");
 }

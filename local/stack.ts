@@ -2,6 +2,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { QUEUE_RULES, type QueueRule } from "../shared/events/rules";
+import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import { HTTP_ROUTES, type HttpRoute } from "../shared/http/routes";
 import { resetConfig } from "../shared/runtime/config";
 import { ensureUsageTable } from "../shared/storage/adapters/dynamodb";
@@ -66,8 +67,7 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** Source of the quota helper's enforcement events (throttle / downgrade / warning / restore). */
-export const ENFORCEMENT_SOURCE = "genai.metering.quota";
+export { ENFORCEMENT_SOURCE };
 
 /**
  * Starts the local stack: DynamoDB Local with the usage table, and one HTTP server that speaks

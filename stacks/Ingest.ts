@@ -23,7 +23,7 @@ export const CONSUMER_TIMEOUT_SECONDS = 30;
 /** EventBridge delivery retries to the queue before the event goes to the DLQ. */
 const TARGET_RETRY_ATTEMPTS = 8;
 
-/** What the ingest consumer may do on the usage table: record events once, bump aggregates, read config. */
+/** What the ingest consumer may do on the usage table: record events once, bump aggregates, evaluate quotas. */
 export const INGEST_TABLE_ACTIONS = [
   "dynamodb:TransactWriteItems",
   "dynamodb:UpdateItem",
@@ -31,6 +31,8 @@ export const INGEST_TABLE_ACTIONS = [
   "dynamodb:GetItem",
   "dynamodb:ConditionCheckItem",
   "dynamodb:Query",
+  // quota evaluation after each batch reads config, month totals and enforcement state at once
+  "dynamodb:BatchGetItem",
 ] as const;
 
 export interface QueueConsumer {

@@ -7,7 +7,8 @@ import { awsClients } from "../../shared/runtime/aws";
 import { config } from "../../shared/runtime/config";
 import { observability } from "../../shared/runtime/observability";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
-import { IngestService, type IngestResult } from "../../shared/usage/ingest";
+import { IngestService, type IngestResult, type TouchedTenant } from "../../shared/usage/ingest";
+import { quotaServiceFromConfig } from "../../shared/quota/adapters/runtime";
 
 const cfg = config();
 const { logger, metrics } = observability(cfg, "ingest");
@@ -20,6 +21,7 @@ const service = new IngestService({
   maxEventAgeDays: cfg.MAX_EVENT_AGE_DAYS,
   maxTransactionItems: cfg.TRANSACTION_MAX_ITEMS,
 });
+const quota = quotaServiceFromConfig(cfg);
 
 /**
  * EventBridge -> SQS -> here. Counts each distinct valid event once; quarantines invalid
@@ -37,9 +39,39 @@ async function ingest(event: SQSEvent, _context: Context): Promise<SQSBatchRespo
       logger.warn("record quarantined", { messageId, reason: outcome.reason });
     }
   }
+  await enforce(result.touched, failures);
   record(result);
   logger.info("batch ingested", { records: event.Records.length, ...result.stats });
   return { batchItemFailures: [...failures].map((itemIdentifier) => ({ itemIdentifier })) };
+}
+
+/**
+ * Quota evaluation of every tenant the batch touched (duplicates included: a redelivery after
+ * a failed publish must evaluate again). If it fails, that tenant's records are reported
+ * failed: the redelivery counts nothing twice and retries the pending publish with the
+ * same enforcementId.
+ */
+async function enforce(touched: TouchedTenant[], failures: Set<string>): Promise<void> {
+  const now = new Date();
+  let published = 0;
+  let breaches = 0;
+  await Promise.all(
+    touched.map(async (t) => {
+      try {
+        const month = [...t.months].sort().at(-1) ?? now.toISOString().slice(0, 7);
+        const outcomes = await quota.evaluate({ tenantId: t.tenantId, month, minutes: t.minutes, now });
+        for (const o of outcomes) {
+          if (o.status !== "pending") published++;
+          if (o.breach) breaches++;
+        }
+      } catch (error) {
+        logger.warn("quota evaluation failed; records will be redelivered", { tenantId: t.tenantId, error: error as Error });
+        for (const m of t.messageIds) failures.add(m);
+      }
+    }),
+  );
+  metrics.addMetric(PIPELINE_METRICS.enforcementEvents, MetricUnit.Count, published);
+  metrics.addMetric(PIPELINE_METRICS.quotaBreaches, MetricUnit.Count, breaches);
 }
 
 function record(result: IngestResult): void {
