@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { PriceCatalog } from "../../shared/pricing/catalog";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
@@ -127,6 +127,52 @@ describe("faults on DynamoDB Local", () => {
       const hours = await store.tenantPeriods(t, "month", "2026-11", "2026-11");
       expect(hours[0].counters.requests).toBe(mine.length);
       expect(hours[0].counters.outputTokens).toBe(mine.reduce((s, e) => s + e.outputTokens, 0));
+    }
+  });
+});
+
+describe("throttled DynamoDB (errors injected into the real client)", () => {
+  it("retries throttled transactions and, with redelivery, ends with exact totals", async () => {
+    const { DynamoDBClient, ProvisionedThroughputExceededException, ThrottlingException } = await import("@aws-sdk/client-dynamodb");
+    const rand = prng(99);
+    const raw = new DynamoDBClient({ endpoint: inject("dynamoEndpoint"), region: "us-west-2", credentials: { accessKeyId: "l", secretAccessKey: "l" }, maxAttempts: 1 });
+    let injected = 0;
+    // Fail ~35% of transactional writes before they reach DynamoDB, as a throttled table does.
+    raw.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "TransactWriteItemsCommand" && rand() < 0.35) {
+          injected++;
+          const Type = rand() < 0.5 ? ProvisionedThroughputExceededException : ThrottlingException;
+          throw new Type({ message: "injected: rate exceeded", $metadata: {} });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "injectThrottling" },
+    );
+    const table = await freshUsageTable(client);
+    const store = new DynamoUsageStore(documentClient(raw), table, { ledgerTtlDays: 60 });
+    const service = new IngestService({
+      store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 40,
+      maxAttempts: 3, sleep: async () => undefined, clock: () => new Date("2026-11-25T12:00:00Z"),
+    });
+    const events = Array.from({ length: 600 }, (_, i) => invocation({ eventId: `thr-${i}`, tenantId: `th${i % 5}`, occurredAt: "2026-11-24T10:00:00Z", inputTokens: i }));
+    let queue = [...events, ...events.slice(0, 100)].map(recordOf);
+    for (let round = 0; queue.length && round < 30; round++) {
+      const next: IngestRecord[] = [];
+      for (let i = 0; i < queue.length; i += 150) {
+        const batch = queue.slice(i, i + 150);
+        const r = await service.ingest(batch);
+        next.push(...batch.filter((b) => r.outcomes.get(b.messageId)?.kind === "failed"));
+      }
+      queue = next;
+    }
+    expect(injected).toBeGreaterThan(10);
+    expect(queue).toEqual([]);
+    for (const t of ["th0", "th1", "th2", "th3", "th4"]) {
+      const mine = events.filter((e) => e.tenantId === t);
+      const [row] = await store.tenantPeriods(t, "month", "2026-11", "2026-11");
+      expect(row.counters.requests).toBe(mine.length);
+      expect(row.counters.inputTokens).toBe(mine.reduce((s, e) => s + e.inputTokens, 0));
     }
   });
 });

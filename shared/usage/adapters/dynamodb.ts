@@ -1,4 +1,11 @@
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import {
+  InternalServerError,
+  ProvisionedThroughputExceededException,
+  RequestLimitExceeded,
+  ThrottlingException,
+  TransactionCanceledException,
+  TransactionInProgressException,
+} from "@aws-sdk/client-dynamodb";
 import {
   PutCommand,
   QueryCommand,
@@ -15,6 +22,14 @@ import { COUNTER_NAMES, zeroCounters, type AggregateTarget, type PricedEvent, ty
 import type { AggregateRow, CommitResult, Page, QuarantineRecord, UsageReader, UsageStore } from "../ports";
 
 type Item = Record<string, unknown>;
+
+const RETRYABLE_ERRORS = [
+  ProvisionedThroughputExceededException,
+  ThrottlingException,
+  RequestLimitExceeded,
+  InternalServerError,
+  TransactionInProgressException,
+];
 type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]>[number];
 
 export interface DynamoUsageStoreOptions {
@@ -57,6 +72,11 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
       }
       return { kind: "committed", duplicates: [] };
     } catch (error) {
+      // Throttling and server faults that outlasted the SDK's own retries: nothing was
+      // written (a transaction is all-or-nothing), so the same chunk may simply be retried.
+      if (RETRYABLE_ERRORS.some((type) => error instanceof type)) {
+        return { kind: "retryable", reason: (error as Error).name };
+      }
       if (!(error instanceof TransactionCanceledException)) throw error;
       const reasons = error.CancellationReasons ?? [];
       const duplicates: string[] = [];
