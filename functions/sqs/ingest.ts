@@ -8,7 +8,8 @@ import { config } from "../../shared/runtime/config";
 import { observability } from "../../shared/runtime/observability";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
 import { IngestService, type IngestResult, type TouchedTenant } from "../../shared/usage/ingest";
-import { quotaServiceFromConfig } from "../../shared/quota/adapters/runtime";
+import { createQuotaEvaluator, eventBridgePublisher } from "../../shared/quota/adapters/wiring";
+import { loadTierCatalog } from "../../shared/quota/tiers";
 
 const cfg = config();
 const { logger, metrics } = observability(cfg, "ingest");
@@ -21,7 +22,24 @@ const service = new IngestService({
   maxEventAgeDays: cfg.MAX_EVENT_AGE_DAYS,
   maxTransactionItems: cfg.TRANSACTION_MAX_ITEMS,
 });
-const quota = quotaServiceFromConfig(cfg);
+/**
+ * Latest tier and month quota use per tenant, as the quota evaluation saw them (metric
+ * dimensions only; bounded so a container's memory does not grow with the tenant count).
+ */
+const tiersSeen = new Map<string, { tier: string; usedRatio: number }>();
+const TIERS_SEEN_MAX = 10_000;
+const quota = createQuotaEvaluator({
+  dynamo: clients.doc,
+  tableName: cfg.USAGE_TABLE_NAME,
+  publisher: eventBridgePublisher(clients.eventBridge, cfg.EVENT_BUS_NAME),
+  tiers: loadTierCatalog(cfg.TIER_CATALOG_JSON),
+  defaultTier: cfg.QUOTA_DEFAULT_TIER,
+  store: { logTtlDays: cfg.ENFORCEMENT_LOG_TTL_DAYS },
+  onUsage: (u) => {
+    if (tiersSeen.size >= TIERS_SEEN_MAX && !tiersSeen.has(u.tenantId)) tiersSeen.clear();
+    tiersSeen.set(u.tenantId, { tier: u.tier, usedRatio: u.usedRatio });
+  },
+});
 
 /**
  * EventBridge -> SQS -> here. Counts each distinct valid event once; quarantines invalid
@@ -86,7 +104,7 @@ function record(result: IngestResult): void {
   // Each distinct combination is a custom metric in CloudWatch (see README: cardinality).
   const groups = new Map<string, { tenantId: string; tier: string; modelId: string; cost: number; inTok: number; outTok: number; n: number }>();
   for (const p of result.counted) {
-    const tier = p.event.tier ?? "unknown";
+    const tier = tiersSeen.get(p.event.tenantId)?.tier ?? p.event.tier ?? "unknown";
     const k = `${p.event.tenantId}|${tier}|${p.baseModelId}`;
     const g = groups.get(k) ?? { tenantId: p.event.tenantId, tier, modelId: p.baseModelId, cost: 0, inTok: 0, outTok: 0, n: 0 };
     g.cost += p.counters.costNanoUsd;
@@ -102,6 +120,13 @@ function record(result: IngestResult): void {
     m.addMetric(COST_METRICS.inputTokens, MetricUnit.Count, g.inTok);
     m.addMetric(COST_METRICS.outputTokens, MetricUnit.Count, g.outTok);
     m.addMetric(COST_METRICS.requests, MetricUnit.Count, g.n);
+  }
+  for (const { tenantId } of result.touched) {
+    const u = tiersSeen.get(tenantId);
+    if (!u) continue;
+    const m = metrics.singleMetric();
+    m.addDimensions({ [DIMENSIONS.tenant]: tenantId, [DIMENSIONS.tier]: u.tier });
+    m.addMetric(COST_METRICS.quotaUsedPercent, MetricUnit.Percent, Math.round(u.usedRatio * 10_000) / 100);
   }
   metrics.publishStoredMetrics();
 }

@@ -32,6 +32,8 @@ export interface QuotaServiceDeps {
   /** Tier of a tenant without a CONFIG item. */
   defaultTier?: TierName;
   clock?: () => Date;
+  /** Told the tenant's tier and month quota use after each evaluation (QuotaUsedPercent metric). */
+  onUsage?: (u: { tenantId: string; tier: TierName; month: string; usedRatio: number }) => void;
 }
 
 /** Bound on re-reads when concurrent evaluations of a tenant keep winning the conditional writes. */
@@ -78,6 +80,10 @@ export class QuotaEvaluator {
     for (let round = 0; round < MAX_ROUNDS && !settled; round++) {
       const snap = await this.deps.store.loadForEvaluation({ tenantId, month, prevMonth: previousMonth(month), minutes });
       snapshotStates = [snap.prevState, snap.state].filter((s): s is EnforcementState => s !== undefined);
+      if (round === 0 && this.deps.onUsage) {
+        const policy = this.policyOf(snap.config);
+        this.deps.onUsage({ tenantId, tier: policy.tier, month, usedRatio: usedRatio(usageSnapshot(snap.monthTotals), policy) });
+      }
       const plan = planTransitions({
         tenantId,
         month,

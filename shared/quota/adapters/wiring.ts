@@ -1,3 +1,4 @@
+import type { QuotaServiceDeps } from "../service";
 import type { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { EnforcementPublisher } from "../ports";
@@ -18,6 +19,7 @@ export function createQuotaEvaluator(opts: {
   defaultTier?: TierName;
   clock?: () => Date;
   store?: DynamoQuotaStoreOptions;
+  onUsage?: QuotaServiceDeps["onUsage"];
 }): QuotaEvaluator {
   return new QuotaEvaluator({
     store: new DynamoQuotaStore(opts.dynamo, opts.tableName, opts.store),
@@ -25,6 +27,7 @@ export function createQuotaEvaluator(opts: {
     tiers: opts.tiers,
     defaultTier: opts.defaultTier,
     clock: opts.clock,
+    onUsage: opts.onUsage,
   });
 }
 
