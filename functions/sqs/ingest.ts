@@ -100,13 +100,18 @@ function record(result: IngestResult): void {
   metrics.addMetric(PIPELINE_METRICS.unpriced, MetricUnit.Count, stats.unpriced);
   if (stats.counted > 0) metrics.addMetric(PIPELINE_METRICS.ingestLag, MetricUnit.Milliseconds, stats.maxLagMs);
 
-  // Cost allocation per tenant x tier x model: one EMF line per combination in the batch.
-  // Each distinct combination is a custom metric in CloudWatch (see README: cardinality).
-  const groups = new Map<string, { tenantId: string; tier: string; modelId: string; cost: number; inTok: number; outTok: number; n: number }>();
+  // Cost allocation per tenant x tier x model (or coarser, COST_METRIC_DIMENSIONS): one EMF
+  // document per combination in the batch. Each distinct combination is a custom metric.
+  const dims = cfg.COST_METRIC_DIMENSIONS;
+  if (dims === "off") return void metrics.publishStoredMetrics();
+  const groups = new Map<string, { dimensions: Record<string, string>; cost: number; inTok: number; outTok: number; n: number }>();
   for (const p of result.counted) {
     const tier = tiersSeen.get(p.event.tenantId)?.tier ?? p.event.tier ?? "unknown";
-    const k = `${p.event.tenantId}|${tier}|${p.baseModelId}`;
-    const g = groups.get(k) ?? { tenantId: p.event.tenantId, tier, modelId: p.baseModelId, cost: 0, inTok: 0, outTok: 0, n: 0 };
+    const dimensions: Record<string, string> = { [DIMENSIONS.tier]: tier };
+    if (dims !== "tier-model") dimensions[DIMENSIONS.tenant] = p.event.tenantId;
+    if (dims !== "tenant-tier") dimensions[DIMENSIONS.model] = p.baseModelId;
+    const k = JSON.stringify(dimensions);
+    const g = groups.get(k) ?? { dimensions, cost: 0, inTok: 0, outTok: 0, n: 0 };
     g.cost += p.counters.costNanoUsd;
     g.inTok += p.counters.inputTokens;
     g.outTok += p.counters.outputTokens;
@@ -115,13 +120,14 @@ function record(result: IngestResult): void {
   }
   for (const g of groups.values()) {
     const m = metrics.singleMetric();
-    m.addDimensions({ [DIMENSIONS.tenant]: g.tenantId, [DIMENSIONS.tier]: g.tier, [DIMENSIONS.model]: g.modelId });
+    m.addDimensions(g.dimensions);
     m.addMetric(COST_METRICS.costUsd, MetricUnit.NoUnit, nanoToUsd(g.cost));
     m.addMetric(COST_METRICS.inputTokens, MetricUnit.Count, g.inTok);
     m.addMetric(COST_METRICS.outputTokens, MetricUnit.Count, g.outTok);
     m.addMetric(COST_METRICS.requests, MetricUnit.Count, g.n);
   }
-  for (const { tenantId } of result.touched) {
+  // Quota use is a per-tenant figure: without the tenant dimension it would mean nothing.
+  for (const { tenantId } of dims === "tier-model" ? [] : result.touched) {
     const u = tiersSeen.get(tenantId);
     if (!u) continue;
     const m = metrics.singleMetric();

@@ -23,6 +23,12 @@ const schema = z.object({
   /** Metrics namespace for CloudWatch EMF. */
   METRICS_NAMESPACE: z.string().default("GenAIMetering"),
   SERVICE_NAME: z.string().default("genai-metering"),
+  /**
+   * Dimensions of the cost-allocation metrics. Each distinct combination is a billed custom
+   * metric: per tenant x tier x model is the most detailed and the most expensive; "tier-model"
+   * keeps the count independent of the number of tenants; "off" emits none (usage API only).
+   */
+  COST_METRIC_DIMENSIONS: z.enum(["tenant-tier-model", "tenant-tier", "tier-model", "off"]).default("tenant-tier-model"),
   /** Tier catalog overrides as JSON `{ "basic": { "monthlyTokens": 500000 }, ... }`, merged over the defaults (shared/quota/tiers.ts). */
   TIER_CATALOG_JSON: z.string().optional(),
   /** Tier of a tenant without a CONFIG item. */
