@@ -5,6 +5,7 @@ import { Alerts } from "./stacks/Alerts";
 import { Enforcement } from "./stacks/Enforcement";
 import { Api } from "./stacks/Api";
 import { Jobs } from "./stacks/Jobs";
+import { InvocationLogs } from "./stacks/InvocationLogs";
 import { Ops } from "./stacks/Ops";
 
 /** Orders the stacks; each stack owns one concern (see stacks/README.md). Ops comes last: it watches all of them. */
@@ -13,6 +14,6 @@ export default {
     return { name: "genai-metering", region: input.region ?? "us-west-2" };
   },
   stacks(app) {
-    app.stack(Storage).stack(Ingest).stack(Alerts).stack(Enforcement).stack(Api).stack(Jobs).stack(Ops);
+    app.stack(Storage).stack(Ingest).stack(Alerts).stack(Enforcement).stack(Api).stack(Jobs).stack(InvocationLogs).stack(Ops);
   },
 } satisfies SSTConfig;
