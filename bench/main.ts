@@ -2,7 +2,7 @@
  * `npm run bench`: measures, on DynamoDB Local (Amazon's engine) on this machine:
  *  (a) ingest throughput of our handler path vs a naive per-event baseline,
  *  (b) write units per 1,000 events for both (as DynamoDB Local reports them, and as AWS bills them),
- *  (c) enforcement delay (see bench/enforcement.ts, when the quota loop is present),
+ *  (c) enforcement delay median/p99 and overshoot through the local stack (bench/enforcement.ts),
  *  (d) a single hot tenant: the most writes one aggregate item takes in any second.
  * Each scenario runs `--runs` times (default 3) on fresh tables; medians are printed.
  */
@@ -12,6 +12,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { startDynamoLocal } from "../local/dynamodb-local";
 import { documentClient, ensureUsageTable } from "../shared/storage/adapters/dynamodb";
 import { INGEST_RULE } from "../shared/events/rules";
+import { formatEnforcementTable, poolResults, startBenchStack, measureEnforcementDelay, warmUp, type EnforcementBenchResult } from "./enforcement";
 import { runBaseline, runOurs, workload, type RunResult } from "./ingest";
 
 interface Args { events: number; tenants: number; runs: number; concurrency: number; out: string }
@@ -22,7 +23,7 @@ function args(argv: string[]): Args {
     return i >= 0 ? Number(argv[i + 1]) : d;
   };
   const outIdx = argv.indexOf("--out");
-  return { events: get("events", 10_000), tenants: get("tenants", 30), runs: get("runs", 3), concurrency: get("concurrency", 4), out: outIdx >= 0 ? argv[outIdx + 1] : "bench/results.json" };
+  return { events: get("events", 2_000), tenants: get("tenants", 30), runs: get("runs", 3), concurrency: get("concurrency", 4), out: outIdx >= 0 ? argv[outIdx + 1] : "bench/results.json" };
 }
 
 const median = (xs: number[]) => {
@@ -93,8 +94,28 @@ async function main() {
       ].join(" "));
     }
   }
+
+  // (c) enforcement delay: the local stack with the ingest rule's own 1 s batching window
+  console.log(`\nenforcement delay: 20 basic tenants, quota 30 calls x 840 tokens, ${a.runs} runs per rate, medians/p99 over all tenants`);
+  const bench = await startBenchStack();
+  const enforcement: EnforcementBenchResult[] = [];
+  try {
+    await warmUp(bench);
+    for (const rate of [5, 20]) {
+      const runs: EnforcementBenchResult[] = [];
+      for (let run = 0; run < a.runs; run++) {
+        runs.push(await measureEnforcementDelay({ ratePerTenant: rate, stack: bench, tenantPrefix: `b${rate}r${run}-${Date.now().toString(36)}` }));
+      }
+      enforcement.push(poolResults(runs));
+    }
+  } finally {
+    await bench.stack.stop();
+  }
+  console.log(formatEnforcementTable(enforcement));
+
   mkdirSync("bench", { recursive: true });
-  writeFileSync(a.out, JSON.stringify({ machine, args: a, at: new Date().toISOString(), summary }, null, 2));
+  const enforcementSummary = enforcement.map((r) => ({ ratePerTenant: r.ratePerTenant, delayMs: r.delayMs, overshootTokens: r.overshootTokens, overshootCalls: r.overshootCalls, missing: r.missing }));
+  writeFileSync(a.out, JSON.stringify({ machine, args: a, at: new Date().toISOString(), summary, enforcement: enforcementSummary }, null, 2));
   console.log(`\nwritten: ${a.out}`);
 }
 
