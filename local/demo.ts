@@ -3,6 +3,9 @@ import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../shared/events/inv
 import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import type { RecentEvent } from "./bus";
 import type { LocalStack } from "./stack";
+import { mulberry32 } from "../shared/util/random";
+
+export { mulberry32 };
 
 /**
  * The demo scenario of `npm start`, as data: tiers (which models serve them), the tenant
@@ -511,14 +514,3 @@ function shuffle<T>(list: T[], random: () => number): void {
   }
 }
 
-/** Small deterministic PRNG: the same seed gives the same traffic. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

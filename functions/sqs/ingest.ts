@@ -8,8 +8,7 @@ import { config } from "../../shared/runtime/config";
 import { observability } from "../../shared/runtime/observability";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
 import { IngestService, type IngestResult, type TouchedTenant } from "../../shared/usage/ingest";
-import { createQuotaEvaluator, eventBridgePublisher } from "../../shared/quota/adapters/wiring";
-import { loadTierCatalog } from "../../shared/quota/tiers";
+import { quotaEvaluatorFromConfig } from "../../shared/quota/adapters/runtime";
 
 const cfg = config();
 const { logger, metrics } = observability(cfg, "ingest");
@@ -28,13 +27,7 @@ const service = new IngestService({
  */
 const tiersSeen = new Map<string, { tier: string; usedRatio: number }>();
 const TIERS_SEEN_MAX = 10_000;
-const quota = createQuotaEvaluator({
-  dynamo: clients.doc,
-  tableName: cfg.USAGE_TABLE_NAME,
-  publisher: eventBridgePublisher(clients.eventBridge, cfg.EVENT_BUS_NAME),
-  tiers: loadTierCatalog(cfg.TIER_CATALOG_JSON),
-  defaultTier: cfg.QUOTA_DEFAULT_TIER,
-  store: { logTtlDays: cfg.ENFORCEMENT_LOG_TTL_DAYS },
+const quota = quotaEvaluatorFromConfig(cfg, {
   onUsage: (u) => {
     if (tiersSeen.size >= TIERS_SEEN_MAX && !tiersSeen.has(u.tenantId)) tiersSeen.clear();
     tiersSeen.set(u.tenantId, { tier: u.tier, usedRatio: u.usedRatio });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../../shared/events/invocation";
 import type { LocalStack } from "../../local/stack";
 import { eventBridgeClient, startTestStack } from "./stack-harness";
+import { mulberry32 } from "../../shared/util/random";
 
 /**
  * THE acceptance test of the pipeline, end to end through the local stack and the same
@@ -33,17 +34,6 @@ interface Detail {
   tier?: string;
 }
 
-/** Small deterministic PRNG, so a failure reproduces with the same events. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function buildTraffic(now: Date) {
   const random = mulberry32(20241022);

@@ -1,6 +1,9 @@
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES, type InvocationEventV1 } from "../../shared/events/invocation";
 import type { IngestRecord } from "../../shared/usage/ingest";
 
+/** Deterministic PRNG for reproducible random fault runs. */
+export { mulberry32 as prng } from "../../shared/util/random";
+
 let n = 0;
 /** A valid v1 invocation event; override any field. */
 export function invocation(over: Partial<InvocationEventV1> = {}): InvocationEventV1 {
@@ -42,14 +45,3 @@ export function recordOf(e: InvocationEventV1): IngestRecord {
   return record(envelope(e));
 }
 
-/** Deterministic PRNG (mulberry32) for reproducible random fault runs. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -1,22 +1,27 @@
 import { awsClients } from "../../runtime/aws";
 import type { RuntimeConfig } from "../../runtime/config";
-import type { QuotaEvaluator } from "../service";
+import type { QuotaEvaluator, QuotaServiceDeps } from "../service";
 import { loadTierCatalog } from "../tiers";
 import { createQuotaEvaluator, eventBridgePublisher } from "./wiring";
 
 let cached: QuotaEvaluator | undefined;
 
-/** The process-wide quota service of a handler, built from the runtime config on first use. */
-export function quotaServiceFromConfig(cfg: RuntimeConfig): QuotaEvaluator {
-  if (cached) return cached;
+/** A quota service built from the runtime config (`onUsage` lets the ingest see tiers and quota use). */
+export function quotaEvaluatorFromConfig(cfg: RuntimeConfig, extra: { onUsage?: QuotaServiceDeps["onUsage"] } = {}): QuotaEvaluator {
   const clients = awsClients(cfg);
-  cached = createQuotaEvaluator({
+  return createQuotaEvaluator({
     dynamo: clients.doc,
     tableName: cfg.USAGE_TABLE_NAME,
     publisher: eventBridgePublisher(clients.eventBridge, cfg.EVENT_BUS_NAME),
     tiers: loadTierCatalog(cfg.TIER_CATALOG_JSON),
     defaultTier: cfg.QUOTA_DEFAULT_TIER,
     store: { logTtlDays: cfg.ENFORCEMENT_LOG_TTL_DAYS },
+    onUsage: extra.onUsage,
   });
+}
+
+/** The process-wide quota service of a handler, built from the runtime config on first use. */
+export function quotaServiceFromConfig(cfg: RuntimeConfig): QuotaEvaluator {
+  cached ??= quotaEvaluatorFromConfig(cfg);
   return cached;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { allocateHour, largestRemainder, type TenantHourUsage } from "../../../shared/allocation/allocate";
+import { mulberry32 as rng } from "../../../shared/util/random";
 import {
   DEFAULT_ENDPOINTS,
   EndpointCatalog,
@@ -12,17 +13,6 @@ import {
 } from "../../../shared/allocation/endpoints";
 import { previousHour } from "../../../shared/allocation/hours";
 
-/** Small deterministic PRNG (mulberry32) so a failing property case can be replayed by seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const intBelow = (r: () => number, n: number) => Math.floor(r() * n);
 
 const lora = DEFAULT_ENDPOINTS.find((e) => e.endpointName === "llama31-70b-lora")!;
