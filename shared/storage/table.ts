@@ -14,6 +14,9 @@
  * | TENANT#<tenant>            | ENFORCE#<period>                | enforcement state per period           |
  * | QUARANTINE#<yyyy-mm-dd>    | <receivedAt>#<messageId>        | invalid input kept with its reason     |
  * | ENFORCEMENT#<yyyy-mm-dd>   | <at>#<tenant>#<kind>            | enforcement event log (TTL)            |
+ * | ENDPOINT#<name>#<hour>     | TENANT#<tenant>                 | SageMaker endpoint-hour usage          |
+ * | ENDPOINT#<name>#<hour>     | ALLOCATION                      | endpoint-hour allocated (plan, idle)   |
+ * | ENDPOINT#<name>#<hour>     | ALLOCATION#<tenant>             | one tenant's share added (exactly once)|
  *
  * GSI1 lists month aggregates of all tenants for billing: gsi1pk = MONTH#<yyyy-mm>#<shard>,
  * gsi1sk = TENANT#<tenant>. The shard spreads one month's writes over several partitions.
