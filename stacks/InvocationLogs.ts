@@ -59,8 +59,8 @@ export function InvocationLogs({ stack, app }: StackContext) {
     ],
   });
   // S3 invokes asynchronously: after the retries the event goes to this queue, and a redrive
-  // re-reads the object; its records have the same ids, counted once. (Ops does not alarm on
-  // this queue yet.)
+  // re-reads the object; its records have the same ids, counted once. Ops alarms when a
+  // message is in this queue, and on the function's errors.
   fn.configureAsyncInvoke({
     retryAttempts: INVOCATION_LOG_RETRY_ATTEMPTS,
     maxEventAge: Duration.hours(6),

@@ -7,6 +7,7 @@ import { COST_METRICS, DIMENSIONS, PIPELINE_METRICS } from "../shared/observabil
 import { Alerts } from "./Alerts";
 import { Enforcement } from "./Enforcement";
 import { Ingest } from "./Ingest";
+import { InvocationLogs } from "./InvocationLogs";
 import { Jobs } from "./Jobs";
 import { METRICS_NAMESPACE, SERVICE_NAME } from "./support";
 
@@ -28,6 +29,7 @@ export function Ops({ stack, app }: StackContext) {
   const { consumers, ingest } = use(Ingest);
   const enforcement = use(Enforcement);
   const { jobs } = use(Jobs);
+  const invocationLogs = use(InvocationLogs);
   const action = new SnsAction(topic);
 
   const alarm = (id: string, props: cloudwatch.CreateAlarmOptions & { metric: cloudwatch.IMetric }) => {
@@ -43,6 +45,9 @@ export function Ops({ stack, app }: StackContext) {
   const dlqs: { name: string; queue: sqs.IQueue }[] = [
     ...consumers.map((c) => ({ name: `${c.rule.name}-dlq`, queue: c.dlq })),
     ...enforcement.dlqs,
+    // S3 events the invocation-log function failed on after its async retries: those log
+    // objects are not on the bus yet (a redrive re-reads them; same ids, counted once).
+    { name: "invocation-log-dlq", queue: invocationLogs.failures },
   ];
   const dlqDepth = (queue: sqs.IQueue, name: string) =>
     queue.metricApproximateNumberOfMessagesVisible({ statistic: "Maximum", period: Duration.minutes(1), label: name });
@@ -60,6 +65,15 @@ export function Ops({ stack, app }: StackContext) {
   alarm("IngestErrors", {
     alarmDescription: "The ingest consumer threw (whole batch retried), not a per-record failure.",
     metric: ingest.fn.metricErrors({ statistic: "Sum", period: Duration.minutes(5) }),
+    threshold: 0,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 1,
+  });
+
+  alarm("InvocationLogErrors", {
+    alarmDescription:
+      "The invocation-log function threw on an S3 event (Lambda retries it, then parks it in invocation-log-dlq): Bedrock invocation-log usage is late or missing.",
+    metric: invocationLogs.fn.metricErrors({ statistic: "Sum", period: Duration.minutes(5) }),
     threshold: 0,
     comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     evaluationPeriods: 1,

@@ -8,6 +8,7 @@ import { Alerts } from "../../stacks/Alerts";
 import { Api, CONFIG_WRITE_ACTIONS, routeKey } from "../../stacks/Api";
 import { ENFORCEMENT_DETAIL_TYPES, ENFORCEMENT_SOURCE, DECISIONS_MAX_RECEIVE_COUNT, Enforcement } from "../../stacks/Enforcement";
 import { INGEST_TABLE_ACTIONS, Ingest } from "../../stacks/Ingest";
+import { InvocationLogs } from "../../stacks/InvocationLogs";
 import { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, Jobs } from "../../stacks/Jobs";
 import { Ops, THRESHOLDS } from "../../stacks/Ops";
 import { Storage } from "../../stacks/Storage";
@@ -32,7 +33,14 @@ type Resource = { Type: string; Properties: Record<string, any>; [k: string]: an
 const TOPIC_ARN = { "Fn::ImportValue": Match.stringLikeRegexp("-Alerts:ExportsOutputRefOpsTopic") };
 
 let s: Synth;
-let storage: Template, ingest: Template, alerts: Template, enforcement: Template, api: Template, jobs: Template, ops: Template;
+let storage: Template,
+  ingest: Template,
+  alerts: Template,
+  enforcement: Template,
+  api: Template,
+  jobs: Template,
+  invocationLogs: Template,
+  ops: Template;
 
 function resources(t: Template, type: string, props?: Record<string, unknown>): [string, Resource][] {
   return Object.entries(t.findResources(type, props ? { Properties: props } : undefined)) as [string, Resource][];
@@ -46,8 +54,8 @@ function only<T>(items: T[], what: string): T {
 beforeAll(async () => {
   // Given the whole app synthesized for a non-dev stage, in sst.config.ts order
   s = await synth({ stage: "test", env: { DATA_PLANE_BUS_ARN: undefined, OPS_ALERT_EMAIL: undefined } });
-  [storage, ingest, alerts, enforcement, api, jobs, ops] = [Storage, Ingest, Alerts, Enforcement, Api, Jobs, Ops].map((f) =>
-    s.template(f as never),
+  [storage, ingest, alerts, enforcement, api, jobs, invocationLogs, ops] = [Storage, Ingest, Alerts, Enforcement, Api, Jobs, InvocationLogs, Ops].map(
+    (f) => s.template(f as never),
   );
 });
 
@@ -305,10 +313,12 @@ describe("Ops", () => {
   const alarms = () => resources(ops, "AWS::CloudWatch::Alarm");
 
   it("alarms on every DLQ of the app when a message is visible", () => {
-    const dlqs = [ingest, enforcement].flatMap((t) =>
+    const dlqs = [ingest, enforcement, invocationLogs].flatMap((t) =>
       resources(t, "AWS::SQS::Queue").filter(([, r]) => String(r.Properties.QueueName).endsWith("-dlq")),
     );
     expect(dlqs.length).toBeGreaterThanOrEqual(QUEUE_RULES.length + 1);
+    // the invocation-log function's failure queue is one of them
+    expect(dlqs.map(([, r]) => r.Properties.QueueName)).toContain("test-genai-metering-invocation-log-dlq");
     for (const [dlqId] of dlqs) {
       const watching = alarms().filter(([, a]) =>
         JSON.stringify(a.Properties.Metrics ?? a.Properties.Dimensions).includes(`GetAtt${dlqId}QueueName`),
@@ -332,6 +342,23 @@ describe("Ops", () => {
       MetricName: "ApproximateAgeOfOldestMessage",
       Dimensions: [{ Name: "QueueName", Value: { "Fn::ImportValue": Match.stringLikeRegexp("-Ingest:ExportsOutputFnGetAttIngestQueue.*QueueName") } }],
       Threshold: THRESHOLDS.ingestQueueAgeSeconds,
+    });
+  });
+
+  it("alarms on errors of the invocation-log function", () => {
+    const [fnId] = only(
+      resources(invocationLogs, "AWS::Lambda::Function").filter(([, r]) => r.Properties.Environment?.Variables?.SST_APP),
+      "invocation-log function",
+    );
+    const watching = alarms().filter(([, a]) => JSON.stringify(a.Properties.Dimensions ?? []).includes(`-InvocationLogs:ExportsOutputRef${fnId}`));
+    const [, alarm] = only(watching, "alarm on the invocation-log function");
+    expect(alarm.Properties).toMatchObject({
+      Namespace: "AWS/Lambda",
+      MetricName: "Errors",
+      Statistic: "Sum",
+      Dimensions: [{ Name: "FunctionName", Value: { "Fn::ImportValue": expect.any(String) } }],
+      Threshold: 0,
+      ComparisonOperator: "GreaterThanThreshold",
     });
   });
 
@@ -378,7 +405,7 @@ describe("Ops", () => {
 });
 
 describe("IAM across the app (least privilege)", () => {
-  const templates = () => [storage, ingest, alerts, enforcement, api, jobs, ops];
+  const templates = () => [storage, ingest, alerts, enforcement, api, jobs, invocationLogs, ops];
   const allStatements = () => templates().flatMap((t) => statements(t).map(({ statement }) => statement));
 
   it("grants no wildcard action anywhere", () => {
@@ -414,10 +441,11 @@ describe("IAM across the app (least privilege)", () => {
 describe("Functions", () => {
   // Runtime and handler are only real after bundling (placeholders before): see bundle.test.ts.
   it("every app function gets the table name in its environment", () => {
-    const fns = everyResource([ingest, api, jobs]).filter(
+    const fns = everyResource([ingest, api, jobs, invocationLogs]).filter(
       ([, r]) => r.Type === "AWS::Lambda::Function" && r.Properties?.Environment?.Variables?.SST_APP,
     );
-    expect(fns.length).toBe(QUEUE_RULES.length + HTTP_ROUTES.length + 2);
+    // consumers, one per route, the two jobs, the invocation-log function
+    expect(fns.length).toBe(QUEUE_RULES.length + HTTP_ROUTES.length + 2 + 1);
     for (const [id, fn] of fns) {
       expect(fn.Properties!.Environment.Variables.USAGE_TABLE_NAME, id).toMatchObject(
         expect.objectContaining({ "Fn::ImportValue": expect.stringMatching(/-Storage:ExportsOutputRefUsageTable/) }),

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { MeteredBedrock } from "../../../shared/dataplane/adapters/bedrock";
 import { createUsageEmitter } from "../../../shared/dataplane/adapters/eventbridge";
 import { MeteredSageMaker } from "../../../shared/dataplane/adapters/sagemaker";
+import { signedFetch } from "../../../shared/dataplane/adapters/sigv4-fetch";
 import { CachedDecisionSource, HttpDecisionSource } from "../../../shared/dataplane/decisions";
 import { TenantThrottledError } from "../../../shared/dataplane/errors";
 
@@ -36,10 +37,17 @@ sagemakerMock.on(InvokeEndpointCommand).callsFake(() => ({
   InvokedProductionVariant: "AllTraffic",
   Body: new TextEncoder().encode(JSON.stringify({ generated_text: "Hi.", details: { prompt_tokens: 12, generated_tokens: 3 } })),
 }));
-// The decision endpoint: tenant-throttled is throttled, everyone else allowed.
+// The decision endpoint, behind IAM auth like the deployed route: a request without a SigV4
+// authorization header is refused (403). Signed: tenant-throttled is throttled, everyone else
+// allowed. The example's signer takes its credentials from the default chain, here the
+// environment vitest.config.ts sets (AWS_ACCESS_KEY_ID=local).
 const decisionUrls: string[] = [];
-vi.stubGlobal("fetch", async (url: string) => {
+const decisionAuth: string[] = [];
+vi.stubGlobal("fetch", async (url: string, init?: { headers?: Record<string, string> }) => {
   decisionUrls.push(url);
+  const authorization = init?.headers?.authorization ?? "";
+  decisionAuth.push(authorization);
+  if (!authorization.startsWith("AWS4-HMAC-SHA256 ")) return new Response(JSON.stringify({ message: "Forbidden" }), { status: 403 });
   const tenantId = decodeURIComponent(url.split("/tenants/")[1].split("/")[0]);
   const body = tenantId === "tenant-throttled" ? { tenantId, decision: "throttle", retryAfterSeconds: 3600 } : { tenantId, decision: "allow" };
   return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
@@ -48,7 +56,9 @@ const sigtermBefore = new Set(process.listeners("SIGTERM"));
 
 // ---- README: Bedrock ----
 const emitter = createUsageEmitter({ clientConfig: { region: "us-west-2" }, eventBusName: "metering" });
-const decisions = new CachedDecisionSource(new HttpDecisionSource({ baseUrl: "https://api.example.com" }), { ttlMs: 5_000 });
+// The deployed decision route has IAM auth: sign each request (SigV4) with the caller's credentials.
+const decisionApi = new HttpDecisionSource({ baseUrl: "https://api.example.com", fetch: signedFetch({ region: "us-west-2", service: "execute-api" }) });
+const decisions = new CachedDecisionSource(decisionApi, { ttlMs: 5_000 });
 const bedrock = new MeteredBedrock({ client: new BedrockRuntimeClient({}), sink: emitter, decisions });
 
 export async function chat(tenantId: string, text: string) {
@@ -98,6 +108,8 @@ describe("shared/dataplane/README.md examples", () => {
     expect(bedrockMock.commandCalls(ConverseCommand)).toHaveLength(1);
     expect(bedrockMock.commandCalls(ConverseCommand)[0].args[0].input.requestMetadata).toEqual({ tenantId: "tenant-a", feature: "chat" });
     expect(decisionUrls).toContain("https://api.example.com/tenants/tenant-a/decision");
+    expect(decisionAuth.length).toBeGreaterThan(0);
+    for (const auth of decisionAuth) expect(auth).toMatch(/^AWS4-HMAC-SHA256 Credential=local\/\d{8}\/us-west-2\/execute-api\/aws4_request, /);
 
     await emitter.flush();
     expect(sent).toEqual([
