@@ -20,6 +20,7 @@ const service = new IngestService({
   region: cfg.AWS_REGION,
   maxEventAgeDays: cfg.MAX_EVENT_AGE_DAYS,
   maxTransactionItems: cfg.TRANSACTION_MAX_ITEMS,
+  chunkConcurrency: cfg.INGEST_CHUNK_CONCURRENCY,
 });
 /**
  * Latest tier and month quota use per tenant, as the quota evaluation saw them (metric

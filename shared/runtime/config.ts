@@ -20,6 +20,8 @@ const schema = z.object({
   LEDGER_TTL_DAYS: z.coerce.number().int().positive().default(60),
   /** Items per TransactWriteItems (DynamoDB allows 100). */
   TRANSACTION_MAX_ITEMS: z.coerce.number().int().min(2).max(100).default(100),
+  /** Transactions of one SQS batch committed at once. */
+  INGEST_CHUNK_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(4),
   /** Metrics namespace for CloudWatch EMF. */
   METRICS_NAMESPACE: z.string().default("GenAIMetering"),
   SERVICE_NAME: z.string().default("genai-metering"),

@@ -41,6 +41,8 @@ export interface IngestOptions {
   region: string;
   maxEventAgeDays: number;
   maxTransactionItems: number;
+  /** Transactions of one batch in flight at once (default 4). */
+  chunkConcurrency?: number;
   /** Clock skew tolerated for event times in the future. */
   maxFutureSkewMs?: number;
   maxAttempts?: number;
@@ -105,7 +107,13 @@ export class IngestService {
       this.opts.maxTransactionItems,
     );
     const messageIdsOf = new Map(entries.map((e) => [ledgerKey(e.priced.event), e.messageIds]));
-    for (const chunk of chunks) {
+    // Chunks are independent transactions: commit a few at once. Sorting by tenant keeps
+    // them on different aggregate items, and a conflict on a shared one is retried.
+    let nextChunk = 0;
+    const worker = async () => {
+      while (nextChunk < chunks.length) await commitAndRecord(chunks[nextChunk++]);
+    };
+    const commitAndRecord = async (chunk: PricedEvent[]) => {
       let result: { duplicates: Set<string> } | { error: unknown };
       try {
         result = { duplicates: await this.commitChunk(chunk) };
@@ -132,7 +140,8 @@ export class IngestService {
           stats.maxLagMs = Math.max(stats.maxLagMs, now.getTime() - Date.parse(priced.event.occurredAt));
         }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, chunks.length) }, worker));
 
     return { outcomes, counted, touched: touchedTenants(entries, outcomes), stats };
   }
