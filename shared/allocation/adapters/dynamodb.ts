@@ -8,6 +8,7 @@ import {
   type DynamoDBDocumentClient,
   type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
+import { addAndSetUpdate } from "../../storage/adapters/dynamodb";
 import { endpointKeys, keys } from "../../storage/keys";
 import type { HourAllocation, TenantHourUsage, TenantShare } from "../allocate";
 import { AllocationStateInvalidError } from "../errors";
@@ -206,27 +207,10 @@ export class DynamoAllocationStore implements AllocationStore {
         sets: { type: "model-usage", granularity: "day", period: day, modelId: plan.endpointName },
       },
     ];
-    return targets.map(({ key, sets }) => {
-      const all: Item = { tenantId: t, updatedAt: now.toISOString(), ...sets };
-      const names: Record<string, string> = { "#a": "allocatedCostNanoUsd" };
-      const values: Item = { ":a": s.allocatedCostNanoUsd };
-      const setExpr = Object.keys(all).map((k) => {
-        names[`#s_${k}`] = k;
-        values[`:s_${k}`] = all[k];
-        return `#s_${k} = :s_${k}`;
-      });
-      // No condition: ADD is commutative with the ingest's ADDs on the same items; the
-      // conditional marker/share record in the same transaction makes it happen once.
-      return {
-        Update: {
-          TableName: this.tableName,
-          Key: key,
-          UpdateExpression: `ADD #a :a SET ${setExpr.join(", ")}`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-        },
-      };
-    });
+    // The conditional marker/share record in the same transaction makes this happen once.
+    return targets.map(({ key, sets }) =>
+      addAndSetUpdate(this.tableName, key, { allocatedCostNanoUsd: s.allocatedCostNanoUsd }, { tenantId: t, updatedAt: now.toISOString(), ...sets }),
+    );
   }
 
   private async queryAll(input: QueryCommandInput): Promise<Item[]> {

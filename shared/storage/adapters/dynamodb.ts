@@ -41,3 +41,37 @@ export async function ensureUsageTable(client: DynamoDBClient, tableName: string
     if (!(error instanceof Error && /already enabled/i.test(error.message))) throw error;
   });
 }
+
+/**
+ * The `Update` of one aggregate item: `ADD` the counters, `SET` the descriptive attributes.
+ * No condition: ADD is commutative; what makes an increment happen once is the conditional
+ * item (ledger entry, allocation marker) written in the same transaction.
+ */
+export function addAndSetUpdate(
+  tableName: string,
+  key: { pk: string; sk: string },
+  adds: Record<string, number>,
+  sets: Record<string, unknown>,
+) {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const addExpr = Object.entries(adds).map(([k, v]) => {
+    names[`#a_${k}`] = k;
+    values[`:a_${k}`] = v;
+    return `#a_${k} :a_${k}`;
+  });
+  const setExpr = Object.entries(sets).map(([k, v]) => {
+    names[`#s_${k}`] = k;
+    values[`:s_${k}`] = v;
+    return `#s_${k} = :s_${k}`;
+  });
+  return {
+    Update: {
+      TableName: tableName,
+      Key: key,
+      UpdateExpression: `ADD ${addExpr.join(", ")}${setExpr.length ? ` SET ${setExpr.join(", ")}` : ""}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    },
+  };
+}

@@ -14,6 +14,7 @@ import {
   type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { endpointKeys, keys } from "../../storage/keys";
+import { addAndSetUpdate } from "../../storage/adapters/dynamodb";
 import { USAGE_TABLE } from "../../storage/table";
 import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
@@ -144,34 +145,13 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
 
   private aggregateUpdate(d: AggregateDelta, now: Date): TransactItem {
     const t = d.target;
-    const adds: string[] = [];
-    const values: Item = {};
-    const names: Record<string, string> = {};
-    for (const c of COUNTER_NAMES) {
-      if (c !== "requests" && d.counters[c] === 0) continue;
-      adds.push(`#${c} :${c}`);
-      names[`#${c}`] = c;
-      values[`:${c}`] = d.counters[c];
-    }
+    const adds: Record<string, number> = {};
+    for (const c of COUNTER_NAMES) if (c === "requests" || d.counters[c] !== 0) adds[c] = d.counters[c];
     const sets: Record<string, unknown> = { tenantId: t.tenantId, updatedAt: now.toISOString(), ...describeTarget(t) };
     if (t.kind === "tenant" && t.granularity === "month") Object.assign(sets, keys.billing(t.tenantId, t.period));
     if (t.kind === "minute") sets.expiresAt = ttl(now, (this.opts.minuteTtlSeconds ?? 86_400) / 86_400);
-    const setExpr = Object.keys(sets).map((k) => {
-      names[`#s_${k}`] = k;
-      values[`:s_${k}`] = sets[k];
-      return `#s_${k} = :s_${k}`;
-    });
-    // No condition: ADD is commutative, and the ledger put in the same transaction is
-    // what prevents a second delivery from adding again.
-    return {
-      Update: {
-        TableName: this.tableName,
-        Key: targetKey(t),
-        UpdateExpression: `ADD ${adds.join(", ")} SET ${setExpr.join(", ")}`,
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-      },
-    };
+    // The ledger put in the same transaction keeps a second delivery from adding again.
+    return addAndSetUpdate(this.tableName, targetKey(t), adds, sets);
   }
 
   // ---- reads ----
