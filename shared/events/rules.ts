@@ -28,7 +28,7 @@ export const INGEST_RULE: QueueRule = {
   handler: "functions/sqs/ingest.handler",
   // Large batches let one aggregate ADD cover many events of a tenant (see bench/README).
   // SQS allows batches above 10 only with a batching window of at least 1 s.
-  batchSize: 500,
+  batchSize: 2000,
   maxReceiveCount: 5,
   visibilityTimeoutSeconds: 180,
   maxBatchingWindowSeconds: 1,
