@@ -28,6 +28,8 @@ const service = new IngestService({
  */
 const tiersSeen = new Map<string, { tier: string; usedRatio: number }>();
 const TIERS_SEEN_MAX = 10_000;
+/** Quota evaluations in flight per batch. */
+const QUOTA_CONCURRENCY = 16;
 const quota = quotaEvaluatorFromConfig(cfg, {
   onUsage: (u) => {
     if (tiersSeen.size >= TIERS_SEEN_MAX && !tiersSeen.has(u.tenantId)) tiersSeen.clear();
@@ -67,21 +69,25 @@ async function enforce(touched: TouchedTenant[], failures: Set<string>): Promise
   const now = new Date();
   let published = 0;
   let breaches = 0;
-  await Promise.all(
-    touched.map(async (t) => {
-      try {
-        const month = [...t.months].sort().at(-1) ?? now.toISOString().slice(0, 7);
-        const outcomes = await quota.evaluate({ tenantId: t.tenantId, month, minutes: t.minutes, now });
-        for (const o of outcomes) {
-          if (o.status !== "pending") published++;
-          if (o.breach) breaches++;
-        }
-      } catch (error) {
-        logger.warn("quota evaluation failed; records will be redelivered", { tenantId: t.tenantId, error: error as Error });
-        for (const m of t.messageIds) failures.add(m);
+  // A bounded number of tenants at a time: a batch of 2,000 events may touch hundreds.
+  let next = 0;
+  const evaluateNext = async (): Promise<void> => {
+    while (next < touched.length) await evaluateOne(touched[next++]);
+  };
+  const evaluateOne = async (t: TouchedTenant) => {
+    try {
+      const month = [...t.months].sort().at(-1) ?? now.toISOString().slice(0, 7);
+      const outcomes = await quota.evaluate({ tenantId: t.tenantId, month, minutes: t.minutes, now });
+      for (const o of outcomes) {
+        if (o.status !== "pending") published++;
+        if (o.breach) breaches++;
       }
-    }),
-  );
+    } catch (error) {
+      logger.warn("quota evaluation failed; records will be redelivered", { tenantId: t.tenantId, error: error as Error });
+      for (const m of t.messageIds) failures.add(m);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(QUOTA_CONCURRENCY, touched.length) }, evaluateNext));
   metrics.addMetric(PIPELINE_METRICS.enforcementEvents, MetricUnit.Count, published);
   metrics.addMetric(PIPELINE_METRICS.quotaBreaches, MetricUnit.Count, breaches);
 }
