@@ -4,7 +4,7 @@ import { EndpointCatalog } from "../shared/allocation/endpoints";
 import { AllocationService } from "../shared/allocation/service";
 import { nanoToUsd } from "../shared/pricing/catalog";
 import { awsClients } from "../shared/runtime/aws";
-import { parseConfig } from "../shared/runtime/config";
+import { cliConfig } from "./local-config";
 
 const USAGE = `usage: npm run cli -- allocate --hour yyyy-mm-ddTHH [--endpoint name] [--endpoint-url http://127.0.0.1:<port>] [--table genai-usage-local]
 Shares the fixed cost of the hour of every catalogued endpoint (or one) among its tenants. Idempotent.`;
@@ -24,12 +24,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  const cfg = parseConfig({
-    ...process.env,
-    USAGE_TABLE_NAME: values.table,
-    AWS_ENDPOINT_URL_DYNAMODB: values["endpoint-url"] ?? process.env.AWS_ENDPOINT_URL_DYNAMODB,
-  });
-  localCredentials(cfg.AWS_ENDPOINT_URL_DYNAMODB);
+  const cfg = cliConfig(values);
   const service = new AllocationService({
     store: new DynamoAllocationStore(awsClients(cfg).doc, cfg.USAGE_TABLE_NAME),
     catalog: EndpointCatalog.fromJson(cfg.ENDPOINT_CATALOG_JSON),
@@ -45,11 +40,4 @@ export async function run(argv: string[]): Promise<number> {
     for (const s of p.shares) console.log(`  ${s.tenantId.padEnd(24)} ${String(s.weight).padStart(12)}  $${nanoToUsd(s.allocatedCostNanoUsd).toFixed(6)}`);
   }
   return 0;
-}
-
-/** DynamoDB Local accepts any credentials, but the SDK wants some. Only for loopback endpoints. */
-export function localCredentials(endpoint: string | undefined): void {
-  if (!endpoint || !/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) return;
-  process.env.AWS_ACCESS_KEY_ID ??= "local";
-  process.env.AWS_SECRET_ACCESS_KEY ??= "local";
 }

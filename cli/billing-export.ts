@@ -4,8 +4,7 @@ import { LocalDirectorySink } from "../shared/billing/adapters/local-dir";
 import { BillingExportService } from "../shared/billing/service";
 import { formatNanoUsd } from "../shared/billing/invoice";
 import { awsClients } from "../shared/runtime/aws";
-import { parseConfig } from "../shared/runtime/config";
-import { localCredentials } from "./allocate";
+import { cliConfig } from "./local-config";
 
 const USAGE = `usage: npm run cli -- billing-export --month yyyy-mm --out DIR [--endpoint-url http://127.0.0.1:<port>] [--table genai-usage-local]
 Writes DIR/billing/<month>/invoice-lines.jsonl and .csv (the same content for the same data).`;
@@ -25,12 +24,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  const cfg = parseConfig({
-    ...process.env,
-    USAGE_TABLE_NAME: values.table,
-    AWS_ENDPOINT_URL_DYNAMODB: values["endpoint-url"] ?? process.env.AWS_ENDPOINT_URL_DYNAMODB,
-  });
-  localCredentials(cfg.AWS_ENDPOINT_URL_DYNAMODB);
+  const cfg = cliConfig(values);
   const service = new BillingExportService(
     new DynamoBillingSource(awsClients(cfg).doc, cfg.USAGE_TABLE_NAME),
     new LocalDirectorySink(values.out),

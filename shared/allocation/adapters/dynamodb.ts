@@ -2,13 +2,11 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from "@
 import {
   GetCommand,
   PutCommand,
-  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
-  type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
-import { addAndSetUpdate } from "../../storage/adapters/dynamodb";
+import { addAndSetUpdate, queryAll } from "../../storage/adapters/dynamodb";
 import { endpointKeys, keys } from "../../storage/keys";
 import type { HourAllocation, TenantHourUsage, TenantShare } from "../allocate";
 import { AllocationStateInvalidError } from "../errors";
@@ -39,7 +37,7 @@ export class DynamoAllocationStore implements AllocationStore {
   }
 
   async readUsage(endpointName: string, hour: string): Promise<TenantHourUsage[]> {
-    const items = await this.queryAll({
+    const items = await queryAll(this.doc, {
       TableName: this.tableName,
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
       ExpressionAttributeValues: { ":pk": endpointKeys.partition(endpointName, hour), ":p": endpointKeys.usagePrefix },
@@ -65,7 +63,7 @@ export class DynamoAllocationStore implements AllocationStore {
   }
 
   async writtenShares(endpointName: string, hour: string): Promise<Set<string>> {
-    const items = await this.queryAll({
+    const items = await queryAll(this.doc, {
       TableName: this.tableName,
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
       ExpressionAttributeValues: {
@@ -213,16 +211,6 @@ export class DynamoAllocationStore implements AllocationStore {
     );
   }
 
-  private async queryAll(input: QueryCommandInput): Promise<Item[]> {
-    const items: Item[] = [];
-    let key: Item | undefined;
-    do {
-      const out = await this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: key }));
-      items.push(...(out.Items ?? []));
-      key = out.LastEvaluatedKey;
-    } while (key);
-    return items;
-  }
 }
 
 function int(v: unknown): number {

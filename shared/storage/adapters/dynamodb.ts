@@ -5,7 +5,7 @@ import {
   ResourceInUseException,
   UpdateTimeToLiveCommand,
 } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import { USAGE_TABLE, usageTableCreateInput } from "../table";
 
 /** Document client with the marshalling options every adapter relies on. */
@@ -74,4 +74,16 @@ export function addAndSetUpdate(
       ExpressionAttributeValues: values,
     },
   };
+}
+
+/** Every item of a query, following LastEvaluatedKey page by page. */
+export async function queryAll(doc: DynamoDBDocumentClient, input: QueryCommandInput): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let key: Record<string, unknown> | undefined;
+  do {
+    const out = await doc.send(new QueryCommand({ ...input, ExclusiveStartKey: key }));
+    items.push(...(out.Items ?? []));
+    key = out.LastEvaluatedKey;
+  } while (key);
+  return items;
 }

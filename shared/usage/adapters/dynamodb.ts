@@ -11,10 +11,9 @@ import {
   QueryCommand,
   TransactWriteCommand,
   type DynamoDBDocumentClient,
-  type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { endpointKeys, keys } from "../../storage/keys";
-import { addAndSetUpdate } from "../../storage/adapters/dynamodb";
+import { addAndSetUpdate, queryAll } from "../../storage/adapters/dynamodb";
 import { USAGE_TABLE } from "../../storage/table";
 import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
@@ -158,7 +157,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
 
   async tenantPeriods(tenantId: string, granularity: "month" | "day" | "hour", from: string, to: string): Promise<AggregateRow[]> {
     const prefix = keys.usagePrefix(granularity);
-    const items = await this.queryAll({
+    const items = await queryAll(this.doc, {
       TableName: this.tableName,
       KeyConditionExpression: "pk = :pk AND sk BETWEEN :a AND :b",
       // hours of day `to` are yyyy-mm-ddTHH: '~' sorts after 'T', so they are all inside
@@ -171,7 +170,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
     const start = keys.modelPrefix(granularity, from);
     // '$' sorts after '#', so every model of the last period is inside the range
     const end = `${keys.modelPrefix(granularity, to).slice(0, -1)}$`;
-    const items = await this.queryAll({
+    const items = await queryAll(this.doc, {
       TableName: this.tableName,
       KeyConditionExpression: "pk = :pk AND sk BETWEEN :a AND :b",
       ExpressionAttributeValues: { ":pk": keys.tenant(tenantId), ":a": start, ":b": end },
@@ -227,17 +226,6 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
       eventId: i.eventId as string | undefined,
     }));
     return { items, cursor: out.LastEvaluatedKey ? encodeCursor(0, out.LastEvaluatedKey) : undefined };
-  }
-
-  private async queryAll(input: QueryCommandInput): Promise<Item[]> {
-    const items: Item[] = [];
-    let key: Item | undefined;
-    do {
-      const out = await this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: key }));
-      items.push(...(out.Items ?? []));
-      key = out.LastEvaluatedKey;
-    } while (key);
-    return items;
   }
 }
 
