@@ -26,7 +26,7 @@ export const INGEST_RULE: QueueRule = {
   name: "ingest",
   pattern: { source: Object.values(INVOCATION_SOURCES), "detail-type": [INVOCATION_DETAIL_TYPE] },
   handler: "functions/sqs/ingest.handler",
-  // Large batches let one aggregate ADD cover many events of a tenant (see bench/README).
+  // Large batches let one aggregate ADD cover many events of a tenant (README, "Figures": 500 was slower than the naive baseline, 2,000 beats it).
   // SQS allows batches above 10 only with a batching window of at least 1 s.
   batchSize: 2000,
   maxReceiveCount: 5,

@@ -11,7 +11,7 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
   };
 }
 
-export function errorResponse(error: unknown, mapping: ErrorMapping, requestId?: string): APIGatewayProxyStructuredResultV2 | undefined {
+export function errorResponse(error: unknown, mapping: ErrorMapping): APIGatewayProxyStructuredResultV2 | undefined {
   for (const [type, status] of mapping) {
     if (error instanceof type) return json(status, { error: error.name, message: error.message });
   }
