@@ -120,6 +120,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       AWS_ACCESS_KEY_ID: "local",
       AWS_SECRET_ACCESS_KEY: "local",
     });
+    // Local redelivery comes after `visibilityTimeoutMs` (1 s), not AWS's minutes: claims of a
+    // crashed batch must be past their lease by then (see shared/usage/README.md).
+    process.env.INGEST_CLAIM_LEASE_SECONDS ??= String((opts.visibilityTimeoutMs ?? 1000) / 2000);
     if (opts.handlerLogs === "quiet") {
       process.env.POWERTOOLS_LOG_LEVEL ??= "ERROR";
       process.env.POWERTOOLS_METRICS_DISABLED ??= "true";

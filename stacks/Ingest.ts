@@ -81,7 +81,12 @@ function queueConsumer(stack: Stack, app: App, bus: EventBus, table: Table, rule
         ...baseFunctionProps(),
         handler: rule.handler,
         timeout: CONSUMER_TIMEOUT_SECONDS,
-        environment: { ...baseEnvironment(table), EVENT_BUS_NAME: bus.eventBusName },
+        environment: {
+          ...baseEnvironment(table),
+          EVENT_BUS_NAME: bus.eventBusName,
+          // a run lives at most the timeout; its claims are respected that long
+          INGEST_CLAIM_LEASE_SECONDS: String(CONSUMER_TIMEOUT_SECONDS),
+        },
         permissions: [
           tableStatement(table.cdk.table, INGEST_TABLE_ACTIONS),
           new PolicyStatement({ effect: Effect.ALLOW, actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),

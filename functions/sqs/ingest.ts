@@ -21,6 +21,8 @@ const service = new IngestService({
   maxEventAgeDays: cfg.MAX_EVENT_AGE_DAYS,
   maxTransactionItems: cfg.TRANSACTION_MAX_ITEMS,
   chunkConcurrency: cfg.INGEST_CHUNK_CONCURRENCY,
+  claimConcurrency: cfg.INGEST_CLAIM_CONCURRENCY,
+  claimLeaseMs: cfg.INGEST_CLAIM_LEASE_SECONDS * 1000,
 });
 /**
  * Latest tier and month quota use per tenant, as the quota evaluation saw them (metric

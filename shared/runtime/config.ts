@@ -20,8 +20,16 @@ const schema = z.object({
   LEDGER_TTL_DAYS: z.coerce.number().int().positive().default(60),
   /** Items per TransactWriteItems (DynamoDB allows 100). */
   TRANSACTION_MAX_ITEMS: z.coerce.number().int().min(2).max(100).default(100),
-  /** Transactions of one SQS batch committed at once. */
+  /** Aggregate groups (one transaction each) of one SQS batch committed at once. */
   INGEST_CHUNK_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(4),
+  /** Ledger claims (single conditional puts) of one SQS batch in flight at once. */
+  INGEST_CLAIM_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(32),
+  /**
+   * How long an undecided ledger claim of another run is respected before it is taken over.
+   * At least the consumer's timeout (a run lives no longer) and below the queue's
+   * visibility timeout (a crashed run's events are redelivered after it).
+   */
+  INGEST_CLAIM_LEASE_SECONDS: z.coerce.number().min(0).default(30),
   /** Metrics namespace for CloudWatch EMF. */
   METRICS_NAMESPACE: z.string().default("GenAIMetering"),
   SERVICE_NAME: z.string().default("genai-metering"),

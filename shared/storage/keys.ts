@@ -12,6 +12,8 @@ const G = { month: "M", day: "D", hour: "H" } as const;
 
 export const keys = {
   ledger: (tenantId: string, eventId: string) => ({ pk: `EVENT#${tenantId}#${eventId}`, sk: "EVENT" }),
+  /** Decides one aggregate group of one ingest run: committed or aborted (see shared/usage). */
+  commitMarker: (run: string, group: number) => ({ pk: `RUN#${run}`, sk: `GROUP#${group}` }),
   tenant: (tenantId: string) => `TENANT#${tenantId}`,
   aggregate(tenantId: string, scope: AggregateScope) {
     const sk =

@@ -6,7 +6,8 @@
  * Item families (keys are built only in `shared/storage/keys.ts`):
  * | pk                         | sk                              | what                                   |
  * |----------------------------|---------------------------------|----------------------------------------|
- * | EVENT#<tenant>#<eventId>   | EVENT                           | ledger: one per counted event (TTL)    |
+ * | EVENT#<tenant>#<eventId>   | EVENT                           | ledger: one per event, names its group |
+ * | RUN#<runId>                | GROUP#<n>                       | group marker: committed/aborted (TTL)  |
  * | TENANT#<tenant>            | USAGE#M#2026-11 / D# / H#       | tenant aggregate per month/day/hour    |
  * | TENANT#<tenant>            | MODEL#M#2026-11#<model> / D#    | tenant x model aggregate               |
  * | TENANT#<tenant>            | MINUTE#2026-11-25T20:36         | noisy-neighbour window (TTL)           |

@@ -41,8 +41,8 @@ export function targetId(t: AggregateTarget): string {
 
 /**
  * Sums a set of events into one delta per aggregate item. A transaction may touch an item
- * only once, and one ADD per item instead of one per event is what keeps a hot tenant's
- * items at a few writes per second.
+ * only once, and one ADD per item per batch instead of one per event is what keeps a hot
+ * tenant's items at a few writes per second.
  */
 export function coalesce(events: readonly PricedEvent[]): AggregateDelta[] {
   const byId = new Map<string, AggregateDelta>();
@@ -68,24 +68,27 @@ export function distinctTargets(events: readonly PricedEvent[]): Set<string> {
 }
 
 /**
- * Splits events into chunks whose ledger puts plus coalesced aggregate updates fit one
- * TransactWriteItems call (`maxItems`, DynamoDB allows 100). Order is kept.
+ * Splits events into groups whose coalesced aggregate updates fit one TransactWriteItems
+ * call next to the group's commit marker: at most `maxTargets` distinct aggregate items per
+ * group. Order is kept, so events sorted by tenant fill a group per tenant, and a hot
+ * tenant's whole batch is one group: each of its aggregate items is written once per batch.
  */
-export function chunkForTransactions(events: readonly PricedEvent[], maxItems: number): PricedEvent[][] {
-  const chunks: PricedEvent[][] = [];
+export function groupForAggregates(events: readonly PricedEvent[], maxTargets: number): PricedEvent[][] {
+  if (maxTargets < 1) throw new RangeError(`maxTargets must be at least 1, got ${maxTargets}`);
+  const groups: PricedEvent[][] = [];
   let current: PricedEvent[] = [];
   let ids = new Set<string>();
   for (const e of events) {
     const mine = targetsOf(e).map(targetId);
     const added = mine.filter((id) => !ids.has(id)).length;
-    if (current.length > 0 && current.length + 1 + ids.size + added > maxItems) {
-      chunks.push(current);
+    if (current.length > 0 && ids.size + added > maxTargets) {
+      groups.push(current);
       current = [];
       ids = new Set();
     }
     current.push(e);
     for (const id of mine) ids.add(id);
   }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
+  if (current.length > 0) groups.push(current);
+  return groups;
 }

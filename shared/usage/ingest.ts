@@ -1,10 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, parseInvocationMessage, type InvocationEventV1 } from "../events/invocation";
 import type { PriceCatalog } from "../pricing/catalog";
-import { chunkForTransactions, coalesce } from "./coalesce";
-import { UsageCommitFailedError } from "./errors";
+import { coalesce, groupForAggregates } from "./coalesce";
 import { zeroCounters, type PricedEvent } from "./model";
 import { periodsOf } from "./periods";
-import type { UsageStore } from "./ports";
+import type { Claim, LedgerHolder, UsageStore } from "./ports";
 
 /** One delivered message (an SQS record, or anything with a stable id and a body). */
 export interface IngestRecord {
@@ -40,9 +40,20 @@ export interface IngestOptions {
   prices: PriceCatalog;
   region: string;
   maxEventAgeDays: number;
+  /** Items per TransactWriteItems (DynamoDB allows 100): a group's aggregates plus its marker. */
   maxTransactionItems: number;
-  /** Transactions of one batch in flight at once (default 4). */
+  /** Aggregate groups of one batch in flight at once (default 4). */
   chunkConcurrency?: number;
+  /** Ledger writes of one batch in flight at once (default 32). */
+  claimConcurrency?: number;
+  /**
+   * How long another run's undecided claim is respected before it is taken over (default
+   * 30 s). Must cover a run's lifetime (the consumer's timeout) and stay below the queue's
+   * visibility timeout, so a crashed run's events are taken over when they are redelivered.
+   */
+  claimLeaseMs?: number;
+  /** Id of one ingest call (default: a random UUID). */
+  runId?: () => string;
   /** Clock skew tolerated for event times in the future. */
   maxFutureSkewMs?: number;
   maxAttempts?: number;
@@ -53,18 +64,27 @@ export interface IngestOptions {
 
 /**
  * Counts each distinct valid invocation event exactly once although delivery is
- * at-least-once: validate -> price -> dedupe within the batch -> chunk -> per chunk one
- * transaction of ledger puts (`attribute_not_exists`) plus coalesced aggregate ADDs.
- * A duplicate (already in the ledger) is success. Invalid records are quarantined with
- * their reason and reported as handled, so they are neither retried forever nor lost.
+ * at-least-once: validate -> price -> dedupe within the batch -> group by tenant -> per group
+ * (1) claim each event's ledger entry with a conditional put naming this run and group,
+ * (2) one transaction of the group's commit marker plus its coalesced aggregate ADDs.
+ * An event counts when its holder's group is committed; a group that can no longer commit
+ * is marked aborted and its claims are taken over by the next delivery (see
+ * `shared/usage/README.md` for the protocol and why it is exactly once). A duplicate is
+ * success. Invalid records are quarantined with their reason and reported as handled, so
+ * they are neither retried forever nor lost.
  */
 export class IngestService {
   private readonly clock: () => Date;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
 
+  private readonly runId: () => string;
+  private readonly leaseMs: number;
+
   constructor(private readonly opts: IngestOptions) {
     this.clock = opts.clock ?? (() => new Date());
+    this.runId = opts.runId ?? randomUUID;
+    this.leaseMs = opts.claimLeaseMs ?? 30_000;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = opts.random ?? Math.random;
   }
@@ -99,39 +119,30 @@ export class IngestService {
       byKey.set(key, { priced: this.price(event), messageIds: [record.messageId] });
     }
 
-    // 2. commit chunk by chunk; each chunk is all-or-nothing. Grouping a tenant's events
-    // together makes each chunk touch few aggregate items, so one ADD covers many events.
+    // 2. commit group by group. Grouping a tenant's events together makes a group touch few
+    // aggregate items, so one ADD per item covers all of the tenant's events in the batch.
     const entries = [...byKey.values()].sort((a, b) => compareForCoalescing(a.priced, b.priced));
-    const chunks = chunkForTransactions(
+    const groups = groupForAggregates(
       entries.map((e) => e.priced),
-      this.opts.maxTransactionItems,
+      this.opts.maxTransactionItems - 1,
     );
     const messageIdsOf = new Map(entries.map((e) => [ledgerKey(e.priced.event), e.messageIds]));
-    // Chunks are independent transactions: commit a few at once. Sorting by tenant keeps
-    // them on different aggregate items, and a conflict on a shared one is retried.
-    let nextChunk = 0;
-    const worker = async () => {
-      while (nextChunk < chunks.length) await commitAndRecord(chunks[nextChunk++]);
-    };
-    const commitAndRecord = async (chunk: PricedEvent[]) => {
-      let result: { duplicates: Set<string> } | { error: unknown };
-      try {
-        result = { duplicates: await this.commitChunk(chunk) };
-      } catch (error) {
-        result = { error };
-      }
-      for (const priced of chunk) {
+    const run = this.runId();
+    const limit = limiter(this.opts.claimConcurrency ?? 32);
+    const record = async (events: PricedEvent[], fates: Map<string, EventFate>) => {
+      for (const priced of events) {
         const key = ledgerKey(priced.event);
+        const fate = fates.get(key) ?? { kind: "failed", error: "no outcome (bug)" };
         const { tenantId, eventId } = priced.event;
         for (const [i, messageId] of (messageIdsOf.get(key) ?? []).entries()) {
           let outcome: RecordOutcome;
-          if ("error" in result) outcome = { kind: "failed", error: describe(result.error) };
-          else if (i === 0 && !result.duplicates.has(key)) outcome = { kind: "counted", tenantId, eventId };
+          if (fate.kind === "failed") outcome = fate;
+          else if (i === 0 && fate.kind === "counted") outcome = { kind: "counted", tenantId, eventId };
           else outcome = { kind: "duplicate", tenantId, eventId };
           outcomes.set(messageId, outcome);
           stats[outcome.kind === "counted" ? "counted" : outcome.kind === "duplicate" ? "duplicates" : "failed"]++;
         }
-        if (!("error" in result) && !result.duplicates.has(key)) {
+        if (fate.kind === "counted") {
           counted.push(priced);
           if (priced.unpricedReason === "unknown-model") {
             stats.unpriced++;
@@ -141,7 +152,14 @@ export class IngestService {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, chunks.length) }, worker));
+    let nextGroup = 0;
+    const worker = async () => {
+      while (nextGroup < groups.length) {
+        const group = nextGroup++;
+        await record(groups[group], await this.commitGroup(groups[group], { run, group }, limit));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, groups.length) }, worker));
 
     return { outcomes, counted, touched: touchedTenants(entries, outcomes), stats };
   }
@@ -182,31 +200,107 @@ export class IngestService {
     };
   }
 
-  /** Returns the ledger keys that turned out to be duplicates. Throws when retries run out. */
-  private async commitChunk(chunk: readonly PricedEvent[]): Promise<Set<string>> {
-    const duplicates = new Set<string>();
-    let pending = [...chunk];
+  /**
+   * Phase 1 and 2 for one group: claims every event's ledger entry, then commits the group's
+   * marker with the aggregates of the events it claimed. Never throws: an event whose fate
+   * is unknown is reported failed, and its redelivery settles it.
+   */
+  private async commitGroup(events: readonly PricedEvent[], claim: Claim, limit: Limiter): Promise<Map<string, EventFate>> {
+    const fates = new Map<string, EventFate>();
+    const claims = await Promise.all(
+      events.map((e) => limit(() => this.claimOne(e, claim).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) })))),
+    );
+    const claimed: PricedEvent[] = [];
+    let claimError: string | undefined;
+    events.forEach((e, i) => {
+      const c = claims[i];
+      const key = ledgerKey(e.event);
+      if (c.kind === "claimed") claimed.push(e);
+      else if (c.kind === "duplicate") fates.set(key, { kind: "duplicate" });
+      else if (c.kind === "busy") {
+        fates.set(key, {
+          kind: "failed",
+          error: `event is being counted by a concurrent delivery (run ${c.holder.run}, claimed ${c.holder.claimedAt}); retry after it ends`,
+        });
+      } else {
+        claimError ??= c.error;
+        fates.set(key, { kind: "failed", error: `ledger write failed: ${c.error}` });
+      }
+    });
+    if (claimed.length === 0) return fates;
+    // A ledger write whose outcome is unknown may hold this group: the group may not commit
+    // without that event, so it is aborted and every claim of it is taken over on redelivery.
+    const fate = claimError
+      ? await this.giveUp(claim, `a ledger write of its group failed (${claimError})`)
+      : await this.applyGroup(claim, claimed);
+    for (const e of claimed) fates.set(ledgerKey(e.event), fate);
+    return fates;
+  }
+
+  /** Takes the event's ledger entry for `claim`: created, our own, or taken over from a dead group. */
+  private async claimOne(e: PricedEvent, claim: Claim): Promise<ClaimOutcome> {
+    let holder: LedgerHolder = {};
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const now = this.clock();
+      const write = await this.opts.store.putLedger(e, claim, now);
+      if (write.kind === "created") return { kind: "claimed" };
+      holder = write.holder;
+      // An entry without a holder predates claims: it was counted in the same transaction.
+      if (holder.run === undefined || holder.group === undefined) return { kind: "duplicate" };
+      // Our own put, retried after a lost response.
+      if (holder.run === claim.run && holder.group === claim.group) return { kind: "claimed" };
+      const held: Claim = { run: holder.run, group: holder.group };
+      let state = await this.opts.store.marker(held);
+      if (state === undefined) {
+        // Undecided: its run may still be working. Respect its lease; after that the run is
+        // dead (a run lives at most the consumer timeout), so its group is aborted.
+        const age = now.getTime() - Date.parse(holder.claimedAt ?? "");
+        if (age < this.leaseMs) return { kind: "busy", holder };
+        state = await this.opts.store.abort(held, now);
+      }
+      if (state === "committed") return { kind: "duplicate" };
+      // Aborted: the event was never counted. Take the entry over unless a third run was faster.
+      if (await this.opts.store.moveLedger(e, held, claim, this.clock())) return { kind: "claimed" };
+    }
+    return { kind: "busy", holder };
+  }
+
+  /** Phase 2: the group's marker and aggregates in one transaction, retried with backoff. */
+  private async applyGroup(claim: Claim, events: readonly PricedEvent[]): Promise<EventFate> {
+    const deltas = coalesce(events);
     const maxAttempts = this.opts.maxAttempts ?? 8;
     let lastReason = "";
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      if (pending.length === 0) return duplicates;
-      const result = await this.opts.store.commit(pending, coalesce(pending));
-      if (result.kind === "committed") {
-        for (const d of result.duplicates) duplicates.add(d);
-        return duplicates;
+      let result;
+      try {
+        result = await this.opts.store.apply(claim, deltas, this.clock());
+      } catch (error) {
+        // The write may or may not have landed: the marker decides.
+        return this.giveUp(claim, `aggregate write failed (${describe(error)})`);
       }
-      if (result.kind === "duplicates") {
-        // Another delivery already counted these: drop them and re-coalesce the rest.
-        const dup = new Set(result.duplicates);
-        for (const d of dup) duplicates.add(d);
-        pending = pending.filter((e) => !dup.has(ledgerKey(e.event)));
-        attempt--; // progress was made; this does not count against the retry budget
-        continue;
-      }
+      if (result.kind === "committed") return { kind: "counted" };
+      if (result.kind === "marked") return this.settled(result.state, "its group was aborted by a later delivery before it committed");
       lastReason = result.reason;
       await this.sleep(backoffMs(attempt, this.random));
     }
-    throw new UsageCommitFailedError(`chunk not committed after ${maxAttempts} attempts: ${lastReason}`, maxAttempts);
+    return this.giveUp(claim, `aggregates not committed after ${maxAttempts} attempts: ${lastReason}`);
+  }
+
+  /**
+   * Ends a group that cannot commit now: marks it aborted so its events are taken over as
+   * soon as they are redelivered. If the marker says committed, an earlier write landed.
+   */
+  private async giveUp(claim: Claim, reason: string): Promise<EventFate> {
+    try {
+      return this.settled(await this.opts.store.abort(claim, this.clock()), reason);
+    } catch (error) {
+      // Left undecided: a redelivery takes the claims over once the lease has run out.
+      return { kind: "failed", error: `${reason}; abort not recorded either (${describe(error)})` };
+    }
+  }
+
+  private settled(state: "committed" | "aborted", reason: string): EventFate {
+    return state === "committed" ? { kind: "counted" } : { kind: "failed", error: reason };
   }
 
   /**
@@ -247,6 +341,33 @@ export class IngestService {
       return { kind: "failed", error: `quarantine write failed: ${describe(cause)}` };
     }
   }
+}
+
+type EventFate = { kind: "counted" } | { kind: "duplicate" } | { kind: "failed"; error: string };
+type ClaimOutcome =
+  | { kind: "claimed" }
+  | { kind: "duplicate" }
+  | { kind: "busy"; holder: LedgerHolder }
+  | { kind: "error"; error: string };
+
+type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
+
+/** Runs at most `n` tasks at once, in the order they were submitted. */
+function limiter(n: number): Limiter {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    // A finishing task hands its slot straight to the next waiting one.
+    if (active < n) active++;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
 }
 
 function compareForCoalescing(a: PricedEvent, b: PricedEvent): number {

@@ -1,13 +1,34 @@
 import type { AggregateDelta } from "./coalesce";
 import type { PricedEvent, UsageCounters } from "./model";
 
-/** Outcome of one transactional write of a chunk. */
-export type CommitResult =
-  /** Everything committed; `duplicates` were already in the ledger and were not counted. */
-  | { kind: "committed"; duplicates: string[] }
-  /** The transaction was cancelled only because these ledger items exist: drop them and retry. */
-  | { kind: "duplicates"; duplicates: string[] }
-  /** Cancelled by a conflict or throttling: retry the same chunk after a backoff. */
+/**
+ * Who holds an event's ledger entry: the ingest run that claimed it and the aggregate group
+ * of that run it is counted in. The group's commit marker says whether it was counted.
+ */
+export interface Claim {
+  run: string;
+  group: number;
+}
+
+/** A ledger entry that already exists. `run` is absent on entries written before claims. */
+export interface LedgerHolder {
+  run?: string;
+  group?: number;
+  claimedAt?: string;
+}
+
+export type LedgerWrite = { kind: "created" } | { kind: "exists"; holder: LedgerHolder };
+
+/** State of a group's commit marker: its aggregates landed, or they never will. */
+export type MarkerState = "committed" | "aborted";
+
+/** Outcome of one transactional write of a group's aggregates. */
+export type ApplyResult =
+  /** The committed marker and every aggregate delta landed together. */
+  | { kind: "committed" }
+  /** The marker already existed (nothing was written): its state decides. */
+  | { kind: "marked"; state: MarkerState }
+  /** Cancelled by a conflict or throttling: retry the same write after a backoff. */
   | { kind: "retryable"; reason: string };
 
 export interface QuarantineRecord {
@@ -21,13 +42,22 @@ export interface QuarantineRecord {
   eventId?: string;
 }
 
-/** Port: where the ingest service records events and their aggregates. */
+/**
+ * Port: where the ingest service records events and their aggregates. Two phases (see
+ * `shared/usage/README.md`): each event's ledger entry is claimed for a group of the run,
+ * then the group's aggregate deltas land in one transaction with its commit marker.
+ */
 export interface UsageStore {
-  /**
-   * Writes, atomically, a ledger entry per event (only if absent) and the aggregate deltas.
-   * Either all of it lands or none of it does.
-   */
-  commit(events: readonly PricedEvent[], deltas: readonly AggregateDelta[]): Promise<CommitResult>;
+  /** Writes the event's ledger entry held by `claim`, only if absent; else reports its holder. */
+  putLedger(event: PricedEvent, claim: Claim, now: Date): Promise<LedgerWrite>;
+  /** Rewrites the ledger entry for `to`, only if `from` still holds it; false if it does not. */
+  moveLedger(event: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean>;
+  /** The group's marker, read strongly consistent; undefined while the group is undecided. */
+  marker(claim: Claim): Promise<MarkerState | undefined>;
+  /** Marks the group aborted unless it has a marker already; returns the state now stored. */
+  abort(claim: Claim, now: Date): Promise<MarkerState>;
+  /** Atomically: the group's committed marker (only if absent) plus the aggregate deltas. */
+  apply(claim: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<ApplyResult>;
   quarantine(record: QuarantineRecord): Promise<void>;
 }
 

@@ -1,25 +1,60 @@
 import { targetId, type AggregateDelta } from "../../shared/usage/coalesce";
 import { ledgerKey } from "../../shared/usage/ingest";
 import { addCounters, zeroCounters, type PricedEvent, type UsageCounters } from "../../shared/usage/model";
-import type { CommitResult, QuarantineRecord, UsageStore } from "../../shared/usage/ports";
+import type { ApplyResult, Claim, LedgerHolder, LedgerWrite, MarkerState, QuarantineRecord, UsageStore } from "../../shared/usage/ports";
 
-/** In-memory fake of the usage store with the same all-or-nothing commit semantics. */
+const markerId = (c: Claim) => `${c.run}#${c.group}`;
+
+/**
+ * In-memory fake of the usage store with the adapter's semantics: conditional ledger puts,
+ * write-once group markers, and an all-or-nothing apply of marker plus aggregates.
+ */
 export class MemoryUsageStore implements UsageStore {
-  readonly ledger = new Set<string>();
+  readonly ledger = new Map<string, Required<LedgerHolder>>();
+  readonly markers = new Map<string, MarkerState>();
   readonly aggregates = new Map<string, UsageCounters>();
   readonly quarantined: QuarantineRecord[] = [];
-  commits = 0;
+  /** Aggregate item writes, per item id (the hot-item figure). */
+  readonly itemWrites = new Map<string, number>();
+  applies = 0;
 
-  async commit(events: readonly PricedEvent[], deltas: readonly AggregateDelta[]): Promise<CommitResult> {
-    this.commits++;
-    const dups = events.map((e) => ledgerKey(e.event)).filter((k) => this.ledger.has(k));
-    if (dups.length) return { kind: "duplicates", duplicates: dups };
-    for (const e of events) this.ledger.add(ledgerKey(e.event));
+  async putLedger(e: PricedEvent, claim: Claim, now: Date): Promise<LedgerWrite> {
+    const key = ledgerKey(e.event);
+    const holder = this.ledger.get(key);
+    if (holder) return { kind: "exists", holder: { ...holder } };
+    this.ledger.set(key, { ...claim, claimedAt: now.toISOString() });
+    return { kind: "created" };
+  }
+
+  async moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean> {
+    const key = ledgerKey(e.event);
+    const holder = this.ledger.get(key);
+    if (!holder || holder.run !== from.run || holder.group !== from.group) return false;
+    this.ledger.set(key, { ...to, claimedAt: now.toISOString() });
+    return true;
+  }
+
+  async marker(claim: Claim): Promise<MarkerState | undefined> {
+    return this.markers.get(markerId(claim));
+  }
+
+  async abort(claim: Claim): Promise<MarkerState> {
+    const id = markerId(claim);
+    if (!this.markers.has(id)) this.markers.set(id, "aborted");
+    return this.markers.get(id)!;
+  }
+
+  async apply(claim: Claim, deltas: readonly AggregateDelta[]): Promise<ApplyResult> {
+    this.applies++;
+    const state = this.markers.get(markerId(claim));
+    if (state) return { kind: "marked", state };
+    this.markers.set(markerId(claim), "committed");
     for (const d of deltas) {
       const id = targetId(d.target);
       this.aggregates.set(id, addCounters(this.aggregates.get(id) ?? zeroCounters(), d.counters));
+      this.itemWrites.set(id, (this.itemWrites.get(id) ?? 0) + 1);
     }
-    return { kind: "committed", duplicates: [] };
+    return { kind: "committed" };
   }
 
   async quarantine(record: QuarantineRecord): Promise<void> {
@@ -29,23 +64,52 @@ export class MemoryUsageStore implements UsageStore {
   month(tenantId: string, month: string): UsageCounters | undefined {
     return this.aggregates.get(`t|${tenantId}|month|${month}`);
   }
+
+  /** Ledger entries whose group committed: the events counted. */
+  countedEvents(): number {
+    return [...this.ledger.values()].filter((h) => this.markers.get(markerId(h)) === "committed").length;
+  }
 }
 
-/** Wraps a store and injects faults: thrown errors and retryable cancellations. */
+export type StoreOp = "putLedger" | "moveLedger" | "marker" | "abort" | "apply";
+/**
+ * ok; throw before the call reaches the store (a failed request); lost: the call lands but
+ * its response is lost (throws after); retryable: a throttled transaction (apply only).
+ */
+export type Fault = "ok" | "throw" | "lost" | "retryable";
+
+/** Wraps a store and injects faults into any of its calls. */
 export class FaultyStore implements UsageStore {
   calls = 0;
   constructor(
     private readonly inner: UsageStore,
-    private readonly fault: (call: number) => "ok" | "throw" | "retryable",
+    private readonly fault: (call: number, op: StoreOp) => Fault,
   ) {}
 
-  async commit(events: readonly PricedEvent[], deltas: readonly AggregateDelta[]): Promise<CommitResult> {
-    const f = this.fault(++this.calls);
-    if (f === "throw") throw new Error(`injected crash on commit ${this.calls}`);
-    if (f === "retryable") return { kind: "retryable", reason: "injected ThrottlingError" };
-    return this.inner.commit(events, deltas);
+  private async run<T>(op: StoreOp, call: () => Promise<T>): Promise<T> {
+    const f = this.fault(++this.calls, op);
+    if (f === "throw" || (f === "retryable" && op !== "apply")) throw new Error(`injected failure of ${op} (call ${this.calls})`);
+    if (f === "retryable") return { kind: "retryable", reason: "injected ThrottlingError" } as T;
+    const out = await call();
+    if (f === "lost") throw new Error(`injected lost response of ${op} (call ${this.calls})`);
+    return out;
   }
 
+  putLedger(e: PricedEvent, claim: Claim, now: Date) {
+    return this.run("putLedger", () => this.inner.putLedger(e, claim, now));
+  }
+  moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date) {
+    return this.run("moveLedger", () => this.inner.moveLedger(e, from, to, now));
+  }
+  marker(claim: Claim) {
+    return this.run("marker", () => this.inner.marker(claim));
+  }
+  abort(claim: Claim, now: Date) {
+    return this.run("abort", () => this.inner.abort(claim, now));
+  }
+  apply(claim: Claim, deltas: readonly AggregateDelta[], now: Date) {
+    return this.run("apply", () => this.inner.apply(claim, deltas, now));
+  }
   quarantine(record: QuarantineRecord): Promise<void> {
     return this.inner.quarantine(record);
   }

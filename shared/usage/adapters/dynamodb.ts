@@ -1,4 +1,5 @@
 import {
+  ConditionalCheckFailedException,
   InternalServerError,
   ProvisionedThroughputExceededException,
   RequestLimitExceeded,
@@ -7,6 +8,7 @@ import {
   TransactionInProgressException,
 } from "@aws-sdk/client-dynamodb";
 import {
+  GetCommand,
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
@@ -17,9 +19,8 @@ import { addAndSetUpdate, queryAll } from "../../storage/adapters/dynamodb";
 import { USAGE_TABLE } from "../../storage/table";
 import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
-import { ledgerKey } from "../ingest";
 import { COUNTER_NAMES, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "../model";
-import type { AggregateRow, CommitResult, Page, QuarantineRecord, UsageReader, UsageStore } from "../ports";
+import type { AggregateRow, ApplyResult, Claim, LedgerWrite, MarkerState, Page, QuarantineRecord, UsageReader, UsageStore } from "../ports";
 
 type Item = Record<string, unknown>;
 
@@ -54,10 +55,48 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
     this.clock = opts.clock ?? (() => new Date());
   }
 
-  async commit(events: readonly PricedEvent[], deltas: readonly AggregateDelta[]): Promise<CommitResult> {
-    const now = this.clock();
+  async putLedger(e: PricedEvent, claim: Claim, now: Date): Promise<LedgerWrite> {
+    const key = keys.ledger(e.event.tenantId, e.event.eventId);
+    // The dedupe guard: one entry per event, ever (until its TTL, beyond the accepted event age).
+    if (await this.conditionalPut(this.ledgerItem(e, claim, now), "attribute_not_exists(pk)")) return { kind: "created" };
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+    const item = out.Item ?? {};
+    return {
+      kind: "exists",
+      holder: {
+        run: typeof item.run === "string" ? item.run : undefined,
+        group: typeof item.group === "number" ? item.group : undefined,
+        claimedAt: typeof item.claimedAt === "string" ? item.claimedAt : undefined,
+      },
+    };
+  }
+
+  async moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean> {
+    return this.conditionalPut(this.ledgerItem(e, to, now), "#run = :run AND #group = :group", {
+      names: { "#run": "run", "#group": "group" },
+      values: { ":run": from.run, ":group": from.group },
+    });
+  }
+
+  async marker(claim: Claim): Promise<MarkerState | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.commitMarker(claim.run, claim.group), ConsistentRead: true }),
+    );
+    return out.Item ? (out.Item.state as MarkerState) : undefined;
+  }
+
+  async abort(claim: Claim, now: Date): Promise<MarkerState> {
+    if (await this.conditionalPut(this.markerItem(claim, "aborted", now), "attribute_not_exists(pk)")) return "aborted";
+    const state = await this.marker(claim);
+    if (!state) throw new Error(`marker ${claim.run}#${claim.group} exists but could not be read`);
+    return state;
+  }
+
+  async apply(claim: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<ApplyResult> {
     const items: TransactItem[] = [
-      ...events.map((e) => this.ledgerPut(e, now)),
+      // Decides the group: once this lands, every claim of the group is counted; a group
+      // marked aborted first can never land (the condition), so its claims can be taken over.
+      { Put: { TableName: this.tableName, Item: this.markerItem(claim, "committed", now), ConditionExpression: "attribute_not_exists(pk)" } },
       ...deltas.map((d) => this.aggregateUpdate(d, now)),
     ];
     try {
@@ -67,30 +106,24 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
           ReturnConsumedCapacity: this.opts.onConsumedCapacity ? "TOTAL" : undefined,
         }),
       );
-      if (this.opts.onConsumedCapacity) {
-        this.opts.onConsumedCapacity((out.ConsumedCapacity ?? []).reduce((s, c) => s + (c.CapacityUnits ?? 0), 0));
-      }
-      return { kind: "committed", duplicates: [] };
+      this.consumed(out.ConsumedCapacity);
+      return { kind: "committed" };
     } catch (error) {
       // Throttling and server faults that outlasted the SDK's own retries: nothing was
-      // written (a transaction is all-or-nothing), so the same chunk may simply be retried.
+      // written (a transaction is all-or-nothing), so the same write may simply be retried.
       if (RETRYABLE_ERRORS.some((type) => error instanceof type)) {
         return { kind: "retryable", reason: (error as Error).name };
       }
       if (!(error instanceof TransactionCanceledException)) throw error;
       const reasons = error.CancellationReasons ?? [];
-      const duplicates: string[] = [];
-      let other = "";
-      reasons.forEach((r, i) => {
-        if (!r.Code || r.Code === "None") return;
-        if (r.Code === "ConditionalCheckFailed" && i < events.length) duplicates.push(ledgerKey(events[i].event));
-        else other ||= `${r.Code}${r.Message ? `: ${r.Message}` : ""}`;
-      });
-      // Only ledger conditions failed: every other item was fine, so dropping the
-      // duplicates and retrying will commit. Anything else (TransactionConflict with a
-      // concurrent writer of the same aggregate, throttling) is retried as it is.
-      if (duplicates.length > 0 && !other) return { kind: "duplicates", duplicates };
-      return { kind: "retryable", reason: other || error.message };
+      if (reasons[0]?.Code === "ConditionalCheckFailed") {
+        const state = await this.marker(claim);
+        if (state) return { kind: "marked", state };
+      }
+      // TransactionConflict with a concurrent writer of the same aggregate, throttling:
+      // retried as it is.
+      const other = reasons.find((r) => r.Code && r.Code !== "None");
+      return { kind: "retryable", reason: other ? `${other.Code}${other.Message ? `: ${other.Message}` : ""}` : error.message };
     }
   }
 
@@ -115,31 +148,66 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
     );
   }
 
-  private ledgerPut(e: PricedEvent, now: Date): TransactItem {
+  private ledgerItem(e: PricedEvent, claim: Claim, now: Date): Item {
     const { tenantId, eventId, occurredAt, modelId, provider } = e.event;
     return {
-      Put: {
-        TableName: this.tableName,
-        Item: {
-          ...keys.ledger(tenantId, eventId),
-          type: "ledger",
-          tenantId,
-          eventId,
-          occurredAt,
-          provider,
-          modelId,
-          baseModelId: e.baseModelId,
-          inputTokens: e.counters.inputTokens,
-          outputTokens: e.counters.outputTokens,
-          costNanoUsd: e.counters.costNanoUsd,
-          countedAt: now.toISOString(),
-          expiresAt: ttl(now, this.opts.ledgerTtlDays),
-        },
-        // The dedupe guard: an event already in the ledger was counted by an earlier
-        // delivery, so this transaction (and its aggregate ADDs) must not land.
-        ConditionExpression: "attribute_not_exists(pk)",
-      },
+      ...keys.ledger(tenantId, eventId),
+      type: "ledger",
+      tenantId,
+      eventId,
+      occurredAt,
+      provider,
+      modelId,
+      baseModelId: e.baseModelId,
+      inputTokens: e.counters.inputTokens,
+      outputTokens: e.counters.outputTokens,
+      costNanoUsd: e.counters.costNanoUsd,
+      run: claim.run,
+      group: claim.group,
+      claimedAt: now.toISOString(),
+      expiresAt: ttl(now, this.opts.ledgerTtlDays),
     };
+  }
+
+  private markerItem(claim: Claim, state: MarkerState, now: Date): Item {
+    return {
+      ...keys.commitMarker(claim.run, claim.group),
+      type: "commit-marker",
+      state,
+      at: now.toISOString(),
+      // Read while a ledger entry names the group: lives as long as the ledger does.
+      expiresAt: ttl(now, this.opts.ledgerTtlDays),
+    };
+  }
+
+  /** A single conditional put; false when the condition failed. */
+  private async conditionalPut(item: Item, condition: string, expr?: { names: Record<string, string>; values: Item }): Promise<boolean> {
+    try {
+      const out = await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: expr?.names,
+          ExpressionAttributeValues: expr?.values,
+          ReturnConsumedCapacity: this.opts.onConsumedCapacity ? "TOTAL" : undefined,
+        }),
+      );
+      this.consumed(out.ConsumedCapacity ? [out.ConsumedCapacity] : undefined);
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        // A failed condition still consumes a write unit.
+        this.consumed([{ CapacityUnits: 1 }]);
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  private consumed(capacity: { CapacityUnits?: number }[] | undefined): void {
+    if (!this.opts.onConsumedCapacity || !capacity) return;
+    this.opts.onConsumedCapacity(capacity.reduce((s, c) => s + (c.CapacityUnits ?? 0), 0));
   }
 
   private aggregateUpdate(d: AggregateDelta, now: Date): TransactItem {

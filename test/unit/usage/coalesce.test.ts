@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chunkForTransactions, coalesce, distinctTargets, targetsOf } from "../../../shared/usage/coalesce";
+import { coalesce, groupForAggregates, distinctTargets, targetsOf } from "../../../shared/usage/coalesce";
 import { zeroCounters, type PricedEvent } from "../../../shared/usage/model";
 import { daysBetween, monthsBetween, periodsOf } from "../../../shared/usage/periods";
 import { invocation } from "../../helpers/events";
@@ -43,12 +43,21 @@ describe("coalescing", () => {
     expect(targetsOf(late).find((t) => t.kind === "endpoint")).toMatchObject({ endpointName: "llama", hour: "2026-10-31T23" });
   });
 
-  it("chunks so that ledger puts plus distinct aggregates never exceed the transaction limit", () => {
+  it("groups so that a group's distinct aggregates (plus its marker) fit one transaction", () => {
     const events = Array.from({ length: 500 }, (_, i) => priced({ tenantId: `t${i % 37}`, occurredAt: `2026-11-${String(1 + (i % 28)).padStart(2, "0")}T10:00:00Z` }));
-    for (const max of [10, 25, 100]) {
-      const chunks = chunkForTransactions(events, max);
-      expect(chunks.flat()).toEqual(events);
-      for (const c of chunks) expect(c.length + distinctTargets(c).size).toBeLessThanOrEqual(max);
+    for (const max of [9, 25, 99]) {
+      const groups = groupForAggregates(events, max);
+      expect(groups.flat()).toEqual(events);
+      for (const g of groups) expect(distinctTargets(g).size).toBeLessThanOrEqual(max);
+      // packed: no two neighbouring groups would fit together
+      for (let i = 1; i < groups.length; i++) expect(distinctTargets([...groups[i - 1], ...groups[i]]).size).toBeGreaterThan(max);
     }
+  });
+
+  it("puts a hot tenant's whole batch in one group, however many events it has", () => {
+    const events = Array.from({ length: 2000 }, (_, i) => priced({ tenantId: "hot", occurredAt: `2026-11-25T10:0${i % 2}:00Z` }));
+    const groups = groupForAggregates(events, 99);
+    expect(groups).toHaveLength(1);
+    expect(distinctTargets(groups[0]).size).toBe(7); // month, day, hour, model month and day, two minute windows
   });
 });

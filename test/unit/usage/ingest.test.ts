@@ -1,14 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { InvocationEventV1 } from "../../../shared/events/invocation";
 import { PriceCatalog } from "../../../shared/pricing/catalog";
-import { IngestService, type IngestRecord } from "../../../shared/usage/ingest";
+import { IngestService, type IngestOptions, type IngestRecord, type IngestResult } from "../../../shared/usage/ingest";
 import type { UsageStore } from "../../../shared/usage/ports";
 import { envelope, invocation, prng, record, recordOf } from "../../helpers/events";
-import { FaultyStore, MemoryUsageStore } from "../../helpers/memory-store";
+import { FaultyStore, MemoryUsageStore, type Fault, type StoreOp } from "../../helpers/memory-store";
 
 const NOW = new Date("2026-11-25T12:00:00Z");
 
-function service(store: UsageStore, maxTransactionItems = 100) {
+function service(store: UsageStore, maxTransactionItems = 100, opts: Partial<IngestOptions> = {}) {
   return new IngestService({
     store,
     prices: new PriceCatalog(),
@@ -18,8 +18,11 @@ function service(store: UsageStore, maxTransactionItems = 100) {
     clock: () => NOW,
     sleep: async () => undefined,
     random: () => 0.5,
+    ...opts,
   });
 }
+
+const handled = (r: IngestResult) => [...r.outcomes.values()].every((o) => o.kind === "counted" || o.kind === "duplicate");
 
 function expectExact(store: MemoryUsageStore, events: InvocationEventV1[]) {
   const tenants = new Set(events.map((e) => e.tenantId));
@@ -70,32 +73,118 @@ describe("IngestService", () => {
     expect(store.month(e.tenantId, "2026-11")?.costNanoUsd).toBe(8_916_000); // $0.008916
   });
 
-  it("fails only the records of a chunk that could not commit; the redelivery completes exactly once", async () => {
+  it("fails only the records of a group that could not commit; the redelivery takes its claims over and counts once", async () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 40 }, (_, i) => invocation({ tenantId: `t${i % 5}`, occurredAt: "2026-11-25T11:00:00Z" }));
     const records = events.map(recordOf);
-    // crash between chunks: the 2nd transaction throws every time in the first delivery
-    const first = await service(new FaultyStore(inner, (n) => (n === 2 ? "throw" : "ok")), 20).ingest(records);
+    // 5 tenants x 6 aggregates, at most 19 per group: 2 groups; the 2nd group's transaction fails
+    let applies = 0;
+    const faulty = new FaultyStore(inner, (_, op) => (op === "apply" && ++applies === 2 ? "throw" : "ok"));
+    const first = await service(faulty, 20).ingest(records);
     const failed = records.filter((r) => first.outcomes.get(r.messageId)?.kind === "failed");
     expect(failed.length).toBeGreaterThan(0);
     expect(failed.length).toBeLessThan(records.length);
+    expect([...inner.markers.values()].sort()).toEqual(["aborted", "committed"]);
 
-    // SQS redelivers the failed ones (possibly with others again)
+    // SQS redelivers the failed ones (possibly with others again), at once: the group is
+    // marked aborted, so no lease has to run out first
     const second = await service(inner, 20).ingest([...failed, ...records.slice(0, 5)]);
-    expect([...second.outcomes.values()].every((o) => o.kind === "counted" || o.kind === "duplicate")).toBe(true);
+    expect(handled(second)).toBe(true);
+    expect(second.stats.counted).toBe(failed.length);
+    expectExact(inner, events);
+    expect(inner.countedEvents()).toBe(events.length);
+  });
+
+  it("counts a group whose transaction landed although its response was lost", async () => {
+    const inner = new MemoryUsageStore();
+    const events = Array.from({ length: 10 }, () => invocation({ occurredAt: "2026-11-25T11:00:00Z" }));
+    const r = await service(new FaultyStore(inner, (_, op) => (op === "apply" ? "lost" : "ok"))).ingest(events.map(recordOf));
+    expect(r.stats.counted).toBe(10);
     expectExact(inner, events);
   });
 
-  it("retries throttled commits with backoff and gives up to redelivery after the budget", async () => {
+  it("respects a dead run's undecided claims for the lease, then takes them over exactly once", async () => {
     const inner = new MemoryUsageStore();
-    const e = invocation({ occurredAt: "2026-11-25T11:00:00Z" });
-    const ok = await service(new FaultyStore(inner, (n) => (n <= 3 ? "retryable" : "ok"))).ingest([recordOf(e)]);
-    expect(ok.stats.counted).toBe(1);
-    const never = await service(new FaultyStore(new MemoryUsageStore(), () => "retryable")).ingest([recordOf(invocation({ occurredAt: "2026-11-25T11:00:00Z" }))]);
-    expect(never.stats.failed).toBe(1);
+    const events = Array.from({ length: 12 }, (_, i) => invocation({ tenantId: `d${i % 3}`, occurredAt: "2026-11-25T11:00:00Z" }));
+    const records = events.map(recordOf);
+    // the run dies after its ledger writes: neither its transaction nor its abort reach the table
+    const dying = new FaultyStore(inner, (_, op) => (op === "apply" || op === "abort" ? "throw" : "ok"));
+    const first = await service(dying, 100, { claimLeaseMs: 30_000 }).ingest(records);
+    expect(first.stats.failed).toBe(12);
+    expect(inner.ledger.size).toBe(12);
+    expect(inner.markers.size).toBe(0);
+
+    const at = (ms: number) => service(inner, 100, { claimLeaseMs: 30_000, clock: () => new Date(NOW.getTime() + ms) });
+    const early = await at(10_000).ingest(records);
+    expect(early.stats.failed).toBe(12);
+    expect([...early.outcomes.values()][0]).toMatchObject({ kind: "failed", error: expect.stringContaining("concurrent delivery") });
+    expect(inner.aggregates.size).toBe(0);
+
+    const late = await at(31_000).ingest(records);
+    expect(late.stats.counted).toBe(12);
+    expectExact(inner, events);
+    expect([...inner.markers.values()].sort()).toEqual(["aborted", "committed"]);
   });
 
-  it("random duplicate / reorder / crash / throttle runs always end with totals equal to the distinct valid events", async () => {
+  it("a concurrent delivery that takes a slow run's events over makes that run fail them, never count them twice", async () => {
+    const inner = new MemoryUsageStore();
+    const events = Array.from({ length: 20 }, () => invocation({ tenantId: "c", occurredAt: "2026-11-25T11:00:00Z" }));
+    const records = events.map(recordOf);
+    // run A claims everything, then stalls before its transaction
+    let release!: () => void;
+    const stalled = new Promise<void>((r) => (release = r));
+    let reachedApply!: () => void;
+    const atApply = new Promise<void>((r) => (reachedApply = r));
+    const slow: UsageStore = Object.assign(Object.create(inner) as MemoryUsageStore, {
+      apply: async (...args: Parameters<MemoryUsageStore["apply"]>) => {
+        reachedApply();
+        await stalled;
+        return inner.apply(...args);
+      },
+    });
+    const runA = service(slow, 100, { claimLeaseMs: 0 }).ingest(records);
+    await atApply;
+    // run B gets 5 of the same events (an EventBridge duplicate) after A's lease ran out
+    const b = await service(inner, 100, { claimLeaseMs: 0 }).ingest(records.slice(0, 5));
+    expect(b.stats.counted).toBe(5);
+    release();
+    const a = await runA;
+    expect(a.stats.counted).toBe(0);
+    expect(a.stats.failed).toBe(20);
+    // A's records are redelivered: the 5 are duplicates, the other 15 are counted now
+    const again = await service(inner, 100, { claimLeaseMs: 0 }).ingest(records);
+    expect(again.stats).toMatchObject({ counted: 15, duplicates: 5, failed: 0 });
+    expectExact(inner, events);
+  });
+
+  it("retries throttled transactions with backoff and, after the budget, aborts the group so a redelivery counts it", async () => {
+    const inner = new MemoryUsageStore();
+    const e = invocation({ occurredAt: "2026-11-25T11:00:00Z" });
+    let n = 0;
+    const ok = await service(new FaultyStore(inner, (_, op) => (op === "apply" && ++n <= 3 ? "retryable" : "ok"))).ingest([recordOf(e)]);
+    expect(ok.stats.counted).toBe(1);
+
+    const store = new MemoryUsageStore();
+    const e2 = invocation({ occurredAt: "2026-11-25T11:00:00Z" });
+    const never = await service(new FaultyStore(store, (_, op) => (op === "apply" ? "retryable" : "ok"))).ingest([recordOf(e2)]);
+    expect(never.stats.failed).toBe(1);
+    expect([...never.outcomes.values()][0]).toMatchObject({ error: expect.stringContaining("not committed after 8 attempts") });
+    const redelivered = await service(store).ingest([recordOf(e2)]);
+    expect(redelivered.stats.counted).toBe(1);
+    expectExact(store, [e2]);
+  });
+
+  it("writes each aggregate item of a hot tenant once per batch, whatever the batch size", async () => {
+    const store = new MemoryUsageStore();
+    const events = Array.from({ length: 6000 }, (_, i) => invocation({ tenantId: "hot", occurredAt: `2026-11-25T11:0${i % 3}:00Z` }));
+    const records = events.map(recordOf);
+    for (let i = 0; i < records.length; i += 2000) await service(store).ingest(records.slice(i, i + 2000));
+    expectExact(store, events);
+    expect(Math.max(...store.itemWrites.values())).toBe(3); // 3 batches
+    expect(store.applies).toBe(3);
+  });
+
+  it("random duplicate / reorder / crash / lost-response / throttle runs always end with totals equal to the distinct valid events", async () => {
     for (let seed = 1; seed <= 20; seed++) {
       const rand = prng(seed);
       const inner = new MemoryUsageStore();
@@ -111,21 +200,33 @@ describe("IngestService", () => {
       const poison: IngestRecord[] = [record("{"), record(envelope({ ...invocation(), tenantId: "bad tenant" }))];
       let queue: IngestRecord[] = [...events.map(recordOf), ...events.filter(() => rand() < 0.3).map(recordOf), ...poison];
       let rounds = 0;
+      const faults = { throw: 0, lost: 0, retryable: 0 };
+      const fault = (op: StoreOp): Fault => {
+        const x = rand();
+        const f: Fault =
+          op === "apply"
+            ? x < 0.1 ? "throw" : x < 0.15 ? "lost" : x < 0.3 ? "retryable" : "ok"
+            : x < 0.01 ? "throw" : x < 0.02 ? "lost" : "ok";
+        if (f !== "ok") faults[f]++;
+        return f;
+      };
       while (queue.length && rounds++ < 50) {
         queue.sort(() => rand() - 0.5);
         const next: IngestRecord[] = [];
         for (let i = 0, size = 0; i < queue.length; i += size) {
           size = 1 + Math.floor(rand() * 100);
           const batch = queue.slice(i, i + size);
-          const faulty = new FaultyStore(inner, () => (rand() < 0.15 ? "throw" : rand() < 0.15 ? "retryable" : "ok"));
-          const r = await service(faulty, 10 + Math.floor(rand() * 90)).ingest(batch);
+          // lease 0: a redelivery takes over any undecided claim (runs here never overlap)
+          const r = await service(new FaultyStore(inner, (_, op) => fault(op)), 10 + Math.floor(rand() * 90), { claimLeaseMs: 0 }).ingest(batch);
           next.push(...batch.filter((b) => r.outcomes.get(b.messageId)?.kind === "failed"));
         }
         queue = next;
       }
       expect(queue, `seed ${seed}`).toEqual([]);
+      expect(faults.throw + faults.lost, `seed ${seed}: faults were injected`).toBeGreaterThan(5);
       expectExact(inner, events);
       expect(inner.ledger.size).toBe(events.length);
+      expect(inner.countedEvents()).toBe(events.length);
     }
   });
 });
