@@ -52,6 +52,8 @@ export interface IngestOptions {
    * visibility timeout, so a crashed run's events are taken over when they are redelivered.
    */
   claimLeaseMs?: number;
+  /** Waits before each retry of events another run is still counting (default ~3 s in all). */
+  busyRetryDelaysMs?: readonly number[];
   /** Id of one ingest call (default: a random UUID). */
   runId?: () => string;
   /** Clock skew tolerated for event times in the future. */
@@ -129,37 +131,55 @@ export class IngestService {
     const messageIdsOf = new Map(entries.map((e) => [ledgerKey(e.priced.event), e.messageIds]));
     const run = this.runId();
     const limit = limiter(this.opts.claimConcurrency ?? 32);
-    const record = async (events: PricedEvent[], fates: Map<string, EventFate>) => {
-      for (const priced of events) {
-        const key = ledgerKey(priced.event);
-        const fate = fates.get(key) ?? { kind: "failed", error: "no outcome (bug)" };
-        const { tenantId, eventId } = priced.event;
-        for (const [i, messageId] of (messageIdsOf.get(key) ?? []).entries()) {
-          let outcome: RecordOutcome;
-          if (fate.kind === "failed") outcome = fate;
-          else if (i === 0 && fate.kind === "counted") outcome = { kind: "counted", tenantId, eventId };
-          else outcome = { kind: "duplicate", tenantId, eventId };
-          outcomes.set(messageId, outcome);
-          stats[outcome.kind === "counted" ? "counted" : outcome.kind === "duplicate" ? "duplicates" : "failed"]++;
+    const record = async (priced: PricedEvent, fate: EventFate) => {
+      const key = ledgerKey(priced.event);
+      const { tenantId, eventId } = priced.event;
+      for (const [i, messageId] of (messageIdsOf.get(key) ?? []).entries()) {
+        let outcome: RecordOutcome;
+        if (fate.kind === "failed" || fate.kind === "busy") outcome = { kind: "failed", error: fate.error };
+        else if (i === 0 && fate.kind === "counted") outcome = { kind: "counted", tenantId, eventId };
+        else outcome = { kind: "duplicate", tenantId, eventId };
+        outcomes.set(messageId, outcome);
+        stats[outcome.kind === "counted" ? "counted" : outcome.kind === "duplicate" ? "duplicates" : "failed"]++;
+      }
+      if (fate.kind === "counted") {
+        counted.push(priced);
+        if (priced.unpricedReason === "unknown-model") {
+          stats.unpriced++;
+          await this.noteUnpriced(priced, now);
         }
-        if (fate.kind === "counted") {
-          counted.push(priced);
-          if (priced.unpricedReason === "unknown-model") {
-            stats.unpriced++;
-            await this.noteUnpriced(priced, now);
+        stats.maxLagMs = Math.max(stats.maxLagMs, now.getTime() - Date.parse(priced.event.occurredAt));
+      }
+    };
+    // Events another run is still counting (a duplicate delivered to two runs at once) are
+    // set aside until our groups are committed, then tried again for a few seconds: the
+    // other run commits meanwhile (-> duplicate) or has died and gets aborted.
+    let busy: { priced: PricedEvent; fate: EventFate }[] = [];
+    let groupNumber = 0;
+    const commitAll = async (sets: PricedEvent[][]) => {
+      let next = 0;
+      const worker = async () => {
+        while (next < sets.length) {
+          const events = sets[next++];
+          const fates = await this.commitGroup(events, { run, group: groupNumber++ }, limit);
+          for (const priced of events) {
+            const fate = fates.get(ledgerKey(priced.event)) ?? { kind: "failed", error: "no outcome (bug)" };
+            if (fate.kind === "busy") busy.push({ priced, fate });
+            else await record(priced, fate);
           }
-          stats.maxLagMs = Math.max(stats.maxLagMs, now.getTime() - Date.parse(priced.event.occurredAt));
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, sets.length) }, worker));
     };
-    let nextGroup = 0;
-    const worker = async () => {
-      while (nextGroup < groups.length) {
-        const group = nextGroup++;
-        await record(groups[group], await this.commitGroup(groups[group], { run, group }, limit));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, groups.length) }, worker));
+    await commitAll(groups);
+    for (const delay of this.opts.busyRetryDelaysMs ?? BUSY_RETRY_DELAYS_MS) {
+      if (busy.length === 0) break;
+      await this.sleep(delay);
+      const again = busy.map((b) => b.priced);
+      busy = [];
+      await commitAll(groupForAggregates(again, this.opts.maxTransactionItems - 1));
+    }
+    for (const b of busy) await record(b.priced, b.fate);
 
     return { outcomes, counted, touched: touchedTenants(entries, outcomes), stats };
   }
@@ -219,7 +239,7 @@ export class IngestService {
       else if (c.kind === "duplicate") fates.set(key, { kind: "duplicate" });
       else if (c.kind === "busy") {
         fates.set(key, {
-          kind: "failed",
+          kind: "busy",
           error: `event is being counted by a concurrent delivery (run ${c.holder.run}, claimed ${c.holder.claimedAt}); retry after it ends`,
         });
       } else {
@@ -343,7 +363,15 @@ export class IngestService {
   }
 }
 
-type EventFate = { kind: "counted" } | { kind: "duplicate" } | { kind: "failed"; error: string };
+type EventFate =
+  | { kind: "counted" }
+  | { kind: "duplicate" }
+  | { kind: "failed"; error: string }
+  /** Held by another run's undecided group: retried later in this run, then failed. */
+  | { kind: "busy"; error: string };
+
+/** Waits before retrying events held by a concurrent run: about 3 s in all. */
+const BUSY_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 800, 800];
 type ClaimOutcome =
   | { kind: "claimed" }
   | { kind: "duplicate" }

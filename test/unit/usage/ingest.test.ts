@@ -157,6 +157,42 @@ describe("IngestService", () => {
     expectExact(inner, events);
   });
 
+  it("waits for a concurrent run that holds the same events, and reports them as duplicates once it commits", async () => {
+    const inner = new MemoryUsageStore();
+    const events = Array.from({ length: 8 }, () => invocation({ tenantId: "w", occurredAt: "2026-11-25T11:00:00Z" }));
+    const records = events.map(recordOf);
+    let release!: () => void;
+    const stalled = new Promise<void>((r) => (release = r));
+    let reachedApply!: () => void;
+    const atApply = new Promise<void>((r) => (reachedApply = r));
+    const slow: UsageStore = Object.assign(Object.create(inner) as MemoryUsageStore, {
+      apply: async (...args: Parameters<MemoryUsageStore["apply"]>) => {
+        reachedApply();
+        await stalled;
+        return inner.apply(...args);
+      },
+    });
+    const runA = service(slow, 100, { claimLeaseMs: 30_000 }).ingest(records);
+    await atApply;
+    const waits: number[] = [];
+    // run B holds 3 of them plus 2 of its own; A commits while B waits the second time
+    const extra = [invocation({ tenantId: "w", occurredAt: "2026-11-25T11:00:00Z" }), invocation({ tenantId: "w", occurredAt: "2026-11-25T11:00:00Z" })];
+    const b = await service(inner, 100, {
+      claimLeaseMs: 30_000,
+      sleep: async (ms) => {
+        waits.push(ms);
+        if (waits.length === 2) {
+          release();
+          await runA;
+        }
+      },
+    }).ingest([...records.slice(0, 3), ...extra.map(recordOf)]);
+    expect(b.stats).toMatchObject({ counted: 2, duplicates: 3, failed: 0 });
+    expect(waits).toEqual([50, 100]);
+    expect((await runA).stats.counted).toBe(8);
+    expectExact(inner, [...events, ...extra]);
+  });
+
   it("retries throttled transactions with backoff and, after the budget, aborts the group so a redelivery counts it", async () => {
     const inner = new MemoryUsageStore();
     const e = invocation({ occurredAt: "2026-11-25T11:00:00Z" });
