@@ -28,6 +28,8 @@ export const INGEST_TABLE_ACTIONS = [
   "dynamodb:TransactWriteItems",
   "dynamodb:UpdateItem",
   "dynamodb:PutItem",
+  // ledger claims: INSERT in BatchExecuteStatement (a conditional put, 25 per request)
+  "dynamodb:PartiQLInsert",
   "dynamodb:GetItem",
   "dynamodb:ConditionCheckItem",
   "dynamodb:Query",

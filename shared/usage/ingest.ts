@@ -4,7 +4,7 @@ import type { PriceCatalog } from "../pricing/catalog";
 import { coalesce, groupForAggregates } from "./coalesce";
 import { zeroCounters, type PricedEvent } from "./model";
 import { periodsOf } from "./periods";
-import type { Claim, LedgerHolder, UsageStore } from "./ports";
+import { LEDGER_BATCH_MAX, type Claim, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
 
 /** One delivered message (an SQS record, or anything with a stable id and a body). */
 export interface IngestRecord {
@@ -67,7 +67,7 @@ export interface IngestOptions {
 /**
  * Counts each distinct valid invocation event exactly once although delivery is
  * at-least-once: validate -> price -> dedupe within the batch -> group by tenant -> per group
- * (1) claim each event's ledger entry with a conditional put naming this run and group,
+ * (1) claim each event's ledger entry with a conditional insert naming this run and group,
  * (2) one transaction of the group's commit marker plus its coalesced aggregate ADDs.
  * An event counts when its holder's group is committed; a group that can no longer commit
  * is marked aborted and its claims are taken over by the next delivery (see
@@ -227,8 +227,25 @@ export class IngestService {
    */
   private async commitGroup(events: readonly PricedEvent[], claim: Claim, limit: Limiter): Promise<Map<string, EventFate>> {
     const fates = new Map<string, EventFate>();
+    // Most events are new: one request writes 25 ledger entries. Entries that exist (or
+    // whose write failed) are settled one by one; retrying a write is safe, since an entry
+    // that turns out to be ours is recognised as ours.
+    const first: (LedgerWrite | undefined)[] = [];
+    await Promise.all(
+      Array.from({ length: Math.ceil(events.length / LEDGER_BATCH_MAX) }, (_, b) =>
+        limit(async () => {
+          const slice = events.slice(b * LEDGER_BATCH_MAX, (b + 1) * LEDGER_BATCH_MAX);
+          const out = await this.opts.store.insertLedgers(slice, claim, this.clock()).catch(() => slice.map(() => undefined));
+          out.forEach((w, i) => (first[b * LEDGER_BATCH_MAX + i] = w?.kind === "error" ? undefined : w));
+        }),
+      ),
+    );
     const claims = await Promise.all(
-      events.map((e) => limit(() => this.claimOne(e, claim).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) })))),
+      events.map((e, i) =>
+        first[i]?.kind === "created"
+          ? ({ kind: "claimed" } as const)
+          : limit(() => this.claimOne(e, claim, first[i]).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) }))),
+      ),
     );
     const claimed: PricedEvent[] = [];
     let claimError: string | undefined;
@@ -258,11 +275,11 @@ export class IngestService {
   }
 
   /** Takes the event's ledger entry for `claim`: created, our own, or taken over from a dead group. */
-  private async claimOne(e: PricedEvent, claim: Claim): Promise<ClaimOutcome> {
+  private async claimOne(e: PricedEvent, claim: Claim, firstWrite?: LedgerWrite): Promise<ClaimOutcome> {
     let holder: LedgerHolder = {};
     for (let attempt = 0; attempt < 4; attempt++) {
       const now = this.clock();
-      const write = await this.opts.store.putLedger(e, claim, now);
+      const write = attempt === 0 && firstWrite ? firstWrite : await this.opts.store.putLedger(e, claim, now);
       if (write.kind === "created") return { kind: "claimed" };
       holder = write.holder;
       // An entry without a holder predates claims: it was counted in the same transaction.

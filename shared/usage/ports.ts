@@ -17,6 +17,9 @@ export interface LedgerHolder {
   claimedAt?: string;
 }
 
+/** Most ledger entries `insertLedgers` writes in one request (PartiQL BatchExecuteStatement). */
+export const LEDGER_BATCH_MAX = 25;
+
 export type LedgerWrite = { kind: "created" } | { kind: "exists"; holder: LedgerHolder };
 
 /** State of a group's commit marker: its aggregates landed, or they never will. */
@@ -50,6 +53,11 @@ export interface QuarantineRecord {
 export interface UsageStore {
   /** Writes the event's ledger entry held by `claim`, only if absent; else reports its holder. */
   putLedger(event: PricedEvent, claim: Claim, now: Date): Promise<LedgerWrite>;
+  /**
+   * `putLedger` for up to `LEDGER_BATCH_MAX` events in one request (distinct events). Each
+   * event gets its own outcome; an `error` means its write did not happen or is unknown.
+   */
+  insertLedgers(events: readonly PricedEvent[], claim: Claim, now: Date): Promise<(LedgerWrite | { kind: "error"; error: string })[]>;
   /** Rewrites the ledger entry for `to`, only if `from` still holds it; false if it does not. */
   moveLedger(event: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean>;
   /** The group's marker, read strongly consistent; undefined while the group is undecided. */

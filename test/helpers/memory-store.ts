@@ -1,7 +1,7 @@
 import { targetId, type AggregateDelta } from "../../shared/usage/coalesce";
 import { ledgerKey } from "../../shared/usage/ingest";
 import { addCounters, zeroCounters, type PricedEvent, type UsageCounters } from "../../shared/usage/model";
-import type { ApplyResult, Claim, LedgerHolder, LedgerWrite, MarkerState, QuarantineRecord, UsageStore } from "../../shared/usage/ports";
+import { LEDGER_BATCH_MAX, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type QuarantineRecord, type UsageStore } from "../../shared/usage/ports";
 
 const markerId = (c: Claim) => `${c.run}#${c.group}`;
 
@@ -24,6 +24,13 @@ export class MemoryUsageStore implements UsageStore {
     if (holder) return { kind: "exists", holder: { ...holder } };
     this.ledger.set(key, { ...claim, claimedAt: now.toISOString() });
     return { kind: "created" };
+  }
+
+  async insertLedgers(events: readonly PricedEvent[], claim: Claim, now: Date): Promise<LedgerWrite[]> {
+    if (events.length > LEDGER_BATCH_MAX) throw new RangeError(`too many: ${events.length}`);
+    const out: LedgerWrite[] = [];
+    for (const e of events) out.push(await this.putLedger(e, claim, now));
+    return out;
   }
 
   async moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean> {
@@ -71,7 +78,7 @@ export class MemoryUsageStore implements UsageStore {
   }
 }
 
-export type StoreOp = "putLedger" | "moveLedger" | "marker" | "abort" | "apply";
+export type StoreOp = "putLedger" | "insertLedgers" | "moveLedger" | "marker" | "abort" | "apply";
 /**
  * ok; throw before the call reaches the store (a failed request); lost: the call lands but
  * its response is lost (throws after); retryable: a throttled transaction (apply only).
@@ -97,6 +104,9 @@ export class FaultyStore implements UsageStore {
 
   putLedger(e: PricedEvent, claim: Claim, now: Date) {
     return this.run("putLedger", () => this.inner.putLedger(e, claim, now));
+  }
+  insertLedgers(events: readonly PricedEvent[], claim: Claim, now: Date) {
+    return this.run("insertLedgers", () => this.inner.insertLedgers(events, claim, now));
   }
   moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date) {
     return this.run("moveLedger", () => this.inner.moveLedger(e, from, to, now));
