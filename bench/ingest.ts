@@ -132,6 +132,7 @@ export async function runOurs(doc: DynamoDBDocumentClient, table: string, w: Wor
       }
       return r;
     },
+    correct: (e, held, deltas, now) => inner.correct(e, held, deltas, now),
     quarantine: (record) => inner.quarantine(record),
   };
   const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100 });

@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, parseInvocationMessage, type InvocationEventV1 } from "../events/invocation";
 import type { PriceCatalog } from "../pricing/catalog";
 import { coalesce, groupForAggregates } from "./coalesce";
-import { zeroCounters, type PricedEvent } from "./model";
+import { COUNTER_NAMES, zeroCounters, type PricedEvent } from "./model";
 import { periodsOf } from "./periods";
-import { LEDGER_BATCH_MAX, type Claim, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
+import { LEDGER_BATCH_MAX, type Claim, type CountedEstimate, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
 
 /** One delivered message (an SQS record, or anything with a stable id and a body). */
 export interface IngestRecord {
@@ -32,7 +32,8 @@ export interface IngestResult {
   /** Events counted by this call (not duplicates), for cost-allocation metrics. */
   counted: PricedEvent[];
   touched: TouchedTenant[];
-  stats: { counted: number; duplicates: number; quarantined: number; failed: number; unpriced: number; maxLagMs: number };
+  /** `corrected`: duplicates (also in `duplicates`) whose exact counts replaced a counted estimate. */
+  stats: { counted: number; duplicates: number; corrected: number; quarantined: number; failed: number; unpriced: number; maxLagMs: number };
 }
 
 export interface IngestOptions {
@@ -95,7 +96,7 @@ export class IngestService {
     const now = this.clock();
     const outcomes = new Map<string, RecordOutcome>();
     const counted: PricedEvent[] = [];
-    const stats = { counted: 0, duplicates: 0, quarantined: 0, failed: 0, unpriced: 0, maxLagMs: 0 };
+    const stats = { counted: 0, duplicates: 0, corrected: 0, quarantined: 0, failed: 0, unpriced: 0, maxLagMs: 0 };
 
     // 1. validate and price; an event key seen twice in one batch is counted once
     const byKey = new Map<string, { priced: PricedEvent; messageIds: string[] }>();
@@ -116,6 +117,8 @@ export class IngestService {
       const seen = byKey.get(key);
       if (seen) {
         seen.messageIds.push(record.messageId);
+        // the same call reported exactly and from an estimate: the exact report counts
+        if (seen.priced.event.estimated && !event.estimated) seen.priced = this.price(event);
         continue;
       }
       byKey.set(key, { priced: this.price(event), messageIds: [record.messageId] });
@@ -137,11 +140,13 @@ export class IngestService {
       for (const [i, messageId] of (messageIdsOf.get(key) ?? []).entries()) {
         let outcome: RecordOutcome;
         if (fate.kind === "failed" || fate.kind === "busy") outcome = { kind: "failed", error: fate.error };
+        // a correction is reported as a duplicate: the record is handled, the call was counted before
         else if (i === 0 && fate.kind === "counted") outcome = { kind: "counted", tenantId, eventId };
         else outcome = { kind: "duplicate", tenantId, eventId };
         outcomes.set(messageId, outcome);
         stats[outcome.kind === "counted" ? "counted" : outcome.kind === "duplicate" ? "duplicates" : "failed"]++;
       }
+      if (fate.kind === "corrected") stats.corrected++;
       if (fate.kind === "counted") {
         counted.push(priced);
         if (priced.unpricedReason === "unknown-model") {
@@ -248,12 +253,14 @@ export class IngestService {
       ),
     );
     const claimed: PricedEvent[] = [];
+    const corrections: { e: PricedEvent; held: Claim; estimate: CountedEstimate }[] = [];
     let claimError: string | undefined;
     events.forEach((e, i) => {
       const c = claims[i];
       const key = ledgerKey(e.event);
       if (c.kind === "claimed") claimed.push(e);
       else if (c.kind === "duplicate") fates.set(key, { kind: "duplicate" });
+      else if (c.kind === "correct") corrections.push({ e, held: c.held, estimate: c.estimate });
       else if (c.kind === "busy") {
         fates.set(key, {
           kind: "busy",
@@ -264,6 +271,7 @@ export class IngestService {
         fates.set(key, { kind: "failed", error: `ledger write failed: ${c.error}` });
       }
     });
+    for (const c of corrections) fates.set(ledgerKey(c.e.event), await this.correctOne(c.e, c.held, c.estimate));
     if (claimed.length === 0) return fates;
     // A ledger write whose outcome is unknown may hold this group: the group may not commit
     // without that event, so it is aborted and every claim of it is taken over on redelivery.
@@ -295,11 +303,47 @@ export class IngestService {
         if (age < this.leaseMs) return { kind: "busy", holder };
         state = await this.opts.store.abort(held, now);
       }
-      if (state === "committed") return { kind: "duplicate" };
+      if (state === "committed") {
+        // An exact report of a call that was counted from an estimate (an abandoned stream,
+        // then the invocation log): the exact counts replace the estimate, once.
+        if (holder.estimate && !e.event.estimated) return { kind: "correct", held, estimate: holder.estimate };
+        return { kind: "duplicate" };
+      }
       // Aborted: the event was never counted. Take the entry over unless a third run was faster.
       if (await this.opts.store.moveLedger(e, held, claim, this.clock())) return { kind: "claimed" };
     }
     return { kind: "busy", holder };
+  }
+
+  /** Exact counts replace a committed estimate: the net difference on every aggregate, once. */
+  private async correctOne(e: PricedEvent, held: Claim, estimate: CountedEstimate): Promise<EventFate> {
+    const negated = zeroCounters();
+    for (const c of COUNTER_NAMES) negated[c] = -estimate.counters[c];
+    const old: PricedEvent = {
+      ...e,
+      event: { ...e.event, occurredAt: estimate.occurredAt, provider: estimate.provider, modelId: estimate.modelId, endpointName: estimate.endpointName },
+      counters: negated,
+    };
+    // Minute windows are left alone: they only matter while their minute runs.
+    const deltas = coalesce([old, e]).filter((d) => d.target.kind !== "minute" && COUNTER_NAMES.some((c) => d.counters[c] !== 0));
+    const maxAttempts = this.opts.maxAttempts ?? 8;
+    let lastReason = "";
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      let result;
+      try {
+        result = await this.opts.store.correct(e, held, deltas, this.clock());
+      } catch (error) {
+        // Landed or not, a redelivery settles it: the ledger says whether it is still an estimate.
+        return { kind: "failed", error: `estimate correction failed (${describe(error)})` };
+      }
+      if (result.kind === "corrected") return { kind: "corrected" };
+      // corrected by another delivery meanwhile
+      if (result.kind === "already") return { kind: "duplicate" };
+      lastReason = result.reason;
+      await this.sleep(backoffMs(attempt, this.random));
+    }
+    // Not corrected: a redelivery tries again (the ledger still says estimate).
+    return { kind: "failed", error: `estimate not corrected after ${maxAttempts} attempts: ${lastReason}` };
   }
 
   /** Phase 2: the group's marker and aggregates in one transaction, retried with backoff. */
@@ -383,6 +427,8 @@ export class IngestService {
 type EventFate =
   | { kind: "counted" }
   | { kind: "duplicate" }
+  /** Already counted from an estimate; this exact delivery corrected the aggregates. */
+  | { kind: "corrected" }
   | { kind: "failed"; error: string }
   /** Held by another run's undecided group: retried later in this run, then failed. */
   | { kind: "busy"; error: string };
@@ -393,6 +439,7 @@ type ClaimOutcome =
   | { kind: "claimed" }
   | { kind: "duplicate" }
   | { kind: "busy"; holder: LedgerHolder }
+  | { kind: "correct"; held: Claim; estimate: CountedEstimate }
   | { kind: "error"; error: string };
 
 type Limiter = <T>(task: () => Promise<T>) => Promise<T>;

@@ -15,7 +15,21 @@ export interface LedgerHolder {
   run?: string;
   group?: number;
   claimedAt?: string;
+  /** Present when the entry counted estimated tokens: what it counted, so exact counts can replace it. */
+  estimate?: CountedEstimate;
 }
+
+/** What an estimated ledger entry added to the aggregates (the fields its targets depend on). */
+export interface CountedEstimate {
+  occurredAt: string;
+  provider: "bedrock" | "sagemaker";
+  modelId: string;
+  endpointName?: string;
+  counters: UsageCounters;
+}
+
+/** Outcome of replacing a counted estimate by exact counts. */
+export type CorrectResult = { kind: "corrected" } | { kind: "already" } | { kind: "retryable"; reason: string };
 
 /** Most ledger entries `insertLedgers` writes in one request (PartiQL BatchExecuteStatement). */
 export const LEDGER_BATCH_MAX = 25;
@@ -66,6 +80,11 @@ export interface UsageStore {
   abort(claim: Claim, now: Date): Promise<MarkerState>;
   /** Atomically: the group's committed marker (only if absent) plus the aggregate deltas. */
   apply(claim: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<ApplyResult>;
+  /**
+   * Atomically, once: marks the event's ledger entry (still held by `held` and still an
+   * estimate) exact, and adds `deltas` (exact minus estimated) to the aggregates.
+   */
+  correct(event: PricedEvent, held: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult>;
   quarantine(record: QuarantineRecord): Promise<void>;
 }
 

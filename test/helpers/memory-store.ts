@@ -1,16 +1,22 @@
 import { targetId, type AggregateDelta } from "../../shared/usage/coalesce";
 import { ledgerKey } from "../../shared/usage/ingest";
 import { addCounters, zeroCounters, type PricedEvent, type UsageCounters } from "../../shared/usage/model";
-import { LEDGER_BATCH_MAX, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type QuarantineRecord, type UsageStore } from "../../shared/usage/ports";
+import { LEDGER_BATCH_MAX, type ApplyResult, type Claim, type CorrectResult, type CountedEstimate, type LedgerWrite, type MarkerState, type QuarantineRecord, type UsageStore } from "../../shared/usage/ports";
 
 const markerId = (c: Claim) => `${c.run}#${c.group}`;
+
+function estimateOf(e: PricedEvent): CountedEstimate | undefined {
+  if (!e.event.estimated) return undefined;
+  const { occurredAt, provider, modelId, endpointName } = e.event;
+  return { occurredAt, provider, modelId, endpointName, counters: { ...e.counters } };
+}
 
 /**
  * In-memory fake of the usage store with the adapter's semantics: conditional ledger puts,
  * write-once group markers, and an all-or-nothing apply of marker plus aggregates.
  */
 export class MemoryUsageStore implements UsageStore {
-  readonly ledger = new Map<string, Required<LedgerHolder>>();
+  readonly ledger = new Map<string, { run: string; group: number; claimedAt: string; estimate?: CountedEstimate }>();
   readonly markers = new Map<string, MarkerState>();
   readonly aggregates = new Map<string, UsageCounters>();
   readonly quarantined: QuarantineRecord[] = [];
@@ -22,7 +28,7 @@ export class MemoryUsageStore implements UsageStore {
     const key = ledgerKey(e.event);
     const holder = this.ledger.get(key);
     if (holder) return { kind: "exists", holder: { ...holder } };
-    this.ledger.set(key, { ...claim, claimedAt: now.toISOString() });
+    this.ledger.set(key, { ...claim, claimedAt: now.toISOString(), estimate: estimateOf(e) });
     return { kind: "created" };
   }
 
@@ -37,7 +43,7 @@ export class MemoryUsageStore implements UsageStore {
     const key = ledgerKey(e.event);
     const holder = this.ledger.get(key);
     if (!holder || holder.run !== from.run || holder.group !== from.group) return false;
-    this.ledger.set(key, { ...to, claimedAt: now.toISOString() });
+    this.ledger.set(key, { ...to, claimedAt: now.toISOString(), estimate: estimateOf(e) });
     return true;
   }
 
@@ -64,6 +70,19 @@ export class MemoryUsageStore implements UsageStore {
     return { kind: "committed" };
   }
 
+  async correct(e: PricedEvent, held: Claim, deltas: readonly AggregateDelta[]): Promise<CorrectResult> {
+    const key = ledgerKey(e.event);
+    const entry = this.ledger.get(key);
+    if (!entry || entry.run !== held.run || entry.group !== held.group || !entry.estimate) return { kind: "already" };
+    this.ledger.set(key, { ...entry, estimate: undefined });
+    for (const d of deltas) {
+      const id = targetId(d.target);
+      this.aggregates.set(id, addCounters(this.aggregates.get(id) ?? zeroCounters(), d.counters));
+      this.itemWrites.set(id, (this.itemWrites.get(id) ?? 0) + 1);
+    }
+    return { kind: "corrected" };
+  }
+
   async quarantine(record: QuarantineRecord): Promise<void> {
     this.quarantined.push(record);
   }
@@ -78,7 +97,7 @@ export class MemoryUsageStore implements UsageStore {
   }
 }
 
-export type StoreOp = "putLedger" | "insertLedgers" | "moveLedger" | "marker" | "abort" | "apply";
+export type StoreOp = "putLedger" | "insertLedgers" | "moveLedger" | "marker" | "abort" | "apply" | "correct";
 /**
  * ok; throw before the call reaches the store (a failed request); lost: the call lands but
  * its response is lost (throws after); retryable: a throttled transaction (apply only).
@@ -95,7 +114,7 @@ export class FaultyStore implements UsageStore {
 
   private async run<T>(op: StoreOp, call: () => Promise<T>): Promise<T> {
     const f = this.fault(++this.calls, op);
-    if (f === "throw" || (f === "retryable" && op !== "apply")) throw new Error(`injected failure of ${op} (call ${this.calls})`);
+    if (f === "throw" || (f === "retryable" && op !== "apply" && op !== "correct")) throw new Error(`injected failure of ${op} (call ${this.calls})`);
     if (f === "retryable") return { kind: "retryable", reason: "injected ThrottlingError" } as T;
     const out = await call();
     if (f === "lost") throw new Error(`injected lost response of ${op} (call ${this.calls})`);
@@ -119,6 +138,9 @@ export class FaultyStore implements UsageStore {
   }
   apply(claim: Claim, deltas: readonly AggregateDelta[], now: Date) {
     return this.run("apply", () => this.inner.apply(claim, deltas, now));
+  }
+  correct(e: PricedEvent, held: Claim, deltas: readonly AggregateDelta[], now: Date) {
+    return this.run("correct", () => this.inner.correct(e, held, deltas, now));
   }
   quarantine(record: QuarantineRecord): Promise<void> {
     return this.inner.quarantine(record);

@@ -108,6 +108,31 @@ describe("ingest on DynamoDB Local", () => {
   });
 });
 
+describe("estimates on DynamoDB Local", () => {
+  it("an exact report replaces a counted estimate once, in every aggregate of the call", async () => {
+    const { service, store } = await setup();
+    const estimate = invocation({ tenantId: "est", eventId: "req-9", occurredAt: "2026-11-25T10:59:58Z", inputTokens: 300, outputTokens: 100, estimated: true });
+    const exact = { ...estimate, occurredAt: "2026-11-25T11:00:01Z", inputTokens: 310, outputTokens: 640, estimated: undefined };
+    expect((await service.ingest([recordOf(estimate)])).stats.counted).toBe(1);
+    const corrected = await service.ingest([recordOf(exact)]);
+    expect(corrected.stats).toMatchObject({ corrected: 1, duplicates: 1, failed: 0 });
+    const again = await service.ingest([recordOf(exact)]);
+    expect(again.stats).toMatchObject({ corrected: 0, duplicates: 1 });
+
+    const month = await monthTotals(store, "est", "2026-11");
+    expect(month).toMatchObject({ requests: 1, inputTokens: 310, outputTokens: 640, estimatedRequests: 0 });
+    // Haiku: 310 x 0.00025 + 640 x 0.00125 per 1K = $0.0008775
+    expect(month?.costNanoUsd).toBe(877_500);
+    const hours = await store.tenantPeriods("est", "hour", "2026-11-25", "2026-11-25");
+    expect(hours.map((h) => [h.period, h.counters.requests, h.counters.inputTokens])).toEqual([
+      ["2026-11-25T10", 0, 0],
+      ["2026-11-25T11", 1, 310],
+    ]);
+    const models = await store.modelPeriods("est", "day", "2026-11-25", "2026-11-25");
+    expect(models.map((m) => m.counters.outputTokens)).toEqual([640]);
+  });
+});
+
 describe("faults on DynamoDB Local", () => {
   it("a crash between groups, then redelivery of the whole batch, counts every event once", async () => {
     const { table } = await setup();
@@ -156,7 +181,7 @@ describe("throttled DynamoDB (errors injected into the real client)", () => {
     raw.middlewareStack.add(
       (next, context) => async (args) => {
         const rates: Record<string, number> = { TransactWriteItemsCommand: 0.35, BatchExecuteStatementCommand: 0.1, PutItemCommand: 0.005 };
-        const rate = rates[context.commandName] ?? 0;
+        const rate = rates[context.commandName ?? ""] ?? 0;
         if (rand() < rate) {
           injected++;
           const Type = rand() < 0.5 ? ProvisionedThroughputExceededException : ThrottlingException;

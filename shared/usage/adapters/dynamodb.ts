@@ -21,7 +21,7 @@ import { USAGE_TABLE } from "../../storage/table";
 import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
 import { COUNTER_NAMES, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "../model";
-import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
+import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
 
 type Item = Record<string, unknown>;
 
@@ -66,12 +66,14 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
     if (events.length > LEDGER_BATCH_MAX) throw new RangeError(`at most ${LEDGER_BATCH_MAX} ledger entries per request, got ${events.length}`);
     // PartiQL INSERT fails with DuplicateItem when the key exists: a conditional put, 25 per
     // request, billed like PutItem (1 WCU per entry), unlike a transactional put (2 WCU).
-    const items = events.map((e) => this.ledgerItem(e, claim, now));
-    const names = Object.keys(items[0] ?? {});
-    const statement = `INSERT INTO "${this.tableName}" VALUE {${names.map((n) => `'${n}': ?`).join(", ")}}`;
+    const statements = events.map((e) => {
+      const item = this.ledgerItem(e, claim, now);
+      const names = Object.keys(item);
+      return { Statement: `INSERT INTO "${this.tableName}" VALUE {${names.map((n) => `'${n}': ?`).join(", ")}}`, Parameters: names.map((n) => item[n]) };
+    });
     const out = await this.doc.send(
       new BatchExecuteStatementCommand({
-        Statements: items.map((item) => ({ Statement: statement, Parameters: names.map((n) => item[n]) })),
+        Statements: statements,
         ReturnConsumedCapacity: this.opts.onConsumedCapacity ? "TOTAL" : undefined,
       }),
     );
@@ -96,7 +98,58 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
       run: typeof item.run === "string" ? item.run : undefined,
       group: typeof item.group === "number" ? item.group : undefined,
       claimedAt: typeof item.claimedAt === "string" ? item.claimedAt : undefined,
+      estimate:
+        item.estimated === true && item.counters
+          ? {
+              occurredAt: String(item.occurredAt),
+              provider: item.provider as CountedEstimate["provider"],
+              modelId: String(item.modelId),
+              endpointName: typeof item.endpointName === "string" ? item.endpointName : undefined,
+              counters: countersOf(item.counters as Item),
+            }
+          : undefined,
     };
+  }
+
+  async correct(e: PricedEvent, held: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
+    const { tenantId, eventId } = e.event;
+    const items: TransactItem[] = [
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: keys.ledger(tenantId, eventId),
+          UpdateExpression:
+            "SET estimated = :false, counters = :counters, inputTokens = :in, outputTokens = :out, costNanoUsd = :cost, correctedAt = :now",
+          // Once: only the committed estimate of this holder is replaced; a second exact
+          // delivery finds `estimated = false` and is a plain duplicate.
+          ConditionExpression: "#run = :run AND #group = :group AND estimated = :true",
+          ExpressionAttributeNames: { "#run": "run", "#group": "group" },
+          ExpressionAttributeValues: {
+            ":false": false,
+            ":true": true,
+            ":counters": { ...e.counters },
+            ":in": e.counters.inputTokens,
+            ":out": e.counters.outputTokens,
+            ":cost": e.counters.costNanoUsd,
+            ":now": now.toISOString(),
+            ":run": held.run,
+            ":group": held.group,
+          },
+        },
+      },
+      ...deltas.map((d) => this.aggregateUpdate(d, now)),
+    ];
+    try {
+      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+      return { kind: "corrected" };
+    } catch (error) {
+      if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const reasons = error.CancellationReasons ?? [];
+      if (reasons[0]?.Code === "ConditionalCheckFailed") return { kind: "already" };
+      const other = reasons.find((r) => r.Code && r.Code !== "None");
+      return { kind: "retryable", reason: other ? `${other.Code}${other.Message ? `: ${other.Message}` : ""}` : error.message };
+    }
   }
 
   async moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean> {
@@ -194,6 +247,8 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
       group: claim.group,
       claimedAt: now.toISOString(),
       expiresAt: ttl(now, this.opts.ledgerTtlDays),
+      // An estimate keeps what it added, so an exact report of the same call can replace it.
+      ...(e.event.estimated ? { estimated: true, counters: { ...e.counters }, ...(e.event.endpointName ? { endpointName: e.event.endpointName } : {}) } : {}),
     };
   }
 
@@ -349,6 +404,12 @@ function describeTarget(t: AggregateTarget): Item {
     case "minute":
       return { type: "minute-usage", granularity: "minute", period: t.minute };
   }
+}
+
+function countersOf(i: Item): UsageCounters {
+  const counters: UsageCounters = zeroCounters();
+  for (const c of COUNTER_NAMES) counters[c] = Number(i[c] ?? 0);
+  return counters;
 }
 
 function toRow(i: Item): AggregateRow {

@@ -193,6 +193,38 @@ describe("IngestService", () => {
     expectExact(inner, [...events, ...extra]);
   });
 
+  it("replaces a counted estimate by the exact counts of the same call, once, on every aggregate", async () => {
+    const store = new MemoryUsageStore();
+    // an abandoned stream: the wrapper estimated; the invocation log reports the same call exactly
+    const estimate = invocation({ eventId: "req-1", occurredAt: "2026-11-25T10:59:58Z", inputTokens: 300, outputTokens: 100, estimated: true });
+    const exact = { ...estimate, occurredAt: "2026-11-25T11:00:01Z", inputTokens: 310, outputTokens: 640, estimated: undefined };
+    const first = await service(store).ingest([recordOf(estimate)]);
+    expect(first.stats.counted).toBe(1);
+    expect(store.month(estimate.tenantId, "2026-11")).toMatchObject({ requests: 1, inputTokens: 300, estimatedRequests: 1 });
+
+    const second = await service(store).ingest([recordOf(exact)]);
+    expect(second.stats).toMatchObject({ counted: 0, duplicates: 1, corrected: 1, failed: 0 });
+    const month = store.month(estimate.tenantId, "2026-11");
+    expect(month).toMatchObject({ requests: 1, inputTokens: 310, outputTokens: 640, estimatedRequests: 0 });
+    // the hour moved with the exact timestamp
+    expect(store.aggregates.get(`t|${estimate.tenantId}|hour|2026-11-25T10`)).toMatchObject({ requests: 0, inputTokens: 0, outputTokens: 0 });
+    expect(store.aggregates.get(`t|${estimate.tenantId}|hour|2026-11-25T11`)).toMatchObject({ requests: 1, inputTokens: 310 });
+
+    // another exact delivery, or the estimate again: plain duplicates
+    const third = await service(store).ingest([recordOf(exact), recordOf({ ...estimate, eventId: "req-1" })]);
+    expect(third.stats).toMatchObject({ duplicates: 2, corrected: 0 });
+    expect(store.month(estimate.tenantId, "2026-11")).toEqual(month);
+  });
+
+  it("counts an estimate that arrives after the exact report as a duplicate", async () => {
+    const store = new MemoryUsageStore();
+    const exact = invocation({ eventId: "req-2", occurredAt: "2026-11-25T11:00:00Z", inputTokens: 310, outputTokens: 640 });
+    await service(store).ingest([recordOf(exact)]);
+    const late = await service(store).ingest([recordOf({ ...exact, inputTokens: 1, outputTokens: 1, estimated: true })]);
+    expect(late.stats).toMatchObject({ duplicates: 1, corrected: 0 });
+    expect(store.month(exact.tenantId, "2026-11")).toMatchObject({ inputTokens: 310, outputTokens: 640, estimatedRequests: 0 });
+  });
+
   it("retries throttled transactions with backoff and, after the budget, aborts the group so a redelivery counts it", async () => {
     const inner = new MemoryUsageStore();
     const e = invocation({ occurredAt: "2026-11-25T11:00:00Z" });
@@ -234,7 +266,10 @@ describe("IngestService", () => {
         }),
       );
       const poison: IngestRecord[] = [record("{"), record(envelope({ ...invocation(), tenantId: "bad tenant" }))];
-      let queue: IngestRecord[] = [...events.map(recordOf), ...events.filter(() => rand() < 0.3).map(recordOf), ...poison];
+      // ~10% of calls were also reported from an estimate (different counts): whichever comes
+      // first, the totals must end at the exact counts
+      const estimates = events.filter(() => rand() < 0.1).map((e) => ({ ...e, inputTokens: e.inputTokens + 7, outputTokens: 1, estimated: true }));
+      let queue: IngestRecord[] = [...events.map(recordOf), ...events.filter(() => rand() < 0.3).map(recordOf), ...estimates.map(recordOf), ...poison];
       let rounds = 0;
       const faults = { throw: 0, lost: 0, retryable: 0 };
       const fault = (op: StoreOp): Fault => {
