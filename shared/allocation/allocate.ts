@@ -76,26 +76,53 @@ export function largestRemainder(total: number, weights: readonly number[]): num
  */
 export function allocateHour(endpoint: FixedCostEndpoint, hour: string, usage: readonly TenantHourUsage[]): HourAllocation {
   if (!HOUR_PATTERN.test(hour)) throw new RangeError(`hour must be yyyy-mm-ddTHH, got '${hour}'`);
-  const cost = hourCostNanoUsd(endpoint);
-  const capacityMs = hourCapacityMs(endpoint);
+  return splitHour(
+    {
+      endpointName: endpoint.endpointName,
+      hour,
+      instanceType: endpoint.instanceType,
+      instanceCount: endpoint.instanceCount,
+      rate: endpoint.rate,
+      hourCostNanoUsd: hourCostNanoUsd(endpoint),
+      capacityMs: hourCapacityMs(endpoint),
+    },
+    endpoint.basis,
+    usage,
+  );
+}
+
+/** What an hour's split is made of before usage is known: the hour's cost and capacity. */
+export type HourTerms = Pick<
+  HourAllocation,
+  "endpointName" | "hour" | "instanceType" | "instanceCount" | "rate" | "hourCostNanoUsd" | "capacityMs"
+>;
+
+/**
+ * Splits an hour whose cost and capacity are given (`terms`) among `usage` by `preferred`
+ * basis (with the fallbacks of `allocateHour`). Re-allocation calls it with the terms stored
+ * on the hour's first plan, so a later catalog change does not re-price past hours.
+ */
+export function splitHour(terms: HourTerms, preferred: AllocationBasis, usage: readonly TenantHourUsage[]): HourAllocation {
+  const cost = terms.hourCostNanoUsd;
+  const capacityMs = terms.capacityMs;
   const tenants = [...usage].sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0));
   for (let i = 1; i < tenants.length; i++) {
     if (tenants[i].tenantId === tenants[i - 1].tenantId) throw new RangeError(`tenant ${tenants[i].tenantId} listed twice`);
   }
   const usedInferenceMs = tenants.reduce((s, u) => s + u.inferenceMs, 0);
   const base = {
-    endpointName: endpoint.endpointName,
-    hour,
-    instanceType: endpoint.instanceType,
-    instanceCount: endpoint.instanceCount,
-    rate: endpoint.rate,
+    endpointName: terms.endpointName,
+    hour: terms.hour,
+    instanceType: terms.instanceType,
+    instanceCount: terms.instanceCount,
+    rate: terms.rate,
     hourCostNanoUsd: cost,
     usedInferenceMs,
     capacityMs,
   };
 
   const order: (AllocationBasis | "requests")[] =
-    endpoint.basis === "inferenceMs" ? ["inferenceMs", "tokens", "requests"] : ["tokens", "inferenceMs", "requests"];
+    preferred === "inferenceMs" ? ["inferenceMs", "tokens", "requests"] : ["tokens", "inferenceMs", "requests"];
   const basis = order.find((b) => tenants.some((u) => weightOf(u, b) > 0));
   if (!basis) return { ...base, basis: "none", shares: [], idleCostNanoUsd: cost };
 

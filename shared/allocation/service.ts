@@ -1,7 +1,8 @@
 import { allocateHour, HOUR_PATTERN, type HourAllocation, type TenantShare } from "./allocate";
 import type { EndpointCatalog } from "./endpoints";
 import { AllocationCommitFailedError, AllocationStateInvalidError } from "./errors";
-import type { AllocationStore } from "./ports";
+import type { AllocationState, AllocationStore, ReallocationCommitResult, ShareCommitResult } from "./ports";
+import { planReallocation, type Reallocation, type TenantDelta } from "./reallocate";
 
 export interface AllocationOutcome {
   endpointName: string;
@@ -12,6 +13,23 @@ export interface AllocationOutcome {
    */
   status: "allocated" | "resumed" | "already-allocated";
   plan: HourAllocation;
+}
+
+/** Outcome of bringing an endpoint-hour up to date with its current usage (`reconcile`). */
+export interface ReconcileOutcome {
+  endpointName: string;
+  hour: string;
+  /**
+   * allocated: first split, by this run; reallocated: this run applied a new version after
+   * late usage; resumed: this run finished a version an earlier (crashed or concurrent) run
+   * had fixed, and nothing changed since; already-allocated: the split matches current usage.
+   */
+  status: "allocated" | "reallocated" | "resumed" | "already-allocated";
+  /** The marker's version after this run (1 = first split). */
+  version: number;
+  plan: HourAllocation;
+  /** The deltas this run applied or finished (empty for a first split). */
+  deltas: TenantDelta[];
 }
 
 export interface AllocationServiceOptions {
@@ -34,6 +52,10 @@ export interface AllocationServiceOptions {
  * rerun after a crash reuses the stored plan (not a recomputation from usage that may have
  * changed since), skips shares already written, and so the shares still sum exactly to the
  * hour's cost.
+ *
+ * Late usage is handled by `reconcile`, not by changing a plan in flight: once a version is
+ * complete, a later run re-splits the hour from current usage and applies only the per-tenant
+ * differences as the next version (see `reconcile`).
  */
 export class AllocationService {
   private readonly sleep: (ms: number) => Promise<void>;
@@ -90,36 +112,143 @@ export class AllocationService {
       if (state.status === "absent") throw new AllocationStateInvalidError(`marker of ${endpointName} ${hour} vanished`);
     }
     if (state.status === "complete") return { endpointName, hour, status: "already-allocated", plan: state.plan };
-    await this.writeShares(state.plan);
+    await this.finish(state);
     return { endpointName, hour, status: "resumed", plan: state.plan };
+  }
+
+  /** `reconcile` for every (endpoint, hour) pair; one failing pair does not stop the others. */
+  async reconcileAll(hours: readonly string[], endpointNames?: readonly string[]): Promise<ReconcileOutcome[]> {
+    const names = endpointNames ?? this.opts.catalog.list().map((e) => e.endpointName);
+    const outcomes: ReconcileOutcome[] = [];
+    const errors: unknown[] = [];
+    for (const hour of hours) {
+      for (const name of names) {
+        try {
+          outcomes.push(await this.reconcile(name, hour));
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} endpoint-hours failed to reconcile`);
+    return outcomes;
+  }
+
+  /**
+   * Brings an endpoint-hour's split up to date with its current usage: allocates it if it
+   * never was, finishes a pending version, and when late usage changed the split, applies
+   * the difference as version v+1. Writes nothing when the split still matches the usage.
+   *
+   * The new version is fixed on the marker only if the marker is still complete at v (so two
+   * runs cannot both apply a change computed from v), with its deltas in a change record; each
+   * tenant's delta then rides on its own record of that version. A crash leaves v+1 pending,
+   * and the next run finishes those stored deltas before looking at usage again.
+   */
+  async reconcile(endpointName: string, hour: string): Promise<ReconcileOutcome> {
+    if (!HOUR_PATTERN.test(hour)) throw new RangeError(`hour must be yyyy-mm-ddTHH, got '${hour}'`);
+    const endpoint = this.opts.catalog.get(endpointName);
+    const { store } = this.opts;
+    let finished: { version: number; deltas: TenantDelta[] } | undefined;
+    // Each round either ends, finishes a pending version, or lost a race to a run that moved
+    // the marker on; a few rounds settle anything but a storm of concurrent late usage.
+    const maxRounds = 4;
+    for (let round = 0; round < maxRounds; round++) {
+      const state = await store.readState(endpointName, hour);
+      if (state.status === "absent") {
+        const first = await this.allocate(endpointName, hour);
+        if (first.status === "allocated") return { endpointName, hour, status: "allocated", version: 1, plan: first.plan, deltas: [] };
+        continue; // a concurrent run allocated it first: check its split against the usage
+      }
+      if (state.status === "pending") {
+        finished = { version: state.version, deltas: await this.finish(state) };
+        continue;
+      }
+      const change = planReallocation(state, endpoint, await store.readUsage(endpointName, hour));
+      if (!change) {
+        const status = finished ? "resumed" : "already-allocated";
+        return { endpointName, hour, status, version: state.version, plan: state.plan, deltas: finished?.deltas ?? [] };
+      }
+      if (await this.applyReallocation(change)) {
+        return { endpointName, hour, status: "reallocated", version: change.version, plan: change.plan, deltas: change.deltas };
+      }
+      // superseded: another run moved the marker from this version; continue from its state
+    }
+    throw new AllocationCommitFailedError(`${endpointName} ${hour} kept changing under concurrent runs`, maxRounds);
+  }
+
+  /** Finishes a pending version (its shares, or its deltas); returns the deltas (none for v1). */
+  private async finish(state: Extract<AllocationState, { status: "pending" }>): Promise<TenantDelta[]> {
+    if (state.version === 1) {
+      await this.writeShares(state.plan);
+      return [];
+    }
+    const { endpointName, hour } = state.plan;
+    const change: Reallocation = {
+      endpointName,
+      hour,
+      fromVersion: state.version - 1,
+      version: state.version,
+      plan: state.plan,
+      deltas: await this.opts.store.readReallocationDeltas(endpointName, hour, state.version),
+    };
+    await this.writeDeltas(change);
+    return change.deltas;
+  }
+
+  /** True if this run fixed (and applied) `change`; false if another run moved the marker first. */
+  private async applyReallocation(change: Reallocation): Promise<boolean> {
+    const { store } = this.opts;
+    const aggregateItems = store.itemsPerShare - 1;
+    const attempt = (r: ReallocationCommitResult) => (r.kind === "retryable" ? { retry: r.reason } : r.kind === "committed");
+    // marker update + change record + every delta's ADDs in one transaction
+    if (2 + change.deltas.length * aggregateItems <= this.opts.maxTransactionItems) {
+      return this.withRetries(async () => attempt(await store.commitReallocationWhole(change)));
+    }
+    if (!(await this.withRetries(async () => attempt(await store.recordReallocation(change))))) return false;
+    await this.writeDeltas(change);
+    return true;
+  }
+
+  private async writeDeltas(change: Reallocation): Promise<void> {
+    const { store } = this.opts;
+    const written = await store.writtenDeltas(change.endpointName, change.hour, change.version);
+    const pending = change.deltas.filter((d) => !written.has(d.tenantId));
+    await this.commitChunks(pending, (chunk) => store.commitDeltas(change, chunk));
+    // Every delta of this version is now recorded (by this run, or another whose transaction committed).
+    await store.complete(change.plan, change.version);
   }
 
   private async writeShares(plan: HourAllocation): Promise<void> {
     const { store } = this.opts;
     const written = await store.writtenShares(plan.endpointName, plan.hour);
-    const perChunk = Math.floor(this.opts.maxTransactionItems / store.itemsPerShare);
     const pending = plan.shares.filter((s) => !written.has(s.tenantId));
-    for (let i = 0; i < pending.length; i += perChunk) {
-      await this.commitChunk(plan, pending.slice(i, i + perChunk));
-    }
+    await this.commitChunks(pending, (chunk: TenantShare[]) => store.commitShares(plan, chunk));
     // Every share is now recorded (by this run, or by another whose transaction committed).
-    await store.complete(plan);
+    await store.complete(plan, 1);
   }
 
-  private async commitChunk(plan: HourAllocation, chunk: TenantShare[]): Promise<void> {
-    let rest = chunk;
-    await this.withRetries(async () => {
-      if (rest.length === 0) return true;
-      const result = await this.opts.store.commitShares(plan, rest);
-      if (result.kind === "committed") return true;
-      if (result.kind === "already-written") {
-        // A concurrent run wrote these; drop them and write the others.
-        const done = new Set(result.tenantIds);
-        rest = rest.filter((s) => !done.has(s.tenantId));
-        return rest.length === 0 ? true : "progress";
-      }
-      return { retry: result.reason };
-    });
+  /** Writes `entries` in transactions of as many tenants as fit, each chunk retried until it lands. */
+  private async commitChunks<E extends { tenantId: string }>(
+    entries: readonly E[],
+    commit: (chunk: E[]) => Promise<ShareCommitResult>,
+  ): Promise<void> {
+    const perChunk = Math.floor(this.opts.maxTransactionItems / this.opts.store.itemsPerShare);
+    for (let i = 0; i < entries.length; i += perChunk) {
+      let rest = entries.slice(i, i + perChunk);
+      await this.withRetries(async () => {
+        if (rest.length === 0) return true;
+        const result = await commit(rest);
+        if (result.kind === "committed") return true;
+        if (result.kind === "already-written") {
+          // A concurrent run wrote these; drop them and write the others.
+          const done = new Set(result.tenantIds);
+          rest = rest.filter((e) => !done.has(e.tenantId));
+          return rest.length === 0 ? true : "progress";
+        }
+        return { retry: result.reason };
+      });
+    }
   }
 
   /**

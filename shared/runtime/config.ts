@@ -47,6 +47,8 @@ const schema = z.object({
   ENFORCEMENT_LOG_TTL_DAYS: z.coerce.number().int().positive().default(90),
   /** Fixed-cost endpoints as JSON `{ endpoints: [...] }`, replacing/adding to the defaults (shared/allocation). */
   ENDPOINT_CATALOG_JSON: z.string().optional(),
+  /** Endpoint-hours the hourly allocation job looks back over to re-split hours changed by late usage. */
+  ALLOCATION_LOOKBACK_HOURS: z.coerce.number().int().min(1).max(840).default(24),
   /** Bucket the monthly billing export writes `billing/<yyyy-mm>/...` to (set by stacks/Jobs.ts). */
   BILLING_EXPORT_BUCKET: z.string().min(1).optional(),
   /** Directory the billing export writes to when no bucket is set (local stack). */

@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { describe, expect, it } from "vitest";
 import { inject } from "vitest";
@@ -11,7 +11,7 @@ import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
 const scheduled = (time: string) => ({ time, "detail-type": "Scheduled Event", source: "aws.events", detail: {} }) as unknown as ScheduledEvent;
 
 describe("scheduled allocate handler (DynamoDB Local)", () => {
-  it("allocates the previous hour of every catalogued endpoint, and a retry changes nothing", async () => {
+  it("allocates the previous hour of every catalogued endpoint, a retry changes nothing, and a late event is re-split by the next run", async () => {
     const table = await freshUsageTable();
     const doc = documentClient(localDynamoClient());
     await doc.send(new PutCommand({ TableName: table, Item: { ...endpointKeys.usage("llama31-70b-int4", "2026-11-25T20", "acme"), tenantId: "acme", inferenceMs: 1000, requests: 1 } }));
@@ -33,5 +33,26 @@ describe("scheduled allocate handler (DynamoDB Local)", () => {
     const idle = await doc.send(new GetCommand({ TableName: table, Key: endpointKeys.allocation("llama31-70b-lora", "2026-11-25T20") }));
     expect(idle.Item).toMatchObject({ status: "complete", basis: "none", shares: [] });
     expect(idle.Item?.idleCostNanoUsd).toBe(idle.Item?.hourCostNanoUsd);
+
+    // a late event of hour 20 (ADDed as the ingest does) shows up in the next hourly run's window
+    await doc.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: endpointKeys.usage("llama31-70b-int4", "2026-11-25T20", "globex"),
+        UpdateExpression: "ADD inferenceMs :ms, requests :one SET updatedAt = :at",
+        ExpressionAttributeValues: { ":ms": 3000, ":one": 1, ":at": "2026-11-25T21:30:00.000Z" },
+      }),
+    );
+    const next = await handler(scheduled("2026-11-25T22:10:00Z"), {} as Context);
+    expect(next.hour).toBe("2026-11-25T21");
+    expect(next.revisited).toEqual([{ hour: "2026-11-25T20", endpointName: "llama31-70b-int4", status: "reallocated", version: 2, tenants: 2 }]);
+    const monthOf = async (t: string) =>
+      (await doc.send(new GetCommand({ TableName: table, Key: keys.aggregate(t, { kind: "tenant", granularity: "month", period: "2026-11" }), ConsistentRead: true }))).Item
+        ?.allocatedCostNanoUsd;
+    // 1,000 ms vs 3,000 ms: acme keeps a quarter, globex takes three quarters, nothing else moves
+    expect(await monthOf("acme")).toBe(hourCostNanoUsd(int4) / 4);
+    expect(await monthOf("globex")).toBe((hourCostNanoUsd(int4) * 3) / 4);
+    const settled = await handler(scheduled("2026-11-25T22:10:00Z"), {} as Context);
+    expect(settled.revisited).toEqual([]);
   });
 });

@@ -10,7 +10,8 @@ import { addAndSetUpdate, queryAll } from "../../storage/adapters/dynamodb";
 import { endpointKeys, keys } from "../../storage/keys";
 import type { HourAllocation, TenantHourUsage, TenantShare } from "../allocate";
 import { AllocationStateInvalidError } from "../errors";
-import type { AllocationState, AllocationStore, ShareCommitResult } from "../ports";
+import type { AllocationState, AllocationStore, ReallocationCommitResult, ShareCommitResult } from "../ports";
+import type { Reallocation, TenantDelta } from "../reallocate";
 
 type Item = Record<string, unknown>;
 type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]>[number];
@@ -20,6 +21,8 @@ type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteComman
  * - `ENDPOINT#<name>#<hour>` / `TENANT#<id>`: usage, written by the ingest (read here)
  * - `ENDPOINT#<name>#<hour>` / `ALLOCATION`: the marker, with the plan (shares, idle cost) and a status
  * - `ENDPOINT#<name>#<hour>` / `ALLOCATION#<tenant>`: one tenant's share was added (chunked hours only)
+ * - `ENDPOINT#<name>#<hour>` / `REALLOCATION#<v>`: the deltas of re-allocation version v (>= 2)
+ * - `ENDPOINT#<name>#<hour>` / `REALLOCATION#<v>#<tenant>`: one tenant's delta of version v was added
  * and `ADD allocatedCostNanoUsd` on the tenant's hour/day/month aggregates and its
  * tenant x model (model = endpoint name) day/month aggregates.
  */
@@ -59,7 +62,10 @@ export class DynamoAllocationStore implements AllocationStore {
     );
     if (!out.Item) return { status: "absent" };
     const plan = planFromItem(out.Item);
-    return out.Item.status === "complete" ? { status: "complete", plan } : { status: "pending", plan };
+    // markers written before re-allocation existed carry no version: they are the first split
+    const version = out.Item.version === undefined ? 1 : Number(out.Item.version);
+    if (!Number.isSafeInteger(version) || version < 1) throw new AllocationStateInvalidError(`allocation marker ${String(out.Item.pk)} has version ${String(out.Item.version)}`);
+    return out.Item.status === "complete" ? { status: "complete", version, plan } : { status: "pending", version, plan };
   }
 
   async writtenShares(endpointName: string, hour: string): Promise<Set<string>> {
@@ -80,7 +86,7 @@ export class DynamoAllocationStore implements AllocationStore {
     const now = this.clock();
     const items: TransactItem[] = [
       { Put: this.markerPut(plan, "complete", now) },
-      ...plan.shares.flatMap((s) => this.shareUpdates(plan, s, now)),
+      ...plan.shares.flatMap((s) => this.aggregateAdds(plan, s.tenantId, s.allocatedCostNanoUsd, now)),
     ];
     try {
       await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
@@ -105,27 +111,67 @@ export class DynamoAllocationStore implements AllocationStore {
 
   async commitShares(plan: HourAllocation, shares: readonly TenantShare[]): Promise<ShareCommitResult> {
     const now = this.clock();
-    const items: TransactItem[] = shares.flatMap((s) => [
+    return this.commitRecorded(
+      plan,
+      shares.map((s) => ({
+        tenantId: s.tenantId,
+        amount: s.allocatedCostNanoUsd,
+        record: {
+          ...endpointKeys.tenantAllocation(plan.endpointName, plan.hour, s.tenantId),
+          type: "allocation-share",
+          endpointName: plan.endpointName,
+          hour: plan.hour,
+          tenantId: s.tenantId,
+          weight: s.weight,
+          allocatedCostNanoUsd: s.allocatedCostNanoUsd,
+          allocatedAt: now.toISOString(),
+        },
+      })),
+      now,
+    );
+  }
+
+  async commitDeltas(change: Reallocation, deltas: readonly TenantDelta[]): Promise<ShareCommitResult> {
+    const now = this.clock();
+    return this.commitRecorded(
+      change.plan,
+      deltas.map((d) => ({
+        tenantId: d.tenantId,
+        amount: d.deltaNanoUsd,
+        record: {
+          ...endpointKeys.tenantReallocation(change.endpointName, change.hour, change.version, d.tenantId),
+          type: "reallocation-delta",
+          endpointName: change.endpointName,
+          hour: change.hour,
+          version: change.version,
+          ...d,
+          reallocatedAt: now.toISOString(),
+        },
+      })),
+      now,
+    );
+  }
+
+  /**
+   * One transaction: per entry, its record (only if absent) and the ADDs of its amount. The
+   * ADDs ride on the record: if it exists, an earlier or concurrent run already added this
+   * tenant's amount, and adding again would bill the tenant twice.
+   */
+  private async commitRecorded(
+    plan: HourAllocation,
+    entries: readonly { tenantId: string; amount: number; record: Item }[],
+    now: Date,
+  ): Promise<ShareCommitResult> {
+    const items: TransactItem[] = entries.flatMap((e) => [
       {
         Put: {
           TableName: this.tableName,
-          Item: {
-            ...endpointKeys.tenantAllocation(plan.endpointName, plan.hour, s.tenantId),
-            type: "allocation-share",
-            endpointName: plan.endpointName,
-            hour: plan.hour,
-            tenantId: s.tenantId,
-            weight: s.weight,
-            allocatedCostNanoUsd: s.allocatedCostNanoUsd,
-            allocatedAt: now.toISOString(),
-          },
-          // The share's ADDs below ride on this record: if it exists, an earlier or
-          // concurrent run already added this tenant's share, and adding again would
-          // bill the tenant twice.
+          Item: e.record,
+          // Written once per tenant and version: see above.
           ConditionExpression: "attribute_not_exists(pk)",
         },
       },
-      ...this.shareUpdates(plan, s, now),
+      ...this.aggregateAdds(plan, e.tenantId, e.amount, now),
     ]);
     try {
       await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
@@ -137,7 +183,7 @@ export class DynamoAllocationStore implements AllocationStore {
       let other = "";
       reasons.forEach((r, i) => {
         if (!r.Code || r.Code === "None") return;
-        if (r.Code === "ConditionalCheckFailed" && i % this.itemsPerShare === 0) written.push(shares[i / this.itemsPerShare].tenantId);
+        if (r.Code === "ConditionalCheckFailed" && i % this.itemsPerShare === 0) written.push(entries[i / this.itemsPerShare].tenantId);
         else other ||= `${r.Code}${r.Message ? `: ${r.Message}` : ""}`;
       });
       if (written.length > 0 && !other) return { kind: "already-written", tenantIds: written };
@@ -145,24 +191,143 @@ export class DynamoAllocationStore implements AllocationStore {
     }
   }
 
-  async complete(plan: HourAllocation): Promise<void> {
+  async writtenDeltas(endpointName: string, hour: string, version: number): Promise<Set<string>> {
+    const prefix = endpointKeys.tenantReallocationPrefix(version);
+    const items = await queryAll(this.doc, {
+      TableName: this.tableName,
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
+      ExpressionAttributeValues: { ":pk": endpointKeys.partition(endpointName, hour), ":p": prefix },
+      ProjectionExpression: "sk",
+      ConsistentRead: true,
+    });
+    return new Set(items.map((i) => String(i.sk).slice(prefix.length)));
+  }
+
+  async readReallocationDeltas(endpointName: string, hour: string, version: number): Promise<TenantDelta[]> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: endpointKeys.reallocation(endpointName, hour, version), ConsistentRead: true }),
+    );
+    if (!out.Item || !Array.isArray(out.Item.deltas)) {
+      throw new AllocationStateInvalidError(`re-allocation ${version} of ${endpointName} ${hour} has no change record`);
+    }
+    return (out.Item.deltas as Item[]).map((d) => ({
+      tenantId: String(d.tenantId),
+      previousNanoUsd: Number(d.previousNanoUsd),
+      nextNanoUsd: Number(d.nextNanoUsd),
+      deltaNanoUsd: Number(d.deltaNanoUsd),
+    }));
+  }
+
+  async commitReallocationWhole(change: Reallocation): Promise<ReallocationCommitResult> {
+    const now = this.clock();
+    return this.transactReallocation(change, "complete", [
+      ...change.deltas.flatMap((d) => this.aggregateAdds(change.plan, d.tenantId, d.deltaNanoUsd, now)),
+    ], now);
+  }
+
+  async recordReallocation(change: Reallocation): Promise<ReallocationCommitResult> {
+    return this.transactReallocation(change, "pending", [], this.clock());
+  }
+
+  /** Marker move + change record (+ `rest`), one transaction. */
+  private async transactReallocation(
+    change: Reallocation,
+    status: "pending" | "complete",
+    rest: TransactItem[],
+    now: Date,
+  ): Promise<ReallocationCommitResult> {
+    const at = now.toISOString();
+    const p = change.plan;
+    const fields: Item = {
+      status,
+      version: change.version,
+      basis: p.basis,
+      shares: p.shares,
+      usedInferenceMs: p.usedInferenceMs,
+      idleCostNanoUsd: p.idleCostNanoUsd,
+      reallocatedAt: at,
+      ...(status === "complete" ? { completedAt: at } : {}),
+    };
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ":complete": "complete", ":from": change.fromVersion };
+    const sets = Object.entries(fields).map(([k, v]) => {
+      names[`#${k}`] = k;
+      values[`:${k}`] = v;
+      return `#${k} = :${k}`;
+    });
+    const items: TransactItem[] = [
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: endpointKeys.allocation(change.endpointName, change.hour),
+          UpdateExpression: `SET ${sets.join(", ")}`,
+          // The deltas were computed against version `from`'s plan: if another run moved
+          // the marker first, applying them would add a second change on top of its change.
+          // A pending version must finish first, or its missing shares would never land.
+          // (Markers written before versions existed are version 1.)
+          ConditionExpression:
+            change.fromVersion === 1
+              ? "#status = :complete AND (#version = :from OR attribute_not_exists(#version))"
+              : "#status = :complete AND #version = :from",
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        },
+      },
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: {
+            ...endpointKeys.reallocation(change.endpointName, change.hour, change.version),
+            type: "reallocation",
+            endpointName: change.endpointName,
+            hour: change.hour,
+            fromVersion: change.fromVersion,
+            version: change.version,
+            deltas: change.deltas,
+            createdAt: at,
+          },
+          // One change per version: the marker condition above already implies it; this
+          // refuses to overwrite the deltas a pending version is being finished from.
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
+      },
+      ...rest,
+    ];
+    try {
+      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+      return { kind: "committed" };
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const reasons = error.CancellationReasons ?? [];
+      if (reasons[0]?.Code === "ConditionalCheckFailed") return { kind: "superseded" };
+      if (reasons[1]?.Code === "ConditionalCheckFailed") {
+        throw new AllocationStateInvalidError(`change record ${change.version} of ${change.endpointName} ${change.hour} exists but the marker is at ${change.fromVersion}`, { cause: error });
+      }
+      return { kind: "retryable", reason: firstReason(reasons) || error.message };
+    }
+  }
+
+  async complete(plan: HourAllocation, version: number): Promise<void> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: endpointKeys.allocation(plan.endpointName, plan.hour),
           UpdateExpression: "SET #s = :complete, completedAt = :at",
-          // Only a pending marker moves to complete; a complete one stays as it was
-          // (a concurrent run finished first), and a missing one is not resurrected.
-          ConditionExpression: "#s = :pending",
-          ExpressionAttributeNames: { "#s": "status" },
-          ExpressionAttributeValues: { ":complete": "complete", ":pending": "pending", ":at": this.clock().toISOString() },
+          // Only the pending version this run finished moves to complete. A stale run that
+          // finished an older version must not mark a later pending version complete before
+          // that version's deltas have all landed; a missing marker is not resurrected.
+          ConditionExpression: version === 1 ? "#s = :pending AND (#v = :v OR attribute_not_exists(#v))" : "#s = :pending AND #v = :v",
+          ExpressionAttributeNames: { "#s": "status", "#v": "version" },
+          ExpressionAttributeValues: { ":complete": "complete", ":pending": "pending", ":v": version, ":at": this.clock().toISOString() },
         }),
       );
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       const state = await this.readState(plan.endpointName, plan.hour);
-      if (state.status !== "complete") throw new AllocationStateInvalidError(`marker of ${plan.endpointName} ${plan.hour} is ${state.status}`, { cause: error });
+      // A concurrent run completed this version (and maybe started the next one): done.
+      if (state.status !== "absent" && (state.version > version || state.status === "complete")) return;
+      throw new AllocationStateInvalidError(`marker of ${plan.endpointName} ${plan.hour} is ${state.status}`, { cause: error });
     }
   }
 
@@ -173,6 +338,7 @@ export class DynamoAllocationStore implements AllocationStore {
         ...endpointKeys.allocation(plan.endpointName, plan.hour),
         type: "allocation",
         status,
+        version: 1,
         ...plan,
         allocatedAt: now.toISOString(),
         ...(status === "complete" ? { completedAt: now.toISOString() } : {}),
@@ -183,11 +349,14 @@ export class DynamoAllocationStore implements AllocationStore {
     };
   }
 
-  /** ADD the share to the tenant's month/day/hour and tenant x endpoint month/day aggregates. */
-  private shareUpdates(plan: HourAllocation, s: TenantShare, now: Date): TransactItem[] {
+  /**
+   * ADD `amount` (a share, or a re-allocation delta, possibly negative) to the tenant's
+   * month/day/hour and tenant x endpoint month/day aggregates.
+   */
+  private aggregateAdds(plan: HourAllocation, tenantId: string, amount: number, now: Date): TransactItem[] {
     const day = plan.hour.slice(0, 10);
     const month = plan.hour.slice(0, 7);
-    const t = s.tenantId;
+    const t = tenantId;
     const targets: { key: { pk: string; sk: string }; sets: Item }[] = [
       {
         key: keys.aggregate(t, { kind: "tenant", granularity: "month", period: month }),
@@ -205,9 +374,9 @@ export class DynamoAllocationStore implements AllocationStore {
         sets: { type: "model-usage", granularity: "day", period: day, modelId: plan.endpointName },
       },
     ];
-    // The conditional marker/share record in the same transaction makes this happen once.
+    // The conditional marker/record in the same transaction makes this happen once.
     return targets.map(({ key, sets }) =>
-      addAndSetUpdate(this.tableName, key, { allocatedCostNanoUsd: s.allocatedCostNanoUsd }, { tenantId: t, updatedAt: now.toISOString(), ...sets }),
+      addAndSetUpdate(this.tableName, key, { allocatedCostNanoUsd: amount }, { tenantId: t, updatedAt: now.toISOString(), ...sets }),
     );
   }
 

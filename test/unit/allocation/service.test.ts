@@ -1,66 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { HourAllocation, TenantHourUsage, TenantShare } from "../../../shared/allocation/allocate";
 import { EndpointCatalog, hourCostNanoUsd } from "../../../shared/allocation/endpoints";
 import { AllocationCommitFailedError } from "../../../shared/allocation/errors";
-import type { AllocationState, AllocationStore, ShareCommitResult } from "../../../shared/allocation/ports";
+import type { AllocationStore } from "../../../shared/allocation/ports";
 import { AllocationService } from "../../../shared/allocation/service";
-
-/** In-memory store with the same conditional semantics the DynamoDB adapter has. */
-class MemoryStore implements AllocationStore {
-  readonly itemsPerShare = 6;
-  usage = new Map<string, TenantHourUsage[]>();
-  markers = new Map<string, { status: "pending" | "complete"; plan: HourAllocation }>();
-  shareRecords = new Set<string>();
-  /** tenant -> summed allocated cost (what the aggregates would hold) */
-  allocated = new Map<string, number>();
-  transactions = 0;
-  /** Injected faults: called before each commitShares; may throw or return a result. */
-  beforeShares?: (n: number) => ShareCommitResult | undefined;
-
-  async readUsage(e: string, h: string) {
-    return this.usage.get(`${e}|${h}`) ?? [];
-  }
-  async readState(e: string, h: string): Promise<AllocationState> {
-    const m = this.markers.get(`${e}|${h}`);
-    return m ? { status: m.status, plan: structuredClone(m.plan) } : { status: "absent" };
-  }
-  async writtenShares(e: string, h: string) {
-    return new Set([...this.shareRecords].filter((k) => k.startsWith(`${e}|${h}|`)).map((k) => k.split("|")[2]));
-  }
-  private add(shares: readonly TenantShare[]) {
-    for (const s of shares) this.allocated.set(s.tenantId, (this.allocated.get(s.tenantId) ?? 0) + s.allocatedCostNanoUsd);
-  }
-  async commitWhole(plan: HourAllocation) {
-    const k = `${plan.endpointName}|${plan.hour}`;
-    if (this.markers.has(k)) return { kind: "exists" as const };
-    this.transactions++;
-    this.markers.set(k, { status: "complete", plan: structuredClone(plan) });
-    this.add(plan.shares);
-    return { kind: "committed" as const };
-  }
-  async recordPlan(plan: HourAllocation) {
-    const k = `${plan.endpointName}|${plan.hour}`;
-    if (this.markers.has(k)) return false;
-    this.markers.set(k, { status: "pending", plan: structuredClone(plan) });
-    return true;
-  }
-  async commitShares(plan: HourAllocation, shares: readonly TenantShare[]): Promise<ShareCommitResult> {
-    const injected = this.beforeShares?.(this.transactions);
-    if (injected) return injected;
-    const keyOf = (s: TenantShare) => `${plan.endpointName}|${plan.hour}|${s.tenantId}`;
-    const written = shares.filter((s) => this.shareRecords.has(keyOf(s))).map((s) => s.tenantId);
-    if (written.length) return { kind: "already-written", tenantIds: written };
-    if (shares.length * this.itemsPerShare > 100) throw new Error("transaction too large");
-    this.transactions++;
-    for (const s of shares) this.shareRecords.add(keyOf(s));
-    this.add(shares);
-    return { kind: "committed" };
-  }
-  async complete(plan: HourAllocation) {
-    const m = this.markers.get(`${plan.endpointName}|${plan.hour}`)!;
-    m.status = "complete";
-  }
-}
+import { MemoryStore } from "./memory-store";
 
 const HOUR = "2026-11-25T20";
 const EP = "llama31-70b-lora";
@@ -134,7 +77,7 @@ describe("allocation service", () => {
     // the same plan committed by "another run": every share is already written
     const again = new MemoryStore();
     again.usage = store.usage;
-    again.markers.set(`${EP}|${HOUR}`, { status: "pending", plan });
+    again.markers.set(`${EP}|${HOUR}`, { status: "pending", version: 1, plan });
     for (const s of plan.shares.slice(0, 20)) {
       again.shareRecords.add(`${EP}|${HOUR}|${s.tenantId}`);
       again.allocated.set(s.tenantId, s.allocatedCostNanoUsd);
@@ -169,5 +112,134 @@ describe("allocation service", () => {
     const out = await service(store).allocateAll(HOUR);
     expect(out.map((o) => o.endpointName)).toEqual(["llama31-70b-int4", "llama31-70b-lora"]);
     await expect(service(store).allocateAll(HOUR, ["llama31-70b-lora", "missing"])).rejects.toThrow(/missing/);
+  });
+});
+
+describe("reconcile (re-allocation of late usage)", () => {
+  const key = `${EP}|${HOUR}`;
+  const withLate = (n: number, late: number) => [
+    ...tenants(n),
+    ...Array.from({ length: late }, (_, i) => ({ tenantId: `late${i}`, requests: 1, inputTokens: 1, outputTokens: 1, inferenceMs: 5_000 + i })),
+  ];
+  const planTotals = (store: MemoryStore) =>
+    new Map(store.markers.get(key)!.plan.shares.filter((s) => s.allocatedCostNanoUsd !== 0).map((s) => [s.tenantId, s.allocatedCostNanoUsd]));
+  const nonZero = (m: Map<string, number>) => new Map([...m].filter(([, v]) => v !== 0));
+
+  it("allocates an hour nobody allocated yet, then writes nothing while usage is unchanged", async () => {
+    const store = new MemoryStore();
+    store.usage.set(key, tenants(3));
+    expect((await service(store).reconcile(EP, HOUR)).status).toBe("allocated");
+    const tx = store.transactions;
+    const again = await service(store).reconcile(EP, HOUR);
+    expect(again).toMatchObject({ status: "already-allocated", version: 1, deltas: [] });
+    expect(store.transactions).toBe(tx);
+  });
+
+  it("moves cost to late tenants in one transaction, totals equal to the new plan and the hour cost", async () => {
+    const store = new MemoryStore();
+    store.usage.set(key, tenants(3));
+    await service(store).allocate(EP, HOUR);
+    store.usage.set(key, withLate(3, 1));
+    const out = await service(store).reconcile(EP, HOUR);
+    expect(out).toMatchObject({ status: "reallocated", version: 2 });
+    expect(out.deltas.map((d) => d.tenantId)).toEqual(["late0", "t000", "t001", "t002"]);
+    expect(store.transactions).toBe(2);
+    expect(sum(store.allocated)).toBe(cost);
+    expect(nonZero(store.allocated)).toEqual(planTotals(store));
+    expect((await service(store).reconcile(EP, HOUR)).status).toBe("already-allocated");
+    expect(store.transactions).toBe(2);
+  });
+
+  it("chunks a large re-allocation and resumes a crash without applying a delta twice", async () => {
+    const store = new MemoryStore();
+    store.usage.set(key, tenants(100));
+    await service(store).allocate(EP, HOUR);
+    store.usage.set(key, withLate(100, 5));
+    const tx = store.transactions;
+    store.beforeDeltas = (n) => {
+      if (n === tx + 3) throw new Error("lambda timed out"); // record + 2 chunks landed
+      return undefined;
+    };
+    await expect(service(store).reconcile(EP, HOUR)).rejects.toThrow("lambda timed out");
+    expect(store.markers.get(key)).toMatchObject({ status: "pending", version: 2 });
+    expect(store.deltaRecords.size).toBe(32);
+    expect(sum(store.allocated)).not.toBe(cost); // half-applied
+
+    // more late usage meanwhile: the resume finishes version 2 as fixed, then applies version 3
+    store.usage.set(key, withLate(100, 6));
+    store.beforeDeltas = undefined;
+    const out = await service(store).reconcile(EP, HOUR);
+    expect(out).toMatchObject({ status: "reallocated", version: 3 });
+    expect(sum(store.allocated)).toBe(cost);
+    expect(nonZero(store.allocated)).toEqual(planTotals(store));
+
+    const settled = await service(store).reconcile(EP, HOUR);
+    expect(settled.status).toBe("already-allocated");
+  });
+
+  it("reports a finished pending version as resumed when nothing changed since", async () => {
+    const store = new MemoryStore();
+    store.usage.set(key, tenants(100));
+    await service(store).allocate(EP, HOUR);
+    store.usage.set(key, withLate(100, 1));
+    store.beforeDeltas = () => {
+      throw new Error("killed");
+    };
+    await expect(service(store).reconcile(EP, HOUR)).rejects.toThrow("killed");
+    store.beforeDeltas = undefined;
+    const out = await service(store).reconcile(EP, HOUR);
+    expect(out).toMatchObject({ status: "resumed", version: 2 });
+    expect(out.deltas).toHaveLength(101);
+    expect(sum(store.allocated)).toBe(cost);
+  });
+
+  it("finishes a pending re-allocation through allocate() too, not as a first split", async () => {
+    const store = new MemoryStore();
+    store.usage.set(key, tenants(100));
+    await service(store).allocate(EP, HOUR);
+    store.usage.set(key, withLate(100, 2));
+    store.beforeDeltas = () => {
+      throw new Error("killed");
+    };
+    await expect(service(store).reconcile(EP, HOUR)).rejects.toThrow("killed");
+    store.beforeDeltas = undefined;
+    expect((await service(store).allocate(EP, HOUR)).status).toBe("resumed");
+    expect(store.markers.get(key)).toMatchObject({ status: "complete", version: 2 });
+    expect(nonZero(store.allocated)).toEqual(planTotals(store));
+  });
+
+  it("continues from the winner's version when another run re-allocated first", async () => {
+    const store = new MemoryStore();
+    store.usage.set(key, tenants(3));
+    await service(store).allocate(EP, HOUR);
+    store.usage.set(key, withLate(3, 1));
+    // this run reads version 1, then another run commits version 2 before this one writes
+    const real = store.readState.bind(store);
+    let first = true;
+    store.readState = async (e, h) => {
+      const s = await real(e, h);
+      if (first) {
+        first = false;
+        await service(Object.assign(new MemoryStore(), store, { readState: real })).reconcile(EP, HOUR);
+      }
+      return s;
+    };
+    const out = await service(store).reconcile(EP, HOUR);
+    expect(out).toMatchObject({ status: "already-allocated", version: 2 });
+    expect(sum(store.allocated)).toBe(cost);
+    expect(nonZero(store.allocated)).toEqual(planTotals(store));
+  });
+
+  it("reconciles every endpoint over a window of hours and reports a failing one after the rest", async () => {
+    const store = new MemoryStore();
+    store.usage.set(`llama31-70b-int4|${HOUR}`, tenants(2));
+    const out = await service(store).reconcileAll([HOUR, "2026-11-25T19"]);
+    expect(out.map((o) => `${o.endpointName} ${o.hour} ${o.status}`)).toEqual([
+      `llama31-70b-int4 ${HOUR} allocated`,
+      `llama31-70b-lora ${HOUR} allocated`,
+      "llama31-70b-int4 2026-11-25T19 allocated",
+      "llama31-70b-lora 2026-11-25T19 allocated",
+    ]);
+    await expect(service(store).reconcileAll([HOUR], ["llama31-70b-lora", "missing"])).rejects.toThrow(/missing/);
   });
 });
