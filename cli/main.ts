@@ -7,6 +7,7 @@ const COMMANDS: Record<string, { module: string; about: string }> = {
   tenant: { module: "./tenant", about: "show or set a tenant's tier and quota overrides" },
   "billing-export": { module: "./billing-export", about: "write a month's invoice lines (JSON lines + CSV)" },
   allocate: { module: "./allocate", about: "share fixed endpoint cost of an hour among its tenants" },
+  "outbox-sweep": { module: "./outbox-sweep", about: "publish pending enforcement events no evaluation retried" },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -2,6 +2,9 @@ import { Duration } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Cron, use, type StackContext } from "sst/constructs";
+import { keys } from "../shared/storage/keys";
+import { USAGE_TABLE } from "../shared/storage/table";
+import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
 import { DYNAMO_READ_ACTIONS, baseEnvironment, baseFunctionProps, dataRemovalPolicy, isDisposableStage, tableStatement } from "./support";
 
@@ -9,6 +12,8 @@ import { DYNAMO_READ_ACTIONS, baseEnvironment, baseFunctionProps, dataRemovalPol
 export const ALLOCATE_SCHEDULE = "cron(5 * * * ? *)";
 /** 03:00 UTC on day 1 of every month: export the month that just ended. */
 export const BILLING_EXPORT_SCHEDULE = "cron(0 3 1 * ? *)";
+/** Bound on how long an enforcement event whose publish failed waits when its tenant is not evaluated again. */
+export const OUTBOX_SWEEP_SCHEDULE = "rate(5 minutes)";
 
 export const ALLOCATE_WRITE_ACTIONS = [
   "dynamodb:PutItem",
@@ -17,15 +22,32 @@ export const ALLOCATE_WRITE_ACTIONS = [
   "dynamodb:ConditionCheckItem",
 ] as const;
 
+/**
+ * What the outbox sweeper writes: lease compare-and-sets, outbox-entry and index-key removals on
+ * ENFORCE# items (UpdateItem) and enforcement-log entries (PutItem), limited to the TENANT# and
+ * ENFORCEMENT# partitions (IAM matches partition keys only).
+ */
+export const OUTBOX_SWEEP_WRITE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"] as const;
+export const OUTBOX_SWEEP_WRITE_PARTITIONS = [keys.tenant(""), partitionPrefix(keys.enforcementLog("d", "t", "x", "k").pk)] as const;
+
 export const ALLOCATE_HANDLER = "functions/scheduled/allocate.handler";
 export const BILLING_EXPORT_HANDLER = "functions/scheduled/billing-export.handler";
+export const OUTBOX_SWEEP_HANDLER = "functions/scheduled/outbox-sweep.handler";
+/** The sweep stops starting index pages 15 s before this (see the handler). */
+const OUTBOX_SWEEP_TIMEOUT_SECONDS = 120;
+
+function partitionPrefix(pk: string): string {
+  return pk.slice(0, pk.indexOf("#") + 1);
+}
 
 /**
  * Scheduled jobs (issue 5): hourly allocation of fixed endpoint cost to the tenants that used the
- * endpoint, and the monthly billing export to an S3 bucket.
+ * endpoint, the monthly billing export to an S3 bucket, and every 5 minutes the enforcement
+ * outbox sweep (publishes pending enforcement events of tenants no evaluation retries).
  */
 export function Jobs({ stack, app }: StackContext) {
   const { table } = use(Storage);
+  const { bus } = use(Ingest);
 
   const bucket = new s3.Bucket(stack, "BillingExports", {
     encryption: s3.BucketEncryption.S3_MANAGED,
@@ -78,12 +100,36 @@ export function Jobs({ stack, app }: StackContext) {
     },
   });
 
+  const outboxSweep = new Cron(stack, "OutboxSweep", {
+    schedule: OUTBOX_SWEEP_SCHEDULE,
+    job: {
+      function: {
+        ...baseFunctionProps(),
+        handler: OUTBOX_SWEEP_HANDLER,
+        timeout: OUTBOX_SWEEP_TIMEOUT_SECONDS,
+        environment: { ...baseEnvironment(table), EVENT_BUS_NAME: bus.eventBusName },
+        permissions: [
+          // Lists pending ENFORCE# items on the sparse OUTBOX#<shard> partitions of gsi1: Query on
+          // that index only (no table reads, no Scan).
+          new PolicyStatement({
+            effect: Effect.ALLOW,
+            actions: ["dynamodb:Query"],
+            resources: [`${table.cdk.table.tableArn}/index/${USAGE_TABLE.gsi1.name}`],
+          }),
+          tableStatement(table.cdk.table, OUTBOX_SWEEP_WRITE_ACTIONS, { leadingKeyPrefixes: OUTBOX_SWEEP_WRITE_PARTITIONS }),
+          new PolicyStatement({ effect: Effect.ALLOW, actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),
+        ],
+      },
+    },
+  });
+
   stack.addOutputs({ BillingExportBucket: bucket.bucketName });
   return {
     bucket,
     jobs: [
       { name: "allocate", fn: allocate.jobFunction },
       { name: "billing-export", fn: billingExport.jobFunction },
+      { name: "outbox-sweep", fn: outboxSweep.jobFunction },
     ],
   };
 }

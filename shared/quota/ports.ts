@@ -45,13 +45,26 @@ export interface QuotaStore {
   apply(tenantId: string, t: Transition): Promise<"applied" | "conflict">;
   /** Takes over a pending entry whose lease (`seenLeaseUntil`) ran out; false if someone else did. */
   claim(tenantId: string, period: string, enforcementId: string, seenLeaseUntil: string, leaseUntil: string): Promise<boolean>;
-  /** Gives a lease back after a failed publish so the next evaluation retries at once. */
+  /** Gives a lease back after a failed publish so the next evaluation (or sweep) retries at once. */
   release(tenantId: string, period: string, enforcementId: string, leaseUntil: string): Promise<void>;
   /** After a successful publish: writes the enforcement log entry and drops the outbox entry. */
   markPublished(tenantId: string, period: string, entry: OutboxEntry, publishedAt: string): Promise<void>;
   getConfig(tenantId: string): Promise<TenantConfig | undefined>;
   putConfig(config: TenantConfig): Promise<void>;
   listLog(day: string, limit: number, cursor?: string): Promise<Page<EnforcementLogEntry>>;
+}
+
+/**
+ * Port: every enforcement state that has pending outbox entries, across all tenants, for the
+ * outbox sweeper (DynamoDB adapter: a sparse GSI1 partition per shard, never a Scan). The listing
+ * may lag the table: the sweeper decides on nothing it reads here without a compare-and-set.
+ */
+export interface PendingOutboxIndex {
+  /** Number of independent partitions of the index; `listPending` is called once per shard. */
+  readonly shards: number;
+  listPending(shard: number, limit: number, cursor?: string): Promise<Page<EnforcementState>>;
+  /** Takes a state whose outbox is empty off the index; a no-op when an entry was added meanwhile. */
+  unindex(tenantId: string, period: string): Promise<void>;
 }
 
 export interface PublishResult {

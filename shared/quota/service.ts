@@ -1,4 +1,4 @@
-import { decide, minuteOf, monthOf, planTransitions, previousMonth, PUBLISH_LEASE_MS } from "./evaluate";
+import { decide, minuteOf, monthOf, planTransitions, previousMonth } from "./evaluate";
 import { QuotaContentionError, QuotaPublishError } from "./errors";
 import {
   effectivePolicy,
@@ -13,6 +13,7 @@ import {
   type TenantConfigInput,
 } from "./model";
 import { QuotaConfigInvalidError } from "./errors";
+import { claimExpired, publishHeld } from "./outbox";
 import type { EnforcementLogEntry, EnforcementPublisher, Page, QuotaStore } from "./ports";
 import { DEFAULT_TIERS, type TierCatalog, type TierName, type TierPolicy } from "./tiers";
 
@@ -65,7 +66,8 @@ export class QuotaEvaluator {
    * Idempotent: safe to call again for the same tenant (SQS redelivery, concurrent batches).
    * A closed month (input.month before the month of `now`) is never enforced: late usage is
    * billed, but the current month is what gets evaluated. Throws when publishing failed
-   * (the entries stay pending and the next evaluation republishes them with the same id).
+   * (the entries stay pending; the next evaluation, or else the outbox sweeper, republishes them
+   * with the same id).
    */
   async evaluate(input: EvaluateInput): Promise<EnforcementOutcome[]> {
     const { tenantId, now } = input;
@@ -108,16 +110,7 @@ export class QuotaEvaluator {
     if (!settled) throw new QuotaContentionError(`tenant ${tenantId}: state kept changing during ${MAX_ROUNDS} evaluation rounds`);
 
     // Entries left pending by an earlier failed or crashed publish, whose lease has run out.
-    const retries: { period: string; entry: OutboxEntry }[] = [];
-    for (const s of snapshotStates) {
-      for (const e of Object.values(s.outbox)) {
-        if (own.has(e.enforcementId) || Date.parse(e.leaseUntil) > now.getTime()) continue;
-        const leaseUntil = new Date(now.getTime() + PUBLISH_LEASE_MS).toISOString();
-        if (await this.deps.store.claim(tenantId, s.period, e.enforcementId, e.leaseUntil, leaseUntil)) {
-          retries.push({ period: s.period, entry: { ...e, leaseUntil } });
-        }
-      }
-    }
+    const { claimed: retries } = await claimExpired(this.deps.store, tenantId, snapshotStates, now, new Set(own.keys()));
 
     const batch = [
       ...[...own.values()].map((o) => ({ ...o, retry: false })),
@@ -136,29 +129,13 @@ export class QuotaEvaluator {
   }
 
   private async publishAll(tenantId: string, batch: { period: string; entry: OutboxEntry }[]): Promise<Set<string>> {
-    const ok = new Set<string>();
-    const failed: string[] = [];
-    let cause: unknown;
-    for (let i = 0; i < batch.length; i += 10) {
-      const chunk = batch.slice(i, i + 10); // PutEvents takes at most 10 entries
-      try {
-        const r = await this.deps.publisher.publish(chunk.map((c) => c.entry.detail));
-        for (const id of r.published) ok.add(id);
-        failed.push(...r.failed.map((f) => f.enforcementId));
-      } catch (error) {
-        cause = error;
-        failed.push(...chunk.map((c) => c.entry.enforcementId));
-      }
-    }
-    const publishedAt = this.clock().toISOString();
-    for (const { period, entry } of batch) {
-      if (ok.has(entry.enforcementId)) await this.deps.store.markPublished(tenantId, period, entry, publishedAt);
-      else await this.deps.store.release(tenantId, period, entry.enforcementId, entry.leaseUntil);
-    }
+    const held = batch.map(({ period, entry }) => ({ tenantId, period, entry }));
+    const { published, failed, cause } = await publishHeld(this.deps.store, this.deps.publisher, held, this.clock);
     if (failed.length > 0) {
-      throw new QuotaPublishError(`tenant ${tenantId}: ${failed.length} enforcement event(s) not published; they stay pending`, failed, { cause });
+      const ids = failed.map((f) => f.enforcementId);
+      throw new QuotaPublishError(`tenant ${tenantId}: ${ids.length} enforcement event(s) not published; they stay pending`, ids, { cause });
     }
-    return ok;
+    return published;
   }
 
   /**
@@ -176,7 +153,7 @@ export class QuotaEvaluator {
         await this.evaluate({ tenantId, month, minutes: [], now });
       } catch (error) {
         // The decision is right either way (a new month starts unrestricted); the restore
-        // stays pending in the outbox and is republished by the next evaluation.
+        // stays pending in the outbox and is republished by the next evaluation or the sweeper.
         if (!(error instanceof QuotaPublishError || error instanceof QuotaContentionError)) throw error;
         pendingRestore = true;
       }

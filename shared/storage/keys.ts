@@ -41,16 +41,33 @@ export const keys = {
     return { gsi1pk: `MONTH#${month}#${billingShard(tenantId)}`, gsi1sk: `TENANT#${tenantId}` };
   },
   billingPartition: (month: string, shard: number) => `MONTH#${month}#${shard}`,
+  /**
+   * Sparse GSI1 keys an `ENFORCE#<period>` item carries while its outbox holds pending entries,
+   * so the outbox sweeper finds them without a Scan. Never a `MONTH#` partition: billing
+   * queries cannot see these items.
+   */
+  outboxIndex(tenantId: string, period: string) {
+    return { gsi1pk: `OUTBOX#${outboxShard(tenantId)}`, gsi1sk: `TENANT#${tenantId}#ENFORCE#${period}` };
+  },
+  outboxPartition: (shard: number) => `OUTBOX#${shard}`,
 };
 
-export function billingShard(tenantId: string): number {
-  // FNV-1a: stable across runtimes and cheap.
+/** FNV-1a: stable across runtimes and cheap. */
+function fnv1a(s: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < tenantId.length; i++) {
-    h ^= tenantId.charCodeAt(i);
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return (h >>> 0) % USAGE_TABLE.billingShards;
+  return h >>> 0;
+}
+
+export function billingShard(tenantId: string): number {
+  return fnv1a(tenantId) % USAGE_TABLE.billingShards;
+}
+
+export function outboxShard(tenantId: string): number {
+  return fnv1a(tenantId) % USAGE_TABLE.outboxShards;
 }
 
 /** Endpoint-hour usage per tenant, for sharing a fixed-cost endpoint's hour (allocation job). */
@@ -70,4 +87,19 @@ export const endpointKeys = {
     sk: `ALLOCATION#${tenantId}`,
   }),
   tenantAllocationPrefix: "ALLOCATION#",
+  /**
+   * The change a re-allocation of the endpoint-hour made at `version` (>= 2): its deltas,
+   * fixed when the marker moved to that version, so a crashed run can finish them.
+   */
+  reallocation: (endpointName: string, hour: string, version: number) => ({
+    pk: `ENDPOINT#${endpointName}#${hour}`,
+    sk: `REALLOCATION#${version}`,
+  }),
+  /** Record that one tenant's delta of `version` was added (exactly-once across chunks and runs). */
+  tenantReallocation: (endpointName: string, hour: string, version: number, tenantId: string) => ({
+    pk: `ENDPOINT#${endpointName}#${hour}`,
+    sk: `REALLOCATION#${version}#${tenantId}`,
+  }),
+  /** sk prefix of the per-tenant delta records of one version (the trailing '#' keeps 2 from matching 21). */
+  tenantReallocationPrefix: (version: number) => `REALLOCATION#${version}#`,
 };

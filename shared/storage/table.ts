@@ -12,15 +12,25 @@
  * | TENANT#<tenant>            | MODEL#M#2026-11#<model> / D#    | tenant x model aggregate               |
  * | TENANT#<tenant>            | MINUTE#2026-11-25T20:36         | noisy-neighbour window (TTL)           |
  * | TENANT#<tenant>            | CONFIG                          | tier and overrides                     |
- * | TENANT#<tenant>            | ENFORCE#<period>                | enforcement state per period           |
+ * | TENANT#<tenant>            | ENFORCE#<period>                | enforcement state + outbox, per period |
  * | QUARANTINE#<yyyy-mm-dd>    | <receivedAt>#<messageId>        | invalid input kept with its reason     |
  * | ENFORCEMENT#<yyyy-mm-dd>   | <at>#<tenant>#<kind>            | enforcement event log (TTL)            |
  * | ENDPOINT#<name>#<hour>     | TENANT#<tenant>                 | SageMaker endpoint-hour usage          |
  * | ENDPOINT#<name>#<hour>     | ALLOCATION                      | endpoint-hour allocated (plan, idle)   |
  * | ENDPOINT#<name>#<hour>     | ALLOCATION#<tenant>             | one tenant's share added (exactly once)|
+ * | ENDPOINT#<name>#<hour>     | REALLOCATION#<v>                | deltas of re-allocation version v      |
+ * | ENDPOINT#<name>#<hour>     | REALLOCATION#<v>#<tenant>       | one tenant's delta of v added (once)   |
  *
- * GSI1 lists month aggregates of all tenants for billing: gsi1pk = MONTH#<yyyy-mm>#<shard>,
- * gsi1sk = TENANT#<tenant>. The shard spreads one month's writes over several partitions.
+ * GSI1 holds two disjoint families, told apart by the gsi1pk prefix (every query names one
+ * exact partition, so neither sees the other):
+ * | gsi1pk                     | gsi1sk                          | on item                                |
+ * |----------------------------|---------------------------------|----------------------------------------|
+ * | MONTH#<yyyy-mm>#<shard>    | TENANT#<tenant>                 | month aggregates, for billing          |
+ * | OUTBOX#<shard>             | TENANT#<tenant>#ENFORCE#<period>| ENFORCE# items with pending outbox     |
+ * |                            |                                 | entries (sparse: set with each entry,  |
+ * |                            |                                 | removed when the outbox is empty), for |
+ * |                            |                                 | the outbox sweeper                     |
+ * The shard spreads one month's (or the outbox's) writes over several partitions.
  */
 export const USAGE_TABLE = {
   partitionKey: "pk",
@@ -29,6 +39,8 @@ export const USAGE_TABLE = {
   gsi1: { name: "gsi1", partitionKey: "gsi1pk", sortKey: "gsi1sk" },
   /** Number of GSI1 shards per month. Changing it requires a backfill of gsi1pk. */
   billingShards: 4,
+  /** Number of GSI1 outbox partitions. Changing it requires moving pending ENFORCE# items' gsi1pk. */
+  outboxShards: 4,
 } as const;
 
 /** DynamoDB CreateTable input, shaped without importing the SDK (pure data). */

@@ -444,8 +444,8 @@ describe("Functions", () => {
     const fns = everyResource([ingest, api, jobs, invocationLogs]).filter(
       ([, r]) => r.Type === "AWS::Lambda::Function" && r.Properties?.Environment?.Variables?.SST_APP,
     );
-    // consumers, one per route, the two jobs, the invocation-log function
-    expect(fns.length).toBe(QUEUE_RULES.length + HTTP_ROUTES.length + 2 + 1);
+    // consumers, one per route, the three jobs (allocate, billing export, outbox sweep), the invocation-log function
+    expect(fns.length).toBe(QUEUE_RULES.length + HTTP_ROUTES.length + 3 + 1);
     for (const [id, fn] of fns) {
       expect(fn.Properties!.Environment.Variables.USAGE_TABLE_NAME, id).toMatchObject(
         expect.objectContaining({ "Fn::ImportValue": expect.stringMatching(/-Storage:ExportsOutputRefUsageTable/) }),

@@ -9,11 +9,12 @@ import {
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { keys } from "../../storage/keys";
+import { USAGE_TABLE } from "../../storage/table";
 import type { UsageCounters } from "../../usage/model";
 import { nextMonthStart } from "../../usage/periods";
 import { ENFORCEMENT_DETAIL_TYPES, enforcementEventDetailSchema } from "../events";
 import type { EnforcementState, OutboxEntry, RateState, Restriction, TenantConfig, Transition } from "../model";
-import type { DecisionSnapshot, EnforcementLogEntry, EvaluationSnapshot, Page, QuotaStore } from "../ports";
+import type { DecisionSnapshot, EnforcementLogEntry, EvaluationSnapshot, Page, PendingOutboxIndex, QuotaStore } from "../ports";
 
 type Item = Record<string, unknown>;
 
@@ -25,11 +26,18 @@ export interface DynamoQuotaStoreOptions {
 }
 
 const EPOCH = new Date(0).toISOString();
+/** Adds the transition's outbox entry and lists the item on the sweeper's sparse index. */
+const OUTBOX_SET = "outbox.#id = :entry, #gpk = :gpk, #gsk = :gsk";
 
-/** DynamoDB adapter of {@link QuotaStore}: enforcement state items, tenant config, enforcement log. */
-export class DynamoQuotaStore implements QuotaStore {
+/**
+ * DynamoDB adapter of {@link QuotaStore}: enforcement state items, tenant config, enforcement log;
+ * and of {@link PendingOutboxIndex}: the sparse `OUTBOX#<shard>` partitions of gsi1.
+ */
+export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   private readonly logTtlDays: number;
   private readonly stateTtlDays: number;
+  /** Outbox partitions of gsi1 (`OUTBOX#<shard>`). */
+  readonly shards: number = USAGE_TABLE.outboxShards;
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -110,15 +118,18 @@ export class DynamoQuotaStore implements QuotaStore {
         ExpressionAttributeValues: { ":empty": {}, ":tenant": tenantId, ":period": t.period, ":exp": this.stateExpiry(t.period) },
       }),
     );
-    const names: Record<string, string> = { "#id": t.entry.enforcementId };
-    const values: Record<string, unknown> = { ":entry": entryToItem(t.entry) };
+    // Every transition adds an outbox entry and (re)sets the sparse index keys in the same write,
+    // so an item with a pending entry is always listed for the sweeper (see unindex for removal).
+    const index = keys.outboxIndex(tenantId, t.period);
+    const names: Record<string, string> = { "#id": t.entry.enforcementId, "#gpk": USAGE_TABLE.gsi1.partitionKey, "#gsk": USAGE_TABLE.gsi1.sortKey };
+    const values: Record<string, unknown> = { ":entry": entryToItem(t.entry), ":gpk": index.gsi1pk, ":gsk": index.gsi1sk };
     let update: string;
     let condition: string;
     switch (t.kind) {
       case "cross":
         names["#k"] = t.key;
         values[":at"] = t.entry.detail.occurredAt;
-        update = "SET crossed.#k = :at, outbox.#id = :entry";
+        update = `SET crossed.#k = :at, ${OUTBOX_SET}`;
         // A threshold is crossed once per period and quota: a racing evaluation or a
         // redelivered batch finds it recorded and publishes nothing.
         condition = "attribute_not_exists(crossed.#k)";
@@ -127,14 +138,14 @@ export class DynamoQuotaStore implements QuotaStore {
         names["#k"] = t.key;
         values[":at"] = t.entry.detail.occurredAt;
         values[":r"] = t.restriction;
-        update = "SET crossed.#k = :at, restriction = :r, outbox.#id = :entry";
+        update = `SET crossed.#k = :at, restriction = :r, ${OUTBOX_SET}`;
         // Once per threshold, and never a second restriction on top of an active one.
         condition = "attribute_not_exists(crossed.#k) AND attribute_not_exists(restriction)";
         break;
       case "release":
         values[":rid"] = t.restrictionId;
         values[":rel"] = { enforcementId: t.entry.enforcementId, at: t.entry.detail.occurredAt, restrictionId: t.restrictionId };
-        update = "SET lastRelease = :rel, outbox.#id = :entry REMOVE restriction";
+        update = `SET lastRelease = :rel, ${OUTBOX_SET} REMOVE restriction`;
         // Only the restriction we read is lifted, and only once (a racing release finds it gone).
         condition = "restriction.enforcementId = :rid";
         break;
@@ -143,7 +154,7 @@ export class DynamoQuotaStore implements QuotaStore {
         values[":m"] = t.minute;
         if (t.newWindow) {
           values[":rate"] = t.rate;
-          update = "SET rate = :rate, outbox.#id = :entry";
+          update = `SET rate = :rate, ${OUTBOX_SET}`;
           // Minutes only move forward: an older window can never overwrite a newer one, and a
           // second throttle of the same window takes the branch below.
           condition = "attribute_not_exists(rate) OR rate.#m < :m";
@@ -151,7 +162,7 @@ export class DynamoQuotaStore implements QuotaStore {
           names["#keys"] = "keys";
           values[":kl"] = [t.limit];
           values[":k"] = t.limit;
-          update = "SET rate.#keys = list_append(rate.#keys, :kl), outbox.#id = :entry";
+          update = `SET rate.#keys = list_append(rate.#keys, :kl), ${OUTBOX_SET}`;
           // Once per limit and minute.
           condition = "rate.#m = :m AND NOT contains(rate.#keys, :k)";
         }
@@ -162,7 +173,7 @@ export class DynamoQuotaStore implements QuotaStore {
         values[":t"] = true;
         values[":f"] = false;
         values[":at"] = t.entry.detail.occurredAt;
-        update = "SET rate.active = :f, rate.restoredAt = :at, outbox.#id = :entry";
+        update = `SET rate.active = :f, rate.restoredAt = :at, ${OUTBOX_SET}`;
         // Once per throttled minute; a newer throttle (other minute) is not lifted by this.
         condition = "rate.#m = :m AND rate.active = :t";
         break;
@@ -240,8 +251,9 @@ export class DynamoQuotaStore implements QuotaStore {
         },
       }),
     );
+    let after: Item | undefined;
     try {
-      await this.doc.send(
+      const res = await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: keys.enforcement(tenantId, period),
@@ -249,6 +261,53 @@ export class DynamoQuotaStore implements QuotaStore {
           // Never resurrect a state item TTL has deleted as a key-only stub.
           ConditionExpression: "attribute_exists(pk)",
           ExpressionAttributeNames: { "#id": entry.enforcementId },
+          ReturnValues: "ALL_NEW",
+        }),
+      );
+      after = res.Attributes;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+    // The last pending entry is gone: take the item off the sweeper's index. A crash right here
+    // leaves it listed with an empty outbox; the sweeper unindexes such items itself.
+    if (after && after[USAGE_TABLE.gsi1.partitionKey] !== undefined && Object.keys((after.outbox as Item | undefined) ?? {}).length === 0) {
+      await this.unindex(tenantId, period);
+    }
+  }
+
+  async listPending(shard: number, limit: number, cursor?: string): Promise<Page<EnforcementState>> {
+    // The sparse OUTBOX#<shard> partition of gsi1 holds only ENFORCE# items with pending entries
+    // (plus, briefly, ones whose last entry was just published). Eventually consistent: every
+    // decision on what is read here goes through claim's compare-and-set.
+    const res = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: USAGE_TABLE.gsi1.name,
+        KeyConditionExpression: "#gpk = :p",
+        ExpressionAttributeNames: { "#gpk": USAGE_TABLE.gsi1.partitionKey },
+        ExpressionAttributeValues: { ":p": keys.outboxPartition(shard) },
+        Limit: limit,
+        ExclusiveStartKey: cursor ? (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Record<string, unknown>) : undefined,
+      }),
+    );
+    return {
+      items: (res.Items ?? []).map((it) => stateFromItem(it)).filter((st): st is EnforcementState => st !== undefined),
+      cursor: res.LastEvaluatedKey ? Buffer.from(JSON.stringify(res.LastEvaluatedKey)).toString("base64url") : undefined,
+    };
+  }
+
+  async unindex(tenantId: string, period: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.enforcement(tenantId, period),
+          UpdateExpression: "REMOVE #gpk, #gsk",
+          // Only while the outbox is empty: a transition recorded since we looked added an entry
+          // (and set the keys again), and must stay listed. Also no stub for a TTL-deleted item.
+          ConditionExpression: "attribute_exists(pk) AND size(outbox) = :zero",
+          ExpressionAttributeNames: { "#gpk": USAGE_TABLE.gsi1.partitionKey, "#gsk": USAGE_TABLE.gsi1.sortKey },
+          ExpressionAttributeValues: { ":zero": 0 },
         }),
       );
     } catch (error) {

@@ -1,8 +1,9 @@
 import { awsClients } from "../../runtime/aws";
 import type { RuntimeConfig } from "../../runtime/config";
 import type { QuotaEvaluator, QuotaServiceDeps } from "../service";
+import type { OutboxSweeper } from "../sweep";
 import { loadTierCatalog } from "../tiers";
-import { createQuotaEvaluator, eventBridgePublisher } from "./wiring";
+import { createOutboxSweeper, createQuotaEvaluator, eventBridgePublisher } from "./wiring";
 
 let cached: QuotaEvaluator | undefined;
 
@@ -24,4 +25,15 @@ export function quotaEvaluatorFromConfig(cfg: RuntimeConfig, extra: { onUsage?: 
 export function quotaServiceFromConfig(cfg: RuntimeConfig): QuotaEvaluator {
   cached ??= quotaEvaluatorFromConfig(cfg);
   return cached;
+}
+
+/** The outbox sweeper built from the runtime config: same table, bus and log TTL as the evaluation. */
+export function outboxSweeperFromConfig(cfg: RuntimeConfig): OutboxSweeper {
+  const clients = awsClients(cfg);
+  return createOutboxSweeper({
+    dynamo: clients.doc,
+    tableName: cfg.USAGE_TABLE_NAME,
+    publisher: eventBridgePublisher(clients.eventBridge, cfg.EVENT_BUS_NAME),
+    store: { logTtlDays: cfg.ENFORCEMENT_LOG_TTL_DAYS },
+  });
 }

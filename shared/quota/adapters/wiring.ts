@@ -3,6 +3,7 @@ import type { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { EnforcementPublisher } from "../ports";
 import { QuotaEvaluator } from "../service";
+import { OutboxSweeper } from "../sweep";
 import type { TierCatalog, TierName } from "../tiers";
 import { DynamoQuotaStore, type DynamoQuotaStoreOptions } from "./dynamodb";
 import { EventBridgeEnforcementPublisher } from "./eventbridge";
@@ -28,6 +29,23 @@ export function createQuotaEvaluator(opts: {
     defaultTier: opts.defaultTier,
     clock: opts.clock,
     onUsage: opts.onUsage,
+  });
+}
+
+/** The outbox sweeper over the same table and store as the evaluation. */
+export function createOutboxSweeper(opts: {
+  dynamo: DynamoDBDocumentClient;
+  tableName: string;
+  publisher: EnforcementPublisher;
+  clock?: () => Date;
+  store?: DynamoQuotaStoreOptions;
+  pageSize?: number;
+}): OutboxSweeper {
+  return new OutboxSweeper({
+    store: new DynamoQuotaStore(opts.dynamo, opts.tableName, opts.store),
+    publisher: opts.publisher,
+    clock: opts.clock,
+    pageSize: opts.pageSize,
   });
 }
 

@@ -8,6 +8,7 @@ import type {
   EnforcementPublisher,
   EvaluationSnapshot,
   Page,
+  PendingOutboxIndex,
   PublishResult,
   QuotaStore,
 } from "../../../shared/quota/ports";
@@ -15,9 +16,15 @@ import { ENFORCEMENT_DETAIL_TYPES } from "../../../shared/quota/events";
 
 const clone = <T>(v: T): T => structuredClone(v);
 
-/** In-memory QuotaStore with the same once-only conditions as the DynamoDB adapter. */
-export class InMemoryQuotaStore implements QuotaStore {
+/**
+ * In-memory QuotaStore with the same once-only conditions as the DynamoDB adapter, and its
+ * pending-outbox index (listed with each recorded entry, unlisted when the outbox empties).
+ */
+export class InMemoryQuotaStore implements QuotaStore, PendingOutboxIndex {
+  readonly shards = 2;
   states = new Map<string, EnforcementState>();
+  /** Keys (`tenant|period`) of states on the pending-outbox index. */
+  indexed = new Set<string>();
   configs = new Map<string, TenantConfig>();
   months = new Map<string, UsageCounters>();
   minutes = new Map<string, UsageCounters>();
@@ -88,6 +95,7 @@ export class InMemoryQuotaStore implements QuotaStore {
     }
     s.outbox[t.entry.enforcementId] = clone(t.entry);
     this.states.set(k, s);
+    this.indexed.add(k);
     return "applied";
   }
 
@@ -105,7 +113,27 @@ export class InMemoryQuotaStore implements QuotaStore {
 
   async markPublished(tenantId: string, period: string, entry: OutboxEntry, publishedAt: string): Promise<void> {
     this.log.push({ day: entry.detail.occurredAt.slice(0, 10), detailType: ENFORCEMENT_DETAIL_TYPES[entry.detail.action], detail: clone(entry.detail), publishedAt });
-    delete this.states.get(`${tenantId}|${period}`)?.outbox[entry.enforcementId];
+    const k = `${tenantId}|${period}`;
+    const s = this.states.get(k);
+    if (!s) return;
+    delete s.outbox[entry.enforcementId];
+    if (Object.keys(s.outbox).length === 0) await this.unindex(tenantId, period);
+  }
+
+  /**
+   * Shard by the tenant id's length (deterministic; tests choose ids to spread them). The cursor
+   * is the last key returned, as DynamoDB's LastEvaluatedKey: items unlisted meanwhile shift nothing.
+   */
+  async listPending(shard: number, limit: number, cursor?: string): Promise<Page<EnforcementState>> {
+    const keys = [...this.indexed].filter((k) => k.split("|")[0].length % this.shards === shard && (cursor === undefined || k > cursor)).sort();
+    const page = keys.slice(0, limit);
+    const items = page.flatMap((k) => (this.states.has(k) ? [clone(this.states.get(k)!)] : []));
+    return { items, cursor: keys.length > limit ? page.at(-1) : undefined };
+  }
+
+  async unindex(tenantId: string, period: string): Promise<void> {
+    const k = `${tenantId}|${period}`;
+    if (Object.keys(this.states.get(k)?.outbox ?? {}).length === 0) this.indexed.delete(k);
   }
 
   async getConfig(tenantId: string) {
@@ -119,17 +147,28 @@ export class InMemoryQuotaStore implements QuotaStore {
   }
 }
 
-/** Publisher that records what it accepted; `failNext` makes the next calls throw. */
+/**
+ * Publisher that records what it accepted; `failNext` makes the next calls throw, `refuse`
+ * makes the bus refuse those enforcementIds (a per-entry PutEvents failure).
+ */
 export class RecordingPublisher implements EnforcementPublisher {
   published: EnforcementEventDetail[] = [];
   failNext = 0;
+  refuse = new Set<string>();
+  /** Entries per publish call, in call order. */
+  calls: number[] = [];
   async publish(details: readonly EnforcementEventDetail[]): Promise<PublishResult> {
+    this.calls.push(details.length);
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error("bus unavailable");
     }
-    this.published.push(...details.map(clone));
-    return { published: details.map((d) => d.enforcementId), failed: [] };
+    const accepted = details.filter((d) => !this.refuse.has(d.enforcementId));
+    this.published.push(...accepted.map(clone));
+    return {
+      published: accepted.map((d) => d.enforcementId),
+      failed: details.filter((d) => this.refuse.has(d.enforcementId)).map((d) => ({ enforcementId: d.enforcementId, reason: "InternalFailure: refused" })),
+    };
   }
   actions(): string[] {
     return this.published.map((d) => `${d.action}@${d.threshold}`);
