@@ -98,6 +98,7 @@ function queueConsumer(stack: Stack, app: App, bus: EventBus, table: Table, rule
         eventSource: {
           batchSize: rule.batchSize,
           maxBatchingWindow: Duration.seconds(rule.maxBatchingWindowSeconds),
+          maxConcurrency: rule.maxConcurrency,
           // The handler returns { batchItemFailures }: only failed records are retried and, after
           // maxReceiveCount receives, moved to the DLQ; the rest of the batch is deleted.
           reportBatchItemFailures: true,

@@ -25,6 +25,7 @@ describe("local EventBridge PutEvents endpoint (real @aws-sdk/client-eventbridge
           maxReceiveCount: 3,
           visibilityTimeoutSeconds: 30,
           maxBatchingWindowSeconds: 0,
+          maxConcurrency: 2,
         },
       ],
     }));

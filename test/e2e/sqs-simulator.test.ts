@@ -38,6 +38,7 @@ describe("local SQS simulator (event source mapping semantics)", () => {
     maxReceiveCount: 3,
     visibilityTimeoutSeconds: 30,
     maxBatchingWindowSeconds: 0,
+    maxConcurrency: 2,
   });
 
   beforeAll(async () => {

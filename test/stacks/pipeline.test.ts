@@ -148,11 +148,13 @@ describe("Ingest", () => {
         expect(allow.Condition).toEqual({ ArnEquals: { "aws:SourceArn": { "Fn::GetAtt": [ruleEntry()[0], "Arn"] } } });
       });
 
-      it("consumes with the rule's batch size and window and reports partial batch failures", () => {
+      it("consumes with the rule's batch size, window and concurrency and reports partial batch failures", () => {
         expect(esm()).toMatchObject({
           Properties: {
             BatchSize: rule.batchSize,
             MaximumBatchingWindowInSeconds: rule.maxBatchingWindowSeconds,
+            // bounds one aggregate item's writes per second (one write per batch in flight)
+            ScalingConfig: { MaximumConcurrency: rule.maxConcurrency },
             FunctionResponseTypes: ["ReportBatchItemFailures"],
           },
         });
