@@ -295,4 +295,53 @@ describe("whole loop: wrapper -> bus -> ingest -> quota -> decision -> wrapper",
     // Three reports, two calls.
     expect(await usageTotals(tenantId)).toEqual({ requests: 2, inputTokens: 2 * IN, outputTokens: 2 * OUT });
   });
+
+  it("replaces the estimate of an abandoned stream by the invocation log's exact counts", async () => {
+    const tenantId = "loop-log-2";
+    await putConfig(tenantId, { tier: "premium" });
+    const requestId = `abandoned-${process.pid}`;
+    // what the wrapper emits for a ConverseStream the caller stopped reading: an estimate
+    const estimate: InvocationEventV1 = {
+      schemaVersion: "1",
+      eventId: requestId,
+      tenantId,
+      occurredAt: new Date().toISOString(),
+      provider: "bedrock",
+      modelId: MODELS.highPerformance,
+      inputTokens: IN,
+      outputTokens: 40,
+      estimated: true,
+    };
+    expect(emitter.emit(estimate, INVOCATION_SOURCES.bedrock)).toBe(true);
+    await settle();
+    expect(await usageTotals(tenantId)).toEqual({ requests: 1, inputTokens: IN, outputTokens: 40 });
+
+    // Bedrock finished generating anyway and logged the exact counts under the same request id
+    const parsed = parseInvocationLogRecord(
+      JSON.parse(
+        JSON.stringify({
+          schemaType: "ModelInvocationLog",
+          schemaVersion: "1.0",
+          timestamp: new Date().toISOString(),
+          accountId: "123456789012",
+          region: stack.region,
+          requestId,
+          operation: "ConverseStream",
+          modelId: MODELS.highPerformance,
+          requestMetadata: { tenantId },
+          input: { inputContentType: "application/json", inputTokenCount: IN },
+          output: { outputContentType: "application/json", outputTokenCount: OUT },
+        }),
+      ),
+    );
+    if (parsed.kind !== "event") throw new Error(`expected an event, got ${parsed.kind}`);
+    expect(emitter.emit(parsed.event, INVOCATION_SOURCES.invocationLog)).toBe(true);
+    await settle();
+    expect(await usageTotals(tenantId)).toEqual({ requests: 1, inputTokens: IN, outputTokens: OUT });
+    // a redelivery of either report changes nothing
+    expect(emitter.emit(parsed.event, INVOCATION_SOURCES.invocationLog)).toBe(true);
+    expect(emitter.emit(estimate, INVOCATION_SOURCES.bedrock)).toBe(true);
+    await settle();
+    expect(await usageTotals(tenantId)).toEqual({ requests: 1, inputTokens: IN, outputTokens: OUT });
+  });
 });
