@@ -99,6 +99,23 @@ async function settle(): Promise<void> {
   await stack.drain({ timeoutMs: 30_000 });
 }
 
+/** A Bedrock model-invocation-log record, as Bedrock writes it to S3. */
+function logRecord(requestId: string, metadata: Record<string, string> | undefined, operation = "Converse") {
+  return {
+    schemaType: "ModelInvocationLog",
+    schemaVersion: "1.0",
+    timestamp: new Date().toISOString(),
+    accountId: "123456789012",
+    region: stack.region,
+    requestId,
+    operation,
+    modelId: MODELS.highPerformance,
+    requestMetadata: metadata,
+    input: { inputContentType: "application/json", inputTokenCount: IN },
+    output: { outputContentType: "application/json", outputTokenCount: OUT, outputBodyJson: { metrics: { latencyMs: 412 } } },
+  };
+}
+
 function converseInput(modelId: string): ConverseCommandInput {
   return { modelId, messages: [{ role: "user", content: [{ text: "Summarise the ticket." }] }] };
 }
@@ -268,19 +285,6 @@ describe("whole loop: wrapper -> bus -> ingest -> quota -> decision -> wrapper",
 
     // The invocation log of the same call (what Bedrock writes to S3: same request id, the
     // request metadata the wrapper sent), plus one call made outside the wrappers.
-    const logRecord = (requestId: string, metadata: Record<string, string> | undefined) => ({
-      schemaType: "ModelInvocationLog",
-      schemaVersion: "1.0",
-      timestamp: new Date().toISOString(),
-      accountId: "123456789012",
-      region: stack.region,
-      requestId,
-      operation: "Converse",
-      modelId: MODELS.highPerformance,
-      requestMetadata: metadata,
-      input: { inputContentType: "application/json", inputTokenCount: IN },
-      output: { outputContentType: "application/json", outputTokenCount: OUT, outputBodyJson: { metrics: { latencyMs: 412 } } },
-    });
     const logged = [logRecord(wrapperEvent.eventId, sent.requestMetadata), logRecord(`outside-${process.pid}`, { tenantId })].map((r) => {
       const parsed = parseInvocationLogRecord(JSON.parse(JSON.stringify(r)));
       if (parsed.kind !== "event") throw new Error(`expected an event, got ${parsed.kind}`);
@@ -317,23 +321,7 @@ describe("whole loop: wrapper -> bus -> ingest -> quota -> decision -> wrapper",
     expect(await usageTotals(tenantId)).toEqual({ requests: 1, inputTokens: IN, outputTokens: 40 });
 
     // Bedrock finished generating anyway and logged the exact counts under the same request id
-    const parsed = parseInvocationLogRecord(
-      JSON.parse(
-        JSON.stringify({
-          schemaType: "ModelInvocationLog",
-          schemaVersion: "1.0",
-          timestamp: new Date().toISOString(),
-          accountId: "123456789012",
-          region: stack.region,
-          requestId,
-          operation: "ConverseStream",
-          modelId: MODELS.highPerformance,
-          requestMetadata: { tenantId },
-          input: { inputContentType: "application/json", inputTokenCount: IN },
-          output: { outputContentType: "application/json", outputTokenCount: OUT },
-        }),
-      ),
-    );
+    const parsed = parseInvocationLogRecord(JSON.parse(JSON.stringify(logRecord(requestId, { tenantId }, "ConverseStream"))));
     if (parsed.kind !== "event") throw new Error(`expected an event, got ${parsed.kind}`);
     expect(emitter.emit(parsed.event, INVOCATION_SOURCES.invocationLog)).toBe(true);
     await settle();

@@ -22,6 +22,22 @@ function service(store: UsageStore, maxTransactionItems = 100, opts: Partial<Ing
   });
 }
 
+/** A view of `inner` whose transactions wait at `atApply` until `release()`: a slow run. */
+function stallingApply(inner: MemoryUsageStore) {
+  let release!: () => void;
+  const stalled = new Promise<void>((r) => (release = r));
+  let reachedApply!: () => void;
+  const atApply = new Promise<void>((r) => (reachedApply = r));
+  const slow: UsageStore = Object.assign(Object.create(inner) as MemoryUsageStore, {
+    apply: async (...args: Parameters<MemoryUsageStore["apply"]>) => {
+      reachedApply();
+      await stalled;
+      return inner.apply(...args);
+    },
+  });
+  return { slow, atApply, release };
+}
+
 const handled = (r: IngestResult) => [...r.outcomes.values()].every((o) => o.kind === "counted" || o.kind === "duplicate");
 
 function expectExact(store: MemoryUsageStore, events: InvocationEventV1[]) {
@@ -131,17 +147,7 @@ describe("IngestService", () => {
     const events = Array.from({ length: 20 }, () => invocation({ tenantId: "c", occurredAt: "2026-11-25T11:00:00Z" }));
     const records = events.map(recordOf);
     // run A claims everything, then stalls before its transaction
-    let release!: () => void;
-    const stalled = new Promise<void>((r) => (release = r));
-    let reachedApply!: () => void;
-    const atApply = new Promise<void>((r) => (reachedApply = r));
-    const slow: UsageStore = Object.assign(Object.create(inner) as MemoryUsageStore, {
-      apply: async (...args: Parameters<MemoryUsageStore["apply"]>) => {
-        reachedApply();
-        await stalled;
-        return inner.apply(...args);
-      },
-    });
+    const { slow, atApply, release } = stallingApply(inner);
     const runA = service(slow, 100, { claimLeaseMs: 0 }).ingest(records);
     await atApply;
     // run B gets 5 of the same events (an EventBridge duplicate) after A's lease ran out
@@ -161,17 +167,7 @@ describe("IngestService", () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 8 }, () => invocation({ tenantId: "w", occurredAt: "2026-11-25T11:00:00Z" }));
     const records = events.map(recordOf);
-    let release!: () => void;
-    const stalled = new Promise<void>((r) => (release = r));
-    let reachedApply!: () => void;
-    const atApply = new Promise<void>((r) => (reachedApply = r));
-    const slow: UsageStore = Object.assign(Object.create(inner) as MemoryUsageStore, {
-      apply: async (...args: Parameters<MemoryUsageStore["apply"]>) => {
-        reachedApply();
-        await stalled;
-        return inner.apply(...args);
-      },
-    });
+    const { slow, atApply, release } = stallingApply(inner);
     const runA = service(slow, 100, { claimLeaseMs: 30_000 }).ingest(records);
     await atApply;
     const waits: number[] = [];
