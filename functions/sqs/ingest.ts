@@ -99,6 +99,8 @@ function record(result: IngestResult): void {
   metrics.addMetric(PIPELINE_METRICS.eventsIngested, MetricUnit.Count, stats.counted);
   metrics.addMetric(PIPELINE_METRICS.duplicates, MetricUnit.Count, stats.duplicates);
   metrics.addMetric(PIPELINE_METRICS.quarantined, MetricUnit.Count, stats.quarantined);
+  metrics.addMetric(PIPELINE_METRICS.estimatesCorrected, MetricUnit.Count, stats.corrected);
+  metrics.addMetric(PIPELINE_METRICS.recordsRetried, MetricUnit.Count, stats.failed);
   metrics.addMetric(PIPELINE_METRICS.unpriced, MetricUnit.Count, stats.unpriced);
   if (stats.counted > 0) metrics.addMetric(PIPELINE_METRICS.ingestLag, MetricUnit.Milliseconds, stats.maxLagMs);
 

@@ -9,6 +9,10 @@ export const PIPELINE_METRICS = {
   eventsIngested: "EventsIngested",
   /** Deliveries recognised as duplicates (success, counted once). */
   duplicates: "DuplicateEvents",
+  /** Calls counted from an estimate whose exact counts (invocation log) replaced it. */
+  estimatesCorrected: "EstimatesCorrected",
+  /** Records reported failed for redelivery (not committed now; SQS retries, then the DLQ). */
+  recordsRetried: "RecordsRetried",
   /** Records quarantined with a reason. */
   quarantined: "EventsQuarantined",
   /** Bedrock events whose model had no price. */

@@ -36,6 +36,8 @@ describe("CloudWatch EMF from the ingest handler", () => {
     expect(find("EventsIngested")?.EventsIngested).toBe(1);
     expect(find("DuplicateEvents")?.DuplicateEvents).toBe(1);
     expect(find("EventsQuarantined")?.EventsQuarantined).toBe(1);
+    expect(find("RecordsRetried")?.RecordsRetried).toBe(0);
+    expect(find("EstimatesCorrected")?.EstimatesCorrected).toBe(0);
     const cost = find("CostUsd")!;
     expect(cost._aws.CloudWatchMetrics[0].Namespace).toBe("GenAIMetering");
     expect(cost._aws.CloudWatchMetrics[0].Dimensions[0]).toEqual(expect.arrayContaining(["tenantId", "tier", "modelId"]));
@@ -44,5 +46,25 @@ describe("CloudWatch EMF from the ingest handler", () => {
     const quota = find("QuotaUsedPercent")!;
     expect(quota).toMatchObject({ tenantId: "emf-a", tier: "basic" });
     expect(quota.QuotaUsedPercent).toBeCloseTo((840 / 2_000_000) * 100, 2);
+  });
+
+  it("counts an estimate replaced by exact counts in EstimatesCorrected", async () => {
+    const estimate = invocation({ tenantId: "emf-b", outputTokens: 10, estimated: true });
+    const exact = { ...estimate, outputTokens: 533, estimated: undefined };
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stdout, "write").mockImplementation((c: string | Uint8Array) => (lines.push(String(c)), true));
+    const logSpy = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
+    try {
+      for (const [i, e] of [estimate, exact].entries()) {
+        const res = await handler({ Records: [{ messageId: `c${i}`, body: envelope(e) }] } as unknown as SQSEvent, { awsRequestId: `r${i}` } as Context);
+        expect(res.batchItemFailures).toEqual([]);
+      }
+    } finally {
+      spy.mockRestore();
+      logSpy.mockRestore();
+    }
+    const emf: Emf[] = lines.flatMap((l) => l.split("\n")).filter((l) => l.includes('"_aws"')).map((l) => JSON.parse(l));
+    const corrected = emf.filter((m) => m._aws.CloudWatchMetrics[0].Metrics.some((x) => x.Name === "EstimatesCorrected")).map((m) => m.EstimatesCorrected);
+    expect(corrected).toEqual([0, 1]);
   });
 });
