@@ -54,6 +54,8 @@ export interface RunResult {
   itemWrites: number;
   /** Highest number of writes one aggregate item took within any one second. */
   maxItemWritesPerSecond: number;
+  /** DynamoDB requests sent during the run (set by bench/main.ts). */
+  requests?: number;
   /** Transactions cancelled by conflicts/throttling and retried. */
   retries?: number;
 }
