@@ -1,10 +1,9 @@
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { Api as HttpApi, use, type ApiFunctionRouteProps, type EventBus, type StackContext, type Table } from "sst/constructs";
 import { HTTP_ROUTES, type HttpRoute } from "../shared/http/routes";
-import { keys } from "../shared/storage/keys";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
-import { DYNAMO_READ_ACTIONS, baseEnvironment, baseFunctionProps, tableStatement } from "./support";
+import { DYNAMO_READ_ACTIONS, ENFORCEMENT_WRITE_PARTITIONS, baseEnvironment, baseFunctionProps, tableStatement } from "./support";
 
 export const HTTP_TIMEOUT_SECONDS = 10;
 
@@ -13,11 +12,7 @@ export const HTTP_TIMEOUT_SECONDS = 10;
  * tenant under its new limits) the tenant's ENFORCE# state and the ENFORCEMENT#<day> log entry.
  */
 export const CONFIG_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:UpdateItem"] as const;
-export const CONFIG_WRITE_PARTITIONS = [keys.tenant(""), partitionPrefix(keys.enforcementLog("d", "t", "x", "k").pk)] as const;
-
-function partitionPrefix(pk: string): string {
-  return pk.slice(0, pk.indexOf("#") + 1);
-}
+export const CONFIG_WRITE_PARTITIONS = ENFORCEMENT_WRITE_PARTITIONS;
 
 export function routeKey(route: HttpRoute): string {
   return `${route.method} ${route.path}`;

@@ -1,12 +1,19 @@
 import { Duration } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import * as s3 from "aws-cdk-lib/aws-s3";
-import { Cron, use, type StackContext } from "sst/constructs";
-import { keys } from "../shared/storage/keys";
+import { Cron, use, type Function as SstFunction, type StackContext } from "sst/constructs";
 import { USAGE_TABLE } from "../shared/storage/table";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
-import { DYNAMO_READ_ACTIONS, baseEnvironment, baseFunctionProps, dataRemovalPolicy, isDisposableStage, tableStatement } from "./support";
+import {
+  DYNAMO_READ_ACTIONS,
+  ENFORCEMENT_WRITE_PARTITIONS,
+  baseEnvironment,
+  baseFunctionProps,
+  dataRemovalPolicy,
+  isDisposableStage,
+  tableStatement,
+} from "./support";
 
 /** Five minutes past each hour, so the previous hour's endpoint usage is complete when it is split. */
 export const ALLOCATE_SCHEDULE = "cron(5 * * * ? *)";
@@ -28,17 +35,13 @@ export const ALLOCATE_WRITE_ACTIONS = [
  * ENFORCEMENT# partitions (IAM matches partition keys only).
  */
 export const OUTBOX_SWEEP_WRITE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"] as const;
-export const OUTBOX_SWEEP_WRITE_PARTITIONS = [keys.tenant(""), partitionPrefix(keys.enforcementLog("d", "t", "x", "k").pk)] as const;
+export const OUTBOX_SWEEP_WRITE_PARTITIONS = ENFORCEMENT_WRITE_PARTITIONS;
 
 export const ALLOCATE_HANDLER = "functions/scheduled/allocate.handler";
 export const BILLING_EXPORT_HANDLER = "functions/scheduled/billing-export.handler";
 export const OUTBOX_SWEEP_HANDLER = "functions/scheduled/outbox-sweep.handler";
 /** The sweep stops starting index pages 15 s before this (see the handler). */
 const OUTBOX_SWEEP_TIMEOUT_SECONDS = 120;
-
-function partitionPrefix(pk: string): string {
-  return pk.slice(0, pk.indexOf("#") + 1);
-}
 
 /**
  * Scheduled jobs (issue 5): hourly allocation of fixed endpoint cost to the tenants that used the
@@ -124,12 +127,33 @@ export function Jobs({ stack, app }: StackContext) {
   });
 
   stack.addOutputs({ BillingExportBucket: bucket.bucketName });
-  return {
-    bucket,
-    jobs: [
-      { name: "allocate", fn: allocate.jobFunction },
-      { name: "billing-export", fn: billingExport.jobFunction },
-      { name: "outbox-sweep", fn: outboxSweep.jobFunction },
-    ],
-  };
+  const jobs: ScheduledJob[] = [
+    {
+      name: "allocate",
+      fn: allocate.jobFunction,
+      failureImpact:
+        "fixed endpoint cost of the previous hour (or a re-split for late usage) is not allocated to tenants yet. Reruns are harmless; the next hourly runs retry every hour within ALLOCATION_LOOKBACK_HOURS, older hours need a manual rerun.",
+    },
+    {
+      name: "billing-export",
+      fn: billingExport.jobFunction,
+      failureImpact:
+        "the month that just ended has no invoice lines in the billing-exports bucket. Reruns rewrite the same files: invoke the job again for that month.",
+    },
+    {
+      name: "outbox-sweep",
+      fn: outboxSweep.jobFunction,
+      failureImpact:
+        "enforcement events (throttle, downgrade, restore, warning) whose publish failed, of tenants not evaluated since, stay unpublished, so data planes and ops are not told. They stay in the outbox; the next run (every 5 minutes) retries them.",
+    },
+  ];
+  return { bucket, jobs };
+}
+
+/** A scheduled job, for the Ops alarm on its errors. */
+export interface ScheduledJob {
+  name: string;
+  fn: SstFunction;
+  /** What is left undone while the job fails (the text of its error alarm). */
+  failureImpact: string;
 }

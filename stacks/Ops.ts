@@ -104,9 +104,9 @@ export function Ops({ stack, app }: StackContext) {
     evaluationPeriods: 1,
   });
 
-  jobs.forEach(({ name, fn }) =>
+  jobs.forEach(({ name, fn, failureImpact }) =>
     alarm(`JobErrors-${name}`, {
-      alarmDescription: "A scheduled job failed; the period it covers is not allocated/exported.",
+      alarmDescription: `The scheduled job ${name} failed: ${failureImpact}`,
       metric: fn.metricErrors({ statistic: "Sum", period: Duration.minutes(5) }),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,

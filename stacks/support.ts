@@ -5,6 +5,7 @@ import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { Construct } from "constructs";
 import type { App, FunctionProps } from "sst/constructs";
 import { METRICS_NAMESPACE_DEFAULT } from "../shared/observability/metric-names";
+import { keys } from "../shared/storage/keys";
 
 /**
  * Helpers shared by the stack functions: stage policy, function defaults, queue shapes and
@@ -104,3 +105,16 @@ export function tableStatement(
       : undefined,
   });
 }
+
+/** The partition-key prefix (`TENANT#`, `ENFORCEMENT#`, ...) of a key built by shared/storage/keys.ts. */
+export function partitionPrefix(pk: string): string {
+  return pk.slice(0, pk.indexOf("#") + 1);
+}
+
+/**
+ * Partitions a quota re-evaluation writes to, as `leadingKeyPrefixes` for {@link tableStatement}:
+ * the tenant's own (CONFIG, the ENFORCE# state with its outbox) and the ENFORCEMENT#<day>
+ * enforcement log. Used by the tenant-config PUT (Api) and the outbox sweeper (Jobs). Built from
+ * the key builders, so a key-prefix change there moves the IAM condition with it.
+ */
+export const ENFORCEMENT_WRITE_PARTITIONS = [keys.tenant(""), partitionPrefix(keys.enforcementLog("d", "t", "x", "k").pk)] as const;

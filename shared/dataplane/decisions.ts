@@ -80,7 +80,15 @@ export const enforcementDetailSchema = z.object({
   retryAfterSeconds: z.number().nonnegative().optional(),
   tier: z.string().min(1).optional(),
   period: z.string().min(1).optional(),
+  // Loose on purpose (the publisher validates the contract): a value this version does not
+  // know must not make the data plane drop the whole event.
+  /** `minute` for a per-minute (rpm/tpm) limit, `month` for the monthly quota. */
+  periodKind: z.string().optional(),
+  /** A fraction of the monthly quota, or the per-minute limit crossed (`rpm`, `tpm`; `rate` on a restore). */
+  threshold: z.union([z.number(), z.string()]).optional(),
   reason: z.string().optional(),
+  /** When the quota service decided; `retryAfterSeconds` counts from here, not from arrival. */
+  occurredAt: z.string().optional(),
 });
 export type EnforcementDetail = z.infer<typeof enforcementDetailSchema>;
 
@@ -96,6 +104,10 @@ interface Entry {
   fetchedAt: number;
   /** A fail-open placeholder, not a decision anybody made. */
   failOpen: boolean;
+  /** A per-minute throttle from an enforcement event: the instant (epoch ms) its minute ends. */
+  until?: number;
+  /** The entry a per-minute throttle replaced, for stale-while-error once that minute is over. */
+  previous?: Entry;
 }
 
 /**
@@ -126,7 +138,7 @@ export class CachedDecisionSource implements DecisionSource {
 
   async get(tenantId: string): Promise<TenantDecision> {
     const entry = this.entries.get(tenantId);
-    if (entry && this.now() - entry.fetchedAt < this.ttlMs) return entry.decision;
+    if (entry && this.now() - entry.fetchedAt < this.ttlMs && !this.lapsed(entry)) return entry.decision;
     let pending = this.inflight.get(tenantId);
     if (!pending) {
       pending = this.refresh(tenantId).finally(() => this.inflight.delete(tenantId));
@@ -138,6 +150,12 @@ export class CachedDecisionSource implements DecisionSource {
   /**
    * Applies an enforcement event's detail (EventBridge `detail`). Returns false for a detail
    * that is not an enforcement event. A warning changes nothing about what calls may do.
+   *
+   * Events can arrive minutes late (the outbox sweeper republishes failed publishes). A
+   * per-minute throttle holds only until `occurredAt + retryAfterSeconds` (the end of its
+   * minute): one that arrives after that instant changes nothing, and one that arrives before
+   * it is enforced until that instant at most, never for a TTL counted from arrival.
+   * Monthly throttles, downgrades and restores apply as they arrive.
    */
   applyEnforcementEvent(detail: unknown): boolean {
     const parsed = enforcementDetailSchema.safeParse(detail);
@@ -147,6 +165,10 @@ export class CachedDecisionSource implements DecisionSource {
     }
     const d = parsed.data;
     if (d.action === "warning") return true;
+    const until = d.action === "throttle" ? minuteThrottleEnd(d) : undefined;
+    // A late throttle for a minute already over: applying it would throttle the tenant for a
+    // whole TTL (and past it while the endpoint is down) for a limit that no longer holds.
+    if (until !== undefined && this.now() >= until) return true;
     const base = { tenantId: d.tenantId, tier: d.tier, period: d.period, reason: d.reason };
     const decision: TenantDecision =
       d.action === "restore"
@@ -154,9 +176,20 @@ export class CachedDecisionSource implements DecisionSource {
         : d.action === "downgrade"
           ? { ...base, decision: "downgrade", targetModelId: d.targetModelId }
           : { ...base, decision: "throttle", retryAfterSeconds: d.retryAfterSeconds };
-    this.entries.set(d.tenantId, { decision: stripUndefined(decision), fetchedAt: this.now(), failOpen: false });
+    const entry: Entry = { decision: stripUndefined(decision), fetchedAt: this.now(), failOpen: false };
+    if (until !== undefined) {
+      const current = this.entries.get(d.tenantId);
+      entry.until = until;
+      entry.previous = current?.until !== undefined ? current.previous : current;
+    }
+    this.entries.set(d.tenantId, entry);
     this.generations.set(d.tenantId, (this.generations.get(d.tenantId) ?? 0) + 1);
     return true;
+  }
+
+  /** True for a per-minute throttle whose minute has ended. */
+  private lapsed(entry: Entry): boolean {
+    return entry.until !== undefined && this.now() >= entry.until;
   }
 
   invalidate(tenantId?: string): void {
@@ -171,12 +204,15 @@ export class CachedDecisionSource implements DecisionSource {
       // An enforcement event applied while this request was in flight is newer than the
       // answer (which may have been computed before the event): keep the event's decision,
       // or a throttle could be undone for a whole TTL by a slow "allow".
+      // A per-minute throttle whose minute ended meanwhile no longer holds, so the answer wins.
       const current = this.entries.get(tenantId);
-      if ((this.generations.get(tenantId) ?? 0) !== generation && current) return current.decision;
+      if ((this.generations.get(tenantId) ?? 0) !== generation && current && !this.lapsed(current)) return current.decision;
       this.entries.set(tenantId, { decision, fetchedAt: this.now(), failOpen: false });
       return decision;
     } catch (error) {
-      const last = this.entries.get(tenantId);
+      const current = this.entries.get(tenantId);
+      // A per-minute throttle that has ended is not kept: what was in force before it is.
+      const last = current && this.lapsed(current) ? current.previous : current;
       if (last) {
         // Keep enforcing the last known decision; try again after another TTL.
         this.entries.set(tenantId, { ...last, fetchedAt: this.now() });
@@ -195,6 +231,18 @@ export class CachedDecisionSource implements DecisionSource {
       return decision;
     }
   }
+}
+
+/**
+ * The instant (epoch ms) a per-minute (rpm/tpm) throttle ends: `occurredAt + retryAfterSeconds`.
+ * Undefined for a monthly throttle, or when the detail lacks either field (then it applies as
+ * it arrives, as before).
+ */
+function minuteThrottleEnd(d: EnforcementDetail): number | undefined {
+  const perMinute = d.periodKind === "minute" || d.threshold === "rpm" || d.threshold === "tpm";
+  if (!perMinute || d.retryAfterSeconds === undefined || d.occurredAt === undefined) return undefined;
+  const at = Date.parse(d.occurredAt);
+  return Number.isNaN(at) ? undefined : at + d.retryAfterSeconds * 1000;
 }
 
 function stripUndefined<T extends object>(o: T): T {

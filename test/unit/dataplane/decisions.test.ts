@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CachedDecisionSource, HttpDecisionSource, type DecisionSource, type TenantDecision } from "../../../shared/dataplane/decisions";
 import { DecisionUnavailableError } from "../../../shared/dataplane/errors";
+import { enforcementEventDetailSchema, enforcementId, type EnforcementAction, type EnforcementEventDetail } from "../../../shared/quota/events";
 
 /** A decision source whose answers the test scripts; counts calls. */
 function scripted(...answers: Array<TenantDecision | Error>) {
@@ -149,5 +150,161 @@ describe("CachedDecisionSource", () => {
   it("ignores a detail that is not an enforcement event", () => {
     const cache = new CachedDecisionSource(scripted(allow).source, { logger: logger() });
     expect(cache.applyEnforcementEvent({ tenantId: "t1", action: "explode" })).toBe(false);
+  });
+});
+
+/**
+ * A full enforcement detail as quota enforcement publishes it, checked against the contract so
+ * the field names the data plane reads (`occurredAt`, `retryAfterSeconds`, `periodKind`,
+ * `threshold`) are the published ones.
+ */
+function enforcementDetail(
+  action: EnforcementAction,
+  fields: Pick<EnforcementEventDetail, "period" | "periodKind" | "threshold" | "occurredAt"> & Partial<EnforcementEventDetail>,
+): EnforcementEventDetail {
+  const key = typeof fields.threshold === "string" ? fields.threshold : "limit";
+  return enforcementEventDetailSchema.parse({
+    schemaVersion: "1",
+    enforcementId: enforcementId("t1", fields.period, key, action),
+    tenantId: "t1",
+    tier: "basic",
+    action,
+    usage: { tokens: 0, inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, cacheWriteInputTokens: 0, requests: 0, costUsd: 0 },
+    quota: { requestsPerMinute: 60, tokensPerMinute: 100_000 },
+    reason: "test",
+    ...fields,
+  });
+}
+
+describe("CachedDecisionSource with late enforcement events", () => {
+  const allow: TenantDecision = { tenantId: "t1", decision: "allow" };
+  const downgrade: TenantDecision = { tenantId: "t1", decision: "downgrade", targetModelId: "anthropic.claude-3-haiku-20240307-v1:0" };
+  const at = (iso: string) => Date.parse(iso);
+  // Decided at 00:40:15 during minute 00:40: throttled until the minute ends at 00:41:00.
+  const rpmThrottle = enforcementDetail("throttle", {
+    period: "2026-11-26T00:40",
+    periodKind: "minute",
+    threshold: "rpm",
+    retryAfterSeconds: 45,
+    occurredAt: "2026-11-26T00:40:15.000Z",
+  });
+
+  it("ignores a per-minute throttle whose minute ended before it arrived (outbox sweeper republish)", async () => {
+    let now = at("2026-11-26T00:44:30Z");
+    const { source, calls } = scripted(allow);
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: logger() });
+    expect(await cache.get("t1")).toEqual(allow);
+
+    now = at("2026-11-26T00:45:00Z");
+    expect(cache.applyEnforcementEvent(rpmThrottle)).toBe(true);
+    expect(await cache.get("t1")).toEqual(allow);
+    expect(calls).toHaveLength(1);
+  });
+
+  it("also ignores it (tpm) for a tenant with no cached decision, and asks the endpoint as usual", async () => {
+    const now = at("2026-11-26T00:41:00Z"); // exactly the end instant: the minute is over
+    const { source, calls } = scripted(allow);
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: logger() });
+    expect(cache.applyEnforcementEvent({ ...rpmThrottle, threshold: "tpm" })).toBe(true);
+    expect(await cache.get("t1")).toEqual(allow);
+    expect(calls).toHaveLength(1);
+  });
+
+  it("enforces a late per-minute throttle only until occurredAt + retryAfterSeconds, not for a TTL from arrival", async () => {
+    let now = at("2026-11-26T00:40:50Z");
+    const { source, calls } = scripted(allow);
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: logger() });
+    expect(cache.applyEnforcementEvent(rpmThrottle)).toBe(true);
+    expect(await cache.get("t1")).toMatchObject({ decision: "throttle", retryAfterSeconds: 45, period: "2026-11-26T00:40" });
+    now = at("2026-11-26T00:40:59.999Z");
+    expect((await cache.get("t1")).decision).toBe("throttle");
+    expect(calls).toHaveLength(0);
+
+    now = at("2026-11-26T00:41:00Z");
+    expect(await cache.get("t1")).toEqual(allow);
+    expect(calls).toHaveLength(1);
+  });
+
+  it("does not keep an ended per-minute throttle while the endpoint is down: the decision before it stays in force", async () => {
+    let now = at("2026-11-26T00:40:20Z");
+    const log = logger();
+    const { source } = scripted(downgrade, new DecisionUnavailableError("down"));
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: log });
+    expect(await cache.get("t1")).toEqual(downgrade);
+    cache.applyEnforcementEvent(rpmThrottle);
+    expect((await cache.get("t1")).decision).toBe("throttle");
+
+    now = at("2026-11-26T00:41:05Z");
+    expect(await cache.get("t1")).toEqual(downgrade);
+    expect(log.warn).toHaveBeenCalledWith("decision refresh failed; keeping the last decision", expect.objectContaining({ decision: "downgrade" }));
+  });
+
+  it("fails open after an ended per-minute throttle when the endpoint is down and nothing came before it", async () => {
+    let now = at("2026-11-26T00:40:20Z");
+    const log = logger();
+    const { source } = scripted(new DecisionUnavailableError("down"));
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: log });
+    cache.applyEnforcementEvent(rpmThrottle);
+    expect((await cache.get("t1")).decision).toBe("throttle");
+
+    now = at("2026-11-26T00:41:05Z");
+    expect(await cache.get("t1")).toMatchObject({ tenantId: "t1", decision: "allow" });
+    expect(log.warn).toHaveBeenCalledWith("no decision available; failing open to allow", expect.objectContaining({ tenantId: "t1" }));
+  });
+
+  it("lets a refresh answer win over a per-minute throttle that ended while the request was in flight", async () => {
+    let now = at("2026-11-26T00:40:50Z");
+    let release!: (d: TenantDecision) => void;
+    const slow: DecisionSource = { get: () => new Promise<TenantDecision>((r) => (release = r)) };
+    const cache = new CachedDecisionSource(slow, { ttlMs: 60_000, now: () => now, logger: logger() });
+    const pending = cache.get("t1");
+    cache.applyEnforcementEvent(rpmThrottle);
+    now = at("2026-11-26T00:41:01Z");
+    release(allow);
+    expect(await pending).toEqual(allow);
+  });
+
+  it("applies a late monthly throttle and a late downgrade as they arrive", async () => {
+    const now = at("2026-12-01T00:04:00Z");
+    const { source } = scripted(allow);
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: logger() });
+    // Decided 10 s before the month ended, arriving 4 minutes into the next one.
+    const monthly = enforcementDetail("throttle", {
+      period: "2026-11",
+      periodKind: "month",
+      threshold: 1,
+      retryAfterSeconds: 10,
+      occurredAt: "2026-11-30T23:59:50.000Z",
+    });
+    expect(cache.applyEnforcementEvent(monthly)).toBe(true);
+    expect(await cache.get("t1")).toMatchObject({ decision: "throttle", retryAfterSeconds: 10, period: "2026-11" });
+
+    const downgraded = enforcementDetail("downgrade", {
+      period: "2026-11",
+      periodKind: "month",
+      threshold: 1,
+      targetModelId: "anthropic.claude-3-haiku-20240307-v1:0",
+      occurredAt: "2026-11-30T23:59:50.000Z",
+    });
+    expect(cache.applyEnforcementEvent(downgraded)).toBe(true);
+    expect(await cache.get("t1")).toMatchObject({ decision: "downgrade", targetModelId: "anthropic.claude-3-haiku-20240307-v1:0" });
+  });
+
+  it("applies a late per-minute restore", async () => {
+    const now = at("2026-11-26T00:45:00Z");
+    const { source, calls } = scripted(allow);
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: logger() });
+    cache.applyEnforcementEvent({ tenantId: "t1", action: "throttle", retryAfterSeconds: 30 });
+    expect((await cache.get("t1")).decision).toBe("throttle");
+
+    const restored = enforcementDetail("restore", {
+      period: "2026-11-26T00:41",
+      periodKind: "minute",
+      threshold: "rate",
+      occurredAt: "2026-11-26T00:41:02.000Z",
+    });
+    expect(cache.applyEnforcementEvent(restored)).toBe(true);
+    expect(await cache.get("t1")).toMatchObject({ tenantId: "t1", decision: "allow", period: "2026-11-26T00:41" });
+    expect(calls).toHaveLength(0);
   });
 });
