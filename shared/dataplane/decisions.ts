@@ -108,6 +108,10 @@ interface Entry {
   until?: number;
   /** The entry a per-minute throttle replaced, for stale-while-error once that minute is over. */
   previous?: Entry;
+  /** `occurredAt` (epoch ms) of the enforcement event that set this entry. */
+  eventAt?: number;
+  /** Set by a monthly-quota event: a per-minute restore does not lift it. */
+  monthly?: boolean;
 }
 
 /**
@@ -169,6 +173,22 @@ export class CachedDecisionSource implements DecisionSource {
     // A late throttle for a minute already over: applying it would throttle the tenant for a
     // whole TTL (and past it while the endpoint is down) for a limit that no longer holds.
     if (until !== undefined && this.now() >= until) return true;
+    const current = this.entries.get(d.tenantId);
+    const eventAt = d.occurredAt === undefined ? Number.NaN : Date.parse(d.occurredAt);
+    // Events can arrive out of order (a republished one minutes late): one decided before the
+    // event whose decision is in force says nothing new (a late restore must not lift a newer
+    // throttle, a late throttle must not undo a newer restore).
+    if (current?.eventAt !== undefined && eventAt < current.eventAt) return true;
+    if (d.action === "restore" && isMinuteRestore(d)) {
+      // The end of a per-minute throttle lifts only that throttle: a monthly restriction in
+      // force (the decision before the minute throttle, or in force now) stays.
+      const restored = current?.until !== undefined ? current.previous : current;
+      if (restored?.monthly && restored.decision.decision !== "allow") {
+        this.entries.set(d.tenantId, { ...restored, fetchedAt: this.now() });
+        this.generations.set(d.tenantId, (this.generations.get(d.tenantId) ?? 0) + 1);
+        return true;
+      }
+    }
     const base = { tenantId: d.tenantId, tier: d.tier, period: d.period, reason: d.reason };
     const decision: TenantDecision =
       d.action === "restore"
@@ -177,8 +197,9 @@ export class CachedDecisionSource implements DecisionSource {
           ? { ...base, decision: "downgrade", targetModelId: d.targetModelId }
           : { ...base, decision: "throttle", retryAfterSeconds: d.retryAfterSeconds };
     const entry: Entry = { decision: stripUndefined(decision), fetchedAt: this.now(), failOpen: false };
+    if (!Number.isNaN(eventAt)) entry.eventAt = eventAt;
+    if (d.action !== "restore" && (d.periodKind === "month" || typeof d.threshold === "number")) entry.monthly = true;
     if (until !== undefined) {
-      const current = this.entries.get(d.tenantId);
       entry.until = until;
       entry.previous = current?.until !== undefined ? current.previous : current;
     }
@@ -243,6 +264,11 @@ function minuteThrottleEnd(d: EnforcementDetail): number | undefined {
   if (!perMinute || d.retryAfterSeconds === undefined || d.occurredAt === undefined) return undefined;
   const at = Date.parse(d.occurredAt);
   return Number.isNaN(at) ? undefined : at + d.retryAfterSeconds * 1000;
+}
+
+/** The restore that ends a per-minute (rpm/tpm) throttle. */
+function isMinuteRestore(d: EnforcementDetail): boolean {
+  return d.periodKind === "minute" || d.threshold === "rate";
 }
 
 function stripUndefined<T extends object>(o: T): T {

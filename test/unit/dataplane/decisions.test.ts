@@ -307,4 +307,40 @@ describe("CachedDecisionSource with late enforcement events", () => {
     expect(await cache.get("t1")).toMatchObject({ tenantId: "t1", decision: "allow", period: "2026-11-26T00:41" });
     expect(calls).toHaveLength(0);
   });
+
+  it("a per-minute restore lifts only the per-minute throttle: a monthly restriction stays", async () => {
+    const now = at("2026-11-26T00:41:05Z");
+    const { source, calls } = scripted(allow);
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: logger() });
+    const monthlyDowngrade = enforcementDetail("downgrade", {
+      period: "2026-11", periodKind: "month", threshold: 1, targetModelId: "anthropic.claude-3-haiku-20240307-v1:0", occurredAt: "2026-11-26T00:30:00.000Z",
+    });
+    const minuteThrottle = enforcementDetail("throttle", {
+      period: "2026-11-26T00:41", periodKind: "minute", threshold: "rpm", retryAfterSeconds: 50, occurredAt: "2026-11-26T00:41:01.000Z",
+    });
+    const minuteRestore = enforcementDetail("restore", { period: "2026-11-26T00:41", periodKind: "minute", threshold: "rate", occurredAt: "2026-11-26T00:41:04.000Z" });
+    cache.applyEnforcementEvent(monthlyDowngrade);
+    cache.applyEnforcementEvent(minuteThrottle);
+    expect((await cache.get("t1")).decision).toBe("throttle");
+    cache.applyEnforcementEvent(minuteRestore);
+    expect(await cache.get("t1")).toMatchObject({ decision: "downgrade", targetModelId: "anthropic.claude-3-haiku-20240307-v1:0" });
+
+    const monthlyThrottle = enforcementDetail("throttle", { period: "2026-11", periodKind: "month", threshold: 1, retryAfterSeconds: 3600, occurredAt: "2026-11-26T00:41:04.500Z" });
+    cache.applyEnforcementEvent(monthlyThrottle);
+    cache.applyEnforcementEvent({ ...minuteRestore, occurredAt: "2026-11-26T00:41:04.800Z" });
+    expect((await cache.get("t1")).decision).toBe("throttle");
+    expect(calls).toHaveLength(0);
+  });
+
+  it("ignores an event decided before the one in force (out of order after a republish)", async () => {
+    const now = at("2026-12-01T00:06:00Z");
+    const { source } = scripted(allow);
+    const cache = new CachedDecisionSource(source, { ttlMs: 60_000, now: () => now, logger: logger() });
+    // the period reset restored the tenant at 00:00:30; the November throttle is republished late
+    cache.applyEnforcementEvent(enforcementDetail("restore", { period: "2026-11", periodKind: "month", threshold: 1, occurredAt: "2026-12-01T00:00:30.000Z" }));
+    cache.applyEnforcementEvent(
+      enforcementDetail("throttle", { period: "2026-11", periodKind: "month", threshold: 1, retryAfterSeconds: 10, occurredAt: "2026-11-30T23:59:50.000Z" }),
+    );
+    expect((await cache.get("t1")).decision).toBe("allow");
+  });
 });
