@@ -52,6 +52,10 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
     <table id="events"><thead><tr><th>time</th><th>tenant</th><th>event</th><th>tier</th><th>period</th><th>usage / quota</th><th>instead</th></tr></thead><tbody></tbody></table>
   </section>
   <section class="wide">
+    <h2>Scheduled jobs (GET /local/jobs; run one: POST /local/jobs/{name})</h2>
+    <table id="jobs"><thead><tr><th>job</th><th>schedule</th><th>next run</th><th>last run</th><th>result</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="wide">
     <h2>Quarantine (today)</h2>
     <table id="quarantine"><thead><tr><th>received</th><th>reason</th><th>tenant</th><th>message</th></tr></thead><tbody></tbody></table>
   </section>
@@ -141,7 +145,7 @@ async function refresh() {
       const d = extra[i].decision, tier = (d && d.tier) || (extra[i].config && extra[i].config.tier) || "-";
       const q = quotaOf(d), decision = (d && d.decision) || "unknown";
       return '<tr class="tenant" data-id="' + esc(t.tenantId) + '"><td>' + esc(t.tenantId) + "</td><td>" + esc(tier) + '</td><td class="num">' + fmt(t.totals.requests) +
-        '</td><td class="num">' + fmt(t.totals.inputTokens + t.totals.outputTokens) + '</td><td class="num">' + fmt(t.totals.costUsd + (t.totals.allocatedCostUsd || 0), 4) +
+        '</td><td class="num">' + fmt(t.totals.inputTokens + t.totals.outputTokens) + '</td><td class="num" title="API $' + fmt(t.totals.costUsd, 4) + " + allocated fixed $" + fmt(t.totals.allocatedCostUsd || 0, 4) + '">' + fmt(t.totals.costUsd + (t.totals.allocatedCostUsd || 0), 4) +
         "</td><td>" + (q ? bar(q) : "-") + '</td><td><span class="pill ' + esc(decision) + '">' + esc(decision) + (d && d.targetModelId ? " → " + esc(d.targetModelId.split(".").pop()) : "") + "</span></td></tr>";
     }).join("") || '<tr><td colspan="7" class="empty">no usage this month yet</td></tr>';
     document.querySelectorAll("tr.tenant").forEach((tr) => tr.addEventListener("click", () => showTenant(tr.dataset.id)));
@@ -159,6 +163,12 @@ async function refresh() {
     }).join("") || '<tr><td colspan="7" class="empty">none today</td></tr>';
     const q = await maybe("/quarantine?day=" + today + "&limit=50");
     $("#quarantine tbody").innerHTML = ((q && q.items) || []).map((i) => "<tr><td>" + esc(i.receivedAt.slice(11, 19)) + "</td><td>" + esc(i.reason) + "</td><td>" + esc(i.tenantId || "") + "</td><td>" + esc(i.message).slice(0, 140) + "</td></tr>").join("") || '<tr><td colspan="4" class="empty">nothing quarantined today</td></tr>';
+    const jobs = await maybe("/local/jobs");
+    $("#jobs tbody").innerHTML = ((jobs && jobs.jobs) || []).map((j) => {
+      const r = j.lastRun, when = (iso) => (iso ? esc(iso.replace("T", " ").slice(0, 16)) + "Z" : "-");
+      const outcome = !r ? "-" : r.ok ? esc(JSON.stringify(r.result)).slice(0, 160) : '<span class="pill throttle">failed</span> ' + esc(r.error.name + ": " + r.error.message).slice(0, 160);
+      return "<tr><td>" + esc(j.name) + "</td><td>" + esc(j.schedule) + "</td><td>" + (jobs.scheduling ? when(j.nextRunAt) : "not scheduled") + "</td><td>" + (r ? when(r.time) + " (" + esc(r.trigger) + ")" : "-") + "</td><td>" + outcome + "</td></tr>";
+    }).join("") || '<tr><td colspan="5" class="empty">no jobs</td></tr>';
     if (!selected && tenants.length) await showTenant(tenants[0].tenantId);
     else if (selected) await showTenant(selected);
     $("#status").textContent = "updated " + new Date().toLocaleTimeString() + " · " + tenants.length + " tenants";

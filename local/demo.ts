@@ -233,7 +233,20 @@ export interface TenantSummary {
   inputTokens: number;
   outputTokens: number;
   costUsd: number;
+  /** Fixed endpoint cost allocated so far (by the allocation job, per finished endpoint-hour). */
+  allocatedCostUsd: number;
   unpricedRequests: number;
+}
+
+/** What the one allocation run after the demo's traffic did, and which of the demo's hours it could not cover yet. */
+export interface DemoAllocation {
+  /** The hours (yyyy-mm-ddTHH, UTC) the demo's SageMaker events fall in. */
+  sagemakerHours: string[];
+  /** Those of them still running when the job ran: they are allocated after they end. */
+  openHours: string[];
+  /** The job's result (`functions/scheduled/allocate.ts`), or why it could not run. */
+  run?: { hour: string; outcomes: { endpointName: string; status: string; tenants: number }[]; revisited: unknown[] };
+  error?: string;
 }
 
 export interface DemoResult {
@@ -249,6 +262,7 @@ export interface DemoResult {
   quarantine: { reason: string; count: number; messages: string[] }[];
   /** Enforcement events the quota loop published during the run (from the local bus). */
   enforcement: { detailType: string; tenantId: string; summary: string }[];
+  allocation: DemoAllocation;
 }
 
 export interface DemoIo {
@@ -344,6 +358,7 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
   const quarantine = await readQuarantine(stack, today(startedAt), runId);
   progress();
   io.write("\n");
+  const allocation = await allocateOnce(stack, events);
 
   const tenants = await readTenantUsage(stack, scenario.tenants, today(startedAt), today(new Date()));
   for (const t of tenants) t.decision = await readDecision(stack, t.tenantId);
@@ -365,7 +380,29 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
     countedThisRun: tenants.reduce((a, t) => a + t.requests, 0) - baseline.reduce((a, t) => a + t.requests, 0),
     quarantine: [...byReason.entries()].map(([reason, messages]) => ({ reason, count: messages.length, messages })),
     enforcement,
+    allocation,
   };
+}
+
+/**
+ * Runs the hourly allocation job once, now, through the local stack (the same handler the
+ * scheduler fires at :05). It allocates the previous hour and re-checks the lookback window, so
+ * demo traffic of an hour that has ended gets its share of the endpoint's hour cost; traffic of
+ * the running hour is left alone (allocating an unfinished hour would split it among whoever
+ * came first), and the report says when it will be allocated.
+ */
+async function allocateOnce(stack: LocalStack, events: readonly DemoEvent[]): Promise<DemoAllocation> {
+  const sagemakerHours = [...new Set(events.filter((e) => e.kind === "valid" && e.detail.provider === "sagemaker").map((e) => String(e.detail.occurredAt).slice(0, 13)))].sort();
+  try {
+    const res = await fetch(`${stack.url}/local/jobs/allocate`, { method: "POST" });
+    const run = (await res.json()) as { ok?: boolean; time?: string; result?: DemoAllocation["run"]; error?: { name: string; message: string }; message?: string };
+    const current = (run.time ?? new Date().toISOString()).slice(0, 13);
+    const openHours = sagemakerHours.filter((h) => h >= current);
+    if (!res.ok || !run.ok) return { sagemakerHours, openHours, error: run.error ? `${run.error.name}: ${run.error.message}` : `POST /local/jobs/allocate answered ${res.status}: ${run.message ?? ""}` };
+    return { sagemakerHours, openHours, run: run.result };
+  } catch (error) {
+    return { sagemakerHours, openHours: sagemakerHours, error: error instanceof Error ? error.message : String(error) };
+  }
 }
 
 async function applyQuotaPlan(stack: LocalStack, scenario: DemoScenario): Promise<void> {
@@ -407,26 +444,29 @@ export function formatDemoResult(result: DemoResult, scenario: DemoScenario): st
   const lines: string[] = [];
   const num = (n: number) => n.toLocaleString("en-US");
   const usd = (n: number) => `$${n.toFixed(4)}`;
-  const header = ["tenant", "tier", "requests", "input tok", "output tok", "cost USD", "decision"];
+  const header = ["tenant", "tier", "requests", "input tok", "output tok", "API USD", "fixed USD", "decision"];
+  const onFixedCost = (t: TenantSummary) => scenario.tiers[t.tier].models.some((m) => m.endpointName);
   const rows = result.tenants.map((t) => [
     t.tenantId,
     scenario.tiers[t.tier].label,
     num(t.requests),
     num(t.inputTokens),
     num(t.outputTokens),
-    t.tier === "basic" && t.costUsd === 0 ? "fixed (allocated)" : usd(t.costUsd),
+    usd(t.costUsd),
+    t.allocatedCostUsd > 0 ? usd(t.allocatedCostUsd) : onFixedCost(t) ? "pending" : "-",
     t.decision ?? "",
   ]);
-  const sum = (k: "requests" | "inputTokens" | "outputTokens" | "costUsd") => result.tenants.reduce((a, t) => a + t[k], 0);
-  rows.push(["TOTAL", "", num(sum("requests")), num(sum("inputTokens")), num(sum("outputTokens")), usd(sum("costUsd")), ""]);
+  const sum = (k: "requests" | "inputTokens" | "outputTokens" | "costUsd" | "allocatedCostUsd") => result.tenants.reduce((a, t) => a + t[k], 0);
+  rows.push(["TOTAL", "", num(sum("requests")), num(sum("inputTokens")), num(sum("outputTokens")), usd(sum("costUsd")), usd(sum("allocatedCostUsd")), ""]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) => r.map((c, i) => (i < 2 || i === 6 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const fmt = (r: string[]) => r.map((c, i) => (i < 2 || i === 7 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   lines.push("", "Usage per tenant (read from GET /usage/{tenantId}):", fmt(header), widths.map((w) => "-".repeat(w)).join("  "));
   rows.forEach((r, i) => {
     if (i === rows.length - 1) lines.push(widths.map((w) => "-".repeat(w)).join("  "));
     lines.push(fmt(r));
   });
   const counted = result.countedThisRun;
+  lines.push(...formatAllocation(result.allocation));
   lines.push(
     "",
     `Sent ${num(result.sent)} events in ${result.seconds.toFixed(1)} s: ${num(result.distinctValid)} distinct valid, ` +
@@ -440,6 +480,27 @@ export function formatDemoResult(result: DemoResult, scenario: DemoScenario): st
     ...result.enforcement.map((e) => `  ${e.detailType.padEnd(20)} ${e.tenantId.padEnd(9)} ${e.summary}`),
   );
   return lines.join("\n");
+}
+
+/** The fixed-cost lines under the table: what the allocation run did, and what waits for the hour to end. */
+export function formatAllocation(a: DemoAllocation): string[] {
+  const lines = ["", "Fixed cost (SageMaker endpoint-hours, shared by the allocation job functions/scheduled/allocate.handler, run once now):"];
+  if (a.error || !a.run) {
+    lines.push(`  the job failed: ${a.error ?? "no result"} (GET /local/jobs keeps the error)`);
+    return lines;
+  }
+  const outcomes = a.run.outcomes.map((o) => `${o.endpointName} ${o.status} (${o.tenants} tenant${o.tenants === 1 ? "" : "s"})`).join(", ");
+  lines.push(`  hour ${a.run.hour}: ${outcomes || "no catalogued endpoints"}${a.run.revisited.length ? `; +${a.run.revisited.length} earlier endpoint-hour(s) of the lookback window allocated or re-split` : ""}`);
+  const done = a.sagemakerHours.filter((h) => !a.openHours.includes(h));
+  if (done.length) lines.push(`  demo traffic of finished hour(s) ${done.join(", ")} is allocated: see 'fixed USD'`);
+  if (a.openHours.length) {
+    const next = new Date(Date.parse(`${a.openHours[a.openHours.length - 1]}:00:00Z`) + 3_600_000 + 5 * 60_000).toISOString().slice(11, 16);
+    lines.push(
+      `  demo traffic of hour ${a.openHours.join(", ")} (UTC) is 'pending': that hour is still running, and an hour is split only after it ends;`,
+      `  the scheduler allocates it at ${next} UTC while this stack runs (or run it then: POST /local/jobs/allocate)`,
+    );
+  }
+  return lines;
 }
 
 function processedMessages(stack: LocalStack): number {
@@ -473,6 +534,7 @@ async function readTenantUsage(stack: LocalStack, tenants: readonly DemoTenant[]
       inputTokens: totals.inputTokens,
       outputTokens: totals.outputTokens,
       costUsd: totals.costUsd,
+      allocatedCostUsd: totals.allocatedCostUsd ?? 0,
       unpricedRequests: totals.unpricedRequests,
     });
   }

@@ -13,6 +13,8 @@ Options:
   --data DIR        keep DynamoDB Local data in DIR                default in memory
   --dynamo-port N   port for DynamoDB Local                        default a free port
   --no-demo         do not send demo traffic; just serve
+  --no-jobs         do not run the scheduled jobs on their schedules (POST /local/jobs/{name} still runs one)
+  --billing-dir DIR where the billing export job writes             default DIR/billing with --data, else .local/billing
   --tenants N       demo tenants, spread over Basic/Advanced/Premium  default 30
   --events N        about N distinct demo requests (scales the tier volumes)
   --verbose         keep the handlers' JSON logs and EMF metric lines on stdout
@@ -30,6 +32,8 @@ function parse(argv: string[]) {
       "dynamo-port": { type: "string" },
       demo: { type: "boolean", default: true },
       "no-demo": { type: "boolean", default: false },
+      "no-jobs": { type: "boolean", default: false },
+      "billing-dir": { type: "string" },
       tenants: { type: "string", default: "30" },
       events: { type: "string" },
       verbose: { type: "boolean", default: false },
@@ -49,10 +53,25 @@ function parse(argv: string[]) {
     dataDir: values.data,
     dynamoPort: int("dynamo-port", values["dynamo-port"], 1, 65535),
     demo: values.demo && !values["no-demo"],
+    jobs: !values["no-jobs"],
+    billingDir: values["billing-dir"],
     tenants: int("tenants", values.tenants, 1, 999)!,
     events: int("events", values.events, 1, 1_000_000),
     verbose: values.verbose,
   };
+}
+
+/** `allocate next 01:05Z, billing-export next 12-01 03:00Z, outbox-sweep next 00:52Z` */
+function jobSchedule(stack: LocalStack): string {
+  return stack
+    .jobs()
+    .map((j) => `${j.name} next ${j.nextRunAt ? shortTime(j.nextRunAt) : "-"}`)
+    .join(", ");
+}
+
+function shortTime(iso: string): string {
+  const today = new Date().toISOString().slice(0, 10);
+  return iso.slice(0, 10) === today ? `${iso.slice(11, 16)}Z` : `${iso.slice(5, 10)} ${iso.slice(11, 16)}Z`;
 }
 
 class UsageError extends Error {
@@ -83,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
       dataDir: args.dataDir,
       dynamoPort: args.dynamoPort,
       handlerLogs: args.verbose ? "inherit" : "quiet",
+      scheduleJobs: args.jobs,
+      billingExportDir: args.billingDir,
     });
   } catch (error) {
     if (error instanceof StartupError) {
@@ -109,7 +130,9 @@ async function main(argv: string[]): Promise<number> {
       `Local stack on ${stack.url}   (dashboard: open ${stack.url}/ in a browser)`,
       `  EventBridge PutEvents  POST ${stack.url}/  (bus '${stack.busName}', region ${stack.region})`,
       `  usage API              GET  ${stack.url}/usage/{tenantId}?from=&to=&granularity=day|month, /billing/{month}, /quarantine?day=`,
-      `  inspection             GET  ${stack.url}/local/ (index) | /local/health | /local/queues | /local/dlq | /local/events`,
+      `  inspection             GET  ${stack.url}/local/ (index) | /local/health | /local/queues | /local/dlq | /local/events | /local/jobs`,
+      `  scheduled jobs         ${args.jobs ? jobSchedule(stack) : "not scheduled (--no-jobs)"}; run one now: POST ${stack.url}/local/jobs/{name}`,
+      `  billing export dir     ${stack.billingExportDir}`,
       `  DynamoDB Local         ${stack.dynamoEndpoint}  table ${stack.tableName}`,
       "",
     ].join("\n"),

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { join, resolve } from "node:path";
 import { QUEUE_RULES, type QueueRule } from "../shared/events/rules";
 import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import { HTTP_ROUTES, type HttpRoute } from "../shared/http/routes";
@@ -11,6 +12,7 @@ import { AwsJsonError, LocalBus, type EventEnvelope, type RecentEvent } from "./
 import { freePort, startDynamoLocal, StartupError, type DynamoLocal } from "./dynamodb-local";
 import { HandlerLoader, lambdaContext, LocalHandlerMissingError, type LambdaHandler } from "./handlers";
 import { apiGatewayEvent, findRoute, invokeRoute, json, type HttpReply } from "./http-api";
+import { LOCAL_JOBS, LocalJobUnknownError, LocalScheduler, type JobRun, type JobStatus, type LocalJob } from "./jobs";
 import { SimQueue, type DeadLetter, type QueueStats } from "./sqs";
 
 /** A queue rule whose handler may also be a function (tests inject their own). */
@@ -50,6 +52,15 @@ export interface LocalStackOptions {
    * unless the environment already says otherwise; "inherit" (default) leaves it as configured.
    */
   handlerLogs?: "quiet" | "inherit";
+  /** Scheduled jobs (default `LOCAL_JOBS`: the crons of stacks/Jobs.ts); a job's `handler` may be a function. */
+  jobs?: readonly LocalJob[];
+  /**
+   * Fire the jobs on their schedules (default false, so tests stay deterministic; `npm start`
+   * turns it on unless `--no-jobs`). Jobs can always be run now with `runJob` / `POST /local/jobs/{name}`.
+   */
+  scheduleJobs?: boolean;
+  /** Where the billing export writes (BILLING_EXPORT_DIR). Default: the environment's, else `<dataDir>/billing`, else `.local/billing` under the cwd. */
+  billingExportDir?: string;
 }
 
 export interface LocalStack {
@@ -64,6 +75,15 @@ export interface LocalStack {
   queues(): QueueStats[];
   deadLetters(): DeadLetter[];
   recentEvents(filter?: { source?: string; detailType?: string; limit?: number }): RecentEvent[];
+  /** Absolute directory the billing export job writes to. */
+  billingExportDir: string;
+  /** Per job: schedule, next run, counts, last run and last failure (also `GET /local/jobs`). */
+  jobs(): JobStatus[];
+  /**
+   * Runs a job's handler now (also `POST /local/jobs/{name}`); `time` is the event's time (default
+   * now). Resolves with the run, failed or not; rejects only for an unknown job.
+   */
+  runJob(name: string, opts?: { time?: Date }): Promise<JobRun>;
   stop(): Promise<void>;
 }
 
@@ -85,6 +105,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const host = opts.host ?? "127.0.0.1";
   const loader = new HandlerLoader();
   const started = Date.now();
+  const billingExportDir = resolve(
+    opts.billingExportDir ?? process.env.BILLING_EXPORT_DIR ?? (opts.dataDir ? join(opts.dataDir, "billing") : join(".local", "billing")),
+  );
 
   let ready!: () => void;
   const readyPromise = new Promise<void>((r) => (ready = r));
@@ -119,7 +142,10 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       AWS_DEFAULT_REGION: region,
       AWS_ACCESS_KEY_ID: "local",
       AWS_SECRET_ACCESS_KEY: "local",
+      BILLING_EXPORT_DIR: billingExportDir,
     });
+    // The export handler prefers a bucket; locally it must write to the directory, never to S3.
+    delete process.env.BILLING_EXPORT_BUCKET;
     // Local redelivery comes after `visibilityTimeoutMs` (1 s), not AWS's minutes: claims of a
     // crashed batch must be past their lease by then (see shared/usage/README.md).
     process.env.INGEST_CLAIM_LEASE_SECONDS ??= String((opts.visibilityTimeoutMs ?? 1000) / 2000);
@@ -187,6 +213,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     },
   });
 
+  // Built before the server handles requests; a bad schedule expression fails startup here.
+  const scheduler = new LocalScheduler({ jobs: opts.jobs ?? LOCAL_JOBS, region, load: (spec) => loader.load(spec), log });
+
   const routes = opts.routes ?? HTTP_ROUTES;
   handle = async (req, res) => {
     const reqUrl = new URL(req.url ?? "/", url);
@@ -194,6 +223,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const method = req.method ?? "GET";
     if (method === "POST" && reqUrl.pathname === "/") {
       return send(res, eventBridge(bus, req, body));
+    }
+    if (method === "POST" && reqUrl.pathname.startsWith("/local/jobs/")) {
+      return send(res, await triggerJob(scheduler, decodeURIComponent(reqUrl.pathname.slice("/local/jobs/".length)), reqUrl, body));
     }
     if (method === "GET" && reqUrl.pathname.startsWith("/local/") && reqUrl.pathname !== "/local/") {
       return send(res, localEndpoint(reqUrl));
@@ -229,6 +261,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         const name = u.searchParams.get("queue");
         return json(200, { deadLetters: deadLetters().filter((d) => !name || d.queue === name) });
       }
+      case "/local/jobs":
+        return json(200, { scheduling: scheduler.scheduling, billingExportDir, jobs: scheduler.status() });
       case "/local/events": {
         const limit = u.searchParams.get("limit");
         const events = bus.recentEvents({
@@ -245,6 +279,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
 
   const deadLetters = () => queues.flatMap(({ queue }) => queue.deadLetters);
   ready();
+  if (opts.scheduleJobs) scheduler.start();
 
   let stopping: Promise<void> | undefined;
   return {
@@ -257,6 +292,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     queues: () => queues.map(({ queue }) => queue.stats()),
     deadLetters,
     recentEvents: (filter) => bus.recentEvents(filter),
+    billingExportDir,
+    jobs: () => scheduler.status(),
+    runJob: (name, runOpts) => scheduler.trigger(name, runOpts),
     async drain({ timeoutMs } = {}) {
       const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
       // Polling keeps this simple and race-free: a batch that publishes follow-up events
@@ -271,6 +309,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     stop() {
       stopping ??= (async () => {
         for (const { queue } of queues) queue.stop();
+        await scheduler.stop();
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));
         await dynamo?.stop();
@@ -300,6 +339,35 @@ function eventBridge(bus: LocalBus, req: IncomingMessage, body: Buffer): HttpRep
   }
 }
 
+/**
+ * `POST /local/jobs/{name}`: runs the job now and answers with the run (200, or 500 when the
+ * handler threw: the error is in the body, the stack keeps serving). The event's time comes from
+ * `?time=` or a JSON body `{ "time": "..." }`, default now.
+ */
+async function triggerJob(scheduler: LocalScheduler, name: string, u: URL, body: Buffer): Promise<HttpReply> {
+  let timeText = u.searchParams.get("time") ?? undefined;
+  if (timeText === undefined && body.length > 0) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString("utf8"));
+    } catch {
+      return json(400, { message: "body must be JSON, e.g. {\"time\":\"2026-11-25T21:05:00Z\"}" });
+    }
+    const t = (parsed as { time?: unknown } | null)?.time;
+    if (t !== undefined && typeof t !== "string") return json(400, { message: "time must be an ISO 8601 string" });
+    timeText = t;
+  }
+  const time = timeText === undefined ? undefined : new Date(timeText);
+  if (time && Number.isNaN(time.getTime())) return json(400, { message: `time '${timeText}' is not a date` });
+  try {
+    const run = await scheduler.trigger(name, { time });
+    return json(run.ok ? 200 : 500, run);
+  } catch (error) {
+    if (error instanceof LocalJobUnknownError) return json(404, { message: error.message, jobs: error.known });
+    throw error;
+  }
+}
+
 function amzJson(status: number, value: unknown): HttpReply {
   return {
     status,
@@ -319,6 +387,8 @@ function index(url: string, routes: readonly HttpRoute[]): HttpReply {
     "GET  /local/queues",
     "GET  /local/dlq[?queue=]",
     "GET  /local/events[?source=&detail-type=&limit=]",
+    "GET  /local/jobs     scheduled jobs: schedule, next run, last result, last failure",
+    "POST /local/jobs/{name}[?time=ISO]   run a job now (allocate | billing-export | outbox-sweep); answers with the run",
     "",
     "Usage API (same handlers as API Gateway):",
     ...routes.map((r) => `${r.method.padEnd(4)} ${r.path}   -> ${r.handler}`),

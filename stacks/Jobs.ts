@@ -15,12 +15,9 @@ import {
   tableStatement,
 } from "./support";
 
-/** Five minutes past each hour, so the previous hour's endpoint usage is complete when it is split. */
-export const ALLOCATE_SCHEDULE = "cron(5 * * * ? *)";
-/** 03:00 UTC on day 1 of every month: export the month that just ended. */
-export const BILLING_EXPORT_SCHEDULE = "cron(0 3 1 * ? *)";
-/** Bound on how long an enforcement event whose publish failed waits when its tenant is not evaluated again. */
-export const OUTBOX_SWEEP_SCHEDULE = "rate(5 minutes)";
+import { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE } from "../shared/runtime/schedules";
+
+export { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE };
 
 export const ALLOCATE_WRITE_ACTIONS = [
   "dynamodb:PutItem",

@@ -1,0 +1,12 @@
+/**
+ * Schedules of the scheduled jobs (EventBridge Scheduler expressions, UTC), as pure data: the
+ * SST stack (`stacks/Jobs.ts`) creates the crons from them and the local stack (`local/jobs.ts`)
+ * runs the same handlers on them, without loading aws-cdk-lib.
+ */
+
+/** Five minutes past each hour, so the previous hour's endpoint usage is complete when it is split. */
+export const ALLOCATE_SCHEDULE = "cron(5 * * * ? *)";
+/** 03:00 UTC on day 1 of every month: export the month that just ended. */
+export const BILLING_EXPORT_SCHEDULE = "cron(0 3 1 * ? *)";
+/** Bound on how long an enforcement event whose publish failed waits when its tenant is not evaluated again. */
+export const OUTBOX_SWEEP_SCHEDULE = "rate(5 minutes)";
