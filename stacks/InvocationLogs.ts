@@ -1,8 +1,10 @@
-import { Duration, type CfnResource } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, type CfnResource } from "aws-cdk-lib";
 import { Effect, PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { CfnPermission } from "aws-cdk-lib/aws-lambda";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
+import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
+import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from "aws-cdk-lib/custom-resources";
 import { Function as SstFunction, use, type StackContext } from "sst/constructs";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
@@ -19,13 +21,72 @@ export const QUARANTINE_KEY_PREFIX = "QUARANTINE#";
 export const INVOCATION_LOG_RETENTION_DAYS = 90;
 
 /**
+ * Where Bedrock writes log objects in the bucket: `<s3Config.keyPrefix>AWSLogs/<account>/BedrockModelInvocationLogs/<region>/...`
+ * (Bedrock adds the `AWSLogs/...` part itself). This stack leaves `keyPrefix` unset, so this is
+ * the whole prefix: the notification filter, the bucket policy and the function all use it.
+ */
+export function invocationLogKeyPrefix(account: string): string {
+  return `AWSLogs/${account}/BedrockModelInvocationLogs/`;
+}
+
+/** Stack parameter (environment at synth time, e.g. `.env.<stage>`): who owns Bedrock's logging setting. */
+export const BEDROCK_INVOCATION_LOGGING_VARIABLE = "BEDROCK_INVOCATION_LOGGING";
+/**
+ * `manual` (default): the stack never touches Bedrock's logging configuration; the operator
+ * points it at the `InvocationLogBucket` output. `managed`: the stack puts the configuration on
+ * create/update and deletes it on delete (see stacks/README.md for why this is opt-in).
+ */
+export const BEDROCK_INVOCATION_LOGGING_MODES = ["manual", "managed"] as const;
+export type BedrockInvocationLoggingMode = (typeof BEDROCK_INVOCATION_LOGGING_MODES)[number];
+
+/**
+ * What Bedrock delivers (PutModelInvocationLoggingConfiguration `loggingConfig` flags). Bedrock
+ * logs invocations of the models whose modalities are selected: text for chat/completion models
+ * (token counts, and `output.outputBodyJson.metrics.latencyMs` which shared/invocation-log/parse.ts
+ * reads), embedding for embedding models (input token counts). Image, video and audio payloads
+ * are nothing the parser reads: off, so they are neither stored nor paid for.
+ */
+export const BEDROCK_DATA_DELIVERY = {
+  textDataDeliveryEnabled: true,
+  embeddingDataDeliveryEnabled: true,
+  imageDataDeliveryEnabled: false,
+  videoDataDeliveryEnabled: false,
+  audioDataDeliveryEnabled: false,
+} as const;
+
+/** The only calls the configuring custom resource may make. Neither supports resource-level permissions: Resource "*". */
+export const BEDROCK_LOGGING_CONFIG_ACTIONS = [
+  "bedrock:PutModelInvocationLoggingConfiguration",
+  "bedrock:DeleteModelInvocationLoggingConfiguration",
+] as const;
+
+export class InvocationLogsConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "InvocationLogsConfigError";
+  }
+}
+
+/** Reads the mode; a value that is set but not a known mode fails the synth instead of silently meaning `manual`. */
+export function bedrockInvocationLoggingMode(value: string | undefined): BedrockInvocationLoggingMode {
+  const v = value?.trim();
+  if (!v) return "manual";
+  if ((BEDROCK_INVOCATION_LOGGING_MODES as readonly string[]).includes(v)) return v as BedrockInvocationLoggingMode;
+  throw new InvocationLogsConfigError(
+    `${BEDROCK_INVOCATION_LOGGING_VARIABLE}=${JSON.stringify(value)}: expected one of ${BEDROCK_INVOCATION_LOGGING_MODES.join(", ")}`,
+  );
+}
+
+/**
  * Bedrock model-invocation logs as a second usage source (shared/invocation-log): the bucket
  * Bedrock delivers the logs to, and the function that turns each new log object into
  * invocation events on the pipeline bus (counted once with the wrappers' events: same ids).
  *
- * Bedrock's logging configuration itself (PutModelInvocationLoggingConfiguration) is an
- * account/region setting, not a CloudFormation resource: point it at the `InvocationLogBucket`
- * output with key prefix unset.
+ * Bedrock's logging configuration (PutModelInvocationLoggingConfiguration) is one setting per
+ * account and region, not a CloudFormation resource. With `BEDROCK_INVOCATION_LOGGING=managed`
+ * an AwsCustomResource puts it (S3 to this bucket, key prefix unset) and deletes it with the
+ * stack; by default (`manual`) the stack leaves it alone and the operator points it at the
+ * `InvocationLogBucket` output.
  *
  * The S3 -> Lambda notification is declared on the bucket itself (CloudFormation
  * `NotificationConfiguration`), not with `addEventNotification`: that one installs CDK's
@@ -40,7 +101,8 @@ export function InvocationLogs({ stack, app }: StackContext) {
 
   const bucketName = `${app.stage.toLowerCase()}-${app.name}-invocation-logs-${stack.account}-${stack.region}`;
   const bucketArn = `arn:${stack.partition}:s3:::${bucketName}`;
-  const logPrefix = `AWSLogs/${stack.account}/BedrockModelInvocationLogs/`;
+  const logPrefix = invocationLogKeyPrefix(stack.account);
+  const loggingMode = bedrockInvocationLoggingMode(process.env[BEDROCK_INVOCATION_LOGGING_VARIABLE]);
 
   const failures = deadLetterQueue(stack, "InvocationLogFailures", app, "invocation-log");
 
@@ -115,6 +177,53 @@ export function InvocationLogs({ stack, app }: StackContext) {
   cfnBucket.addDependency(invoke);
   cfnBucket.addDependency(fn.node.defaultChild as CfnResource);
 
-  stack.addOutputs({ InvocationLogBucket: bucket.bucketName });
-  return { bucket, fn, failures };
+  const loggingConfiguration = loggingMode === "managed" ? bedrockLoggingConfiguration(stack, bucket) : undefined;
+
+  stack.addOutputs({ InvocationLogBucket: bucket.bucketName, BedrockInvocationLogging: loggingMode });
+  return { bucket, fn, failures, loggingConfiguration };
+}
+
+/**
+ * Points this account's Bedrock model-invocation logging (in the stack's region) at `bucket`.
+ * Create and update put the whole configuration (Put replaces whatever was set before); delete
+ * removes it, which turns invocation logging off in the region. A Put that fails on create is
+ * rolled back with a Delete too (CDK's handler runs the delete call for any physical id), so a
+ * configuration the region had before is lost either way: the reason this is opt-in.
+ */
+function bedrockLoggingConfiguration(stack: StackContext["stack"], bucket: s3.Bucket): AwsCustomResource {
+  const put = {
+    service: "Bedrock",
+    action: "PutModelInvocationLoggingConfiguration",
+    parameters: {
+      // keyPrefix unset: Bedrock writes under AWSLogs/<account>/BedrockModelInvocationLogs/, the
+      // prefix the notification and the bucket policy name.
+      loggingConfig: { s3Config: { bucketName: bucket.bucketName }, ...BEDROCK_DATA_DELIVERY },
+    },
+    // One fixed id: a changed id would make CloudFormation delete the "old" resource after the
+    // update, i.e. call Delete right after the new Put and leave logging off.
+    physicalResourceId: PhysicalResourceId.of(`bedrock-model-invocation-logging-${stack.account}-${stack.region}`),
+  };
+  const config = new AwsCustomResource(stack, "BedrockInvocationLoggingConfig", {
+    resourceType: "Custom::BedrockInvocationLogging",
+    onCreate: put,
+    onUpdate: put,
+    onDelete: { service: "Bedrock", action: "DeleteModelInvocationLoggingConfiguration" },
+    // Only the two calls. No s3:PutBucketPolicy/GetBucketPolicy: given those, Bedrock attaches a
+    // bucket policy of its own, and the policy belongs to this stack. Bedrock checks its write
+    // access itself, by putting a permission-check object through the stack's bucket policy.
+    policy: AwsCustomResourcePolicy.fromStatements([
+      new PolicyStatement({ effect: Effect.ALLOW, actions: [...BEDROCK_LOGGING_CONFIG_ACTIONS], resources: ["*"] }),
+    ]),
+    // The Lambda runtime's SDK has the Bedrock client; no npm install at deploy time.
+    installLatestAwsSdk: false,
+    logGroup: new logs.LogGroup(stack, "BedrockInvocationLoggingConfigLogs", {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    }),
+  });
+  // Bedrock validates the destination when the configuration is put, by writing to it: the
+  // bucket policy must exist first. On delete the order reverses: logging stops before the
+  // policy goes.
+  config.node.addDependency(bucket.policy!);
+  return config;
 }
