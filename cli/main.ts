@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { module: string; about: string }> = {
   "billing-export": { module: "./billing-export", about: "write a month's invoice lines (JSON lines + CSV)" },
   allocate: { module: "./allocate", about: "share fixed endpoint cost of an hour among its tenants" },
   "outbox-sweep": { module: "./outbox-sweep", about: "publish pending enforcement events no evaluation retried" },
+  reprice: { module: "./reprice", about: "price usage counted before its model had a price" },
 };
 
 async function main(argv: string[]): Promise<number> {

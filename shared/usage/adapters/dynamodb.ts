@@ -21,6 +21,7 @@ import { USAGE_TABLE } from "../../storage/table";
 import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
 import { COUNTER_NAMES, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "../model";
+import type { UnpricedEntry, RepriceStore } from "../reprice";
 import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
 
 type Item = Record<string, unknown>;
@@ -45,7 +46,7 @@ export interface DynamoUsageStoreOptions {
 }
 
 /** Usage store on the single table: owns the item shapes of ledger, aggregates and quarantine. */
-export class DynamoUsageStore implements UsageStore, UsageReader {
+export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
   private readonly clock: () => Date;
 
   constructor(
@@ -113,7 +114,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
 
   async correct(e: PricedEvent, held: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
     const { tenantId, eventId } = e.event;
-    const items: TransactItem[] = [
+    return this.transactOnLedger(
       {
         Update: {
           TableName: this.tableName,
@@ -137,10 +138,15 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
           },
         },
       },
-      ...deltas.map((d) => this.aggregateUpdate(d, now)),
-    ];
+      deltas,
+      now,
+    );
+  }
+
+  /** One transaction: a conditional update of a ledger entry plus aggregate deltas; the condition failing means done before. */
+  private async transactOnLedger(ledgerUpdate: TransactItem, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
     try {
-      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+      await this.doc.send(new TransactWriteCommand({ TransactItems: [ledgerUpdate, ...deltas.map((d) => this.aggregateUpdate(d, now))] }));
       return { kind: "corrected" };
     } catch (error) {
       if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
@@ -229,6 +235,62 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
     );
   }
 
+  // ---- repricing (shared/usage/reprice.ts) ----
+
+  async unpricedNotes(day: string): Promise<{ tenantId: string; eventId: string }[]> {
+    const items = await queryAll(this.doc, {
+      TableName: this.tableName,
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
+      ExpressionAttributeValues: { ":pk": keys.quarantine(day, "", "").pk, ":p": `${keys.quarantine(day, "unpriced", "").sk}` },
+    });
+    return items
+      .filter((i) => i.reason === "unknown-model" && typeof i.tenantId === "string" && typeof i.eventId === "string")
+      .map((i) => ({ tenantId: String(i.tenantId), eventId: String(i.eventId) }));
+  }
+
+  async unpricedEntry(tenantId: string, eventId: string): Promise<UnpricedEntry | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.ledger(tenantId, eventId), ConsistentRead: true }));
+    const i = out.Item;
+    if (!i || i.unpriced !== true || !i.counters || typeof i.run !== "string" || typeof i.group !== "number") return undefined;
+    return {
+      tenantId,
+      eventId,
+      held: { run: i.run, group: i.group },
+      occurredAt: String(i.occurredAt),
+      provider: i.provider as UnpricedEntry["provider"],
+      modelId: String(i.modelId),
+      endpointName: typeof i.endpointName === "string" ? i.endpointName : undefined,
+      counters: countersOf(i.counters as Item),
+    };
+  }
+
+  async reprice(entry: UnpricedEntry, costNanoUsd: number, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
+    return this.transactOnLedger(
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: keys.ledger(entry.tenantId, entry.eventId),
+          UpdateExpression: "SET unpriced = :false, costNanoUsd = :cost, counters.costNanoUsd = :cost, counters.unpricedRequests = :zero, repricedAt = :now",
+          // Once: a second run finds `unpriced = false`. The same holder: an entry taken over
+          // since was counted again by its new group, priced or not.
+          ConditionExpression: "unpriced = :true AND #run = :run AND #group = :group",
+          ExpressionAttributeNames: { "#run": "run", "#group": "group" },
+          ExpressionAttributeValues: {
+            ":false": false,
+            ":true": true,
+            ":zero": 0,
+            ":cost": costNanoUsd,
+            ":now": now.toISOString(),
+            ":run": entry.held.run,
+            ":group": entry.held.group,
+          },
+        },
+      },
+      deltas,
+      now,
+    );
+  }
+
   private ledgerItem(e: PricedEvent, claim: Claim, now: Date): Item {
     const { tenantId, eventId, occurredAt, modelId, provider } = e.event;
     return {
@@ -247,8 +309,13 @@ export class DynamoUsageStore implements UsageStore, UsageReader {
       group: claim.group,
       claimedAt: now.toISOString(),
       expiresAt: ttl(now, this.opts.ledgerTtlDays),
-      // An estimate keeps what it added, so an exact report of the same call can replace it.
-      ...(e.event.estimated ? { estimated: true, counters: { ...e.counters }, ...(e.event.endpointName ? { endpointName: e.event.endpointName } : {}) } : {}),
+      // An estimate keeps what it added, so an exact report of the same call can replace it;
+      // an unpriced call too, so it can be priced once its model's price is known.
+      ...(e.event.estimated ? { estimated: true } : {}),
+      ...(e.unpricedReason === "unknown-model" ? { unpriced: true } : {}),
+      ...(e.event.estimated || e.unpricedReason === "unknown-model"
+        ? { counters: { ...e.counters }, ...(e.event.endpointName ? { endpointName: e.event.endpointName } : {}) }
+        : {}),
     };
   }
 

@@ -1,0 +1,124 @@
+import type { PriceCatalog } from "../pricing/catalog";
+import { coalesce } from "./coalesce";
+import { backoffMs } from "./ingest";
+import { zeroCounters, type PricedEvent } from "./model";
+import { daysBetween } from "./periods";
+import type { AggregateDelta } from "./coalesce";
+import type { Claim, CountedEstimate, CorrectResult, MarkerState } from "./ports";
+
+/** A counted ledger entry whose model had no price when it was counted. */
+export interface UnpricedEntry extends CountedEstimate {
+  tenantId: string;
+  eventId: string;
+  held: Claim;
+}
+
+/** Port: unpriced entries and their one-time repricing. */
+export interface RepriceStore {
+  /** Events noted `unknown-model` on a day (the quarantine notes the ingest leaves). */
+  unpricedNotes(day: string): Promise<{ tenantId: string; eventId: string }[]>;
+  /** The event's ledger entry if it is still unpriced, else undefined. */
+  unpricedEntry(tenantId: string, eventId: string): Promise<UnpricedEntry | undefined>;
+  marker(claim: Claim): Promise<MarkerState | undefined>;
+  /** Atomically, once: marks the entry priced at `costNanoUsd` (only if still unpriced and held by the same group) and adds `deltas`. */
+  reprice(entry: UnpricedEntry, costNanoUsd: number, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult>;
+}
+
+export interface RepriceReport {
+  days: string[];
+  notes: number;
+  repriced: { tenantId: string; eventId: string; modelId: string; costNanoUsd: number }[];
+  /** Still no price in the catalog. */
+  stillUnpriced: { tenantId: string; eventId: string; modelId: string }[];
+  /** Priced before (an earlier run) or never counted. */
+  skipped: number;
+  failed: { tenantId: string; eventId: string; error: string }[];
+}
+
+/**
+ * Prices usage that was counted without a price (a Bedrock model missing from the catalog):
+ * after the price is added (`PRICE_CATALOG_JSON`), each noted event gets its cost added to
+ * every aggregate it counted in, and `unpricedRequests` taken off, exactly once (the ledger
+ * entry's `unpriced` flag flips in the same transaction). The price is the one in force on the
+ * event's day. Safe to rerun.
+ */
+export class RepriceService {
+  constructor(
+    private readonly opts: {
+      store: RepriceStore;
+      prices: PriceCatalog;
+      region: string;
+      clock?: () => Date;
+      sleep?: (ms: number) => Promise<void>;
+      maxAttempts?: number;
+    },
+  ) {}
+
+  async reprice(range: { from: string; to: string; dryRun?: boolean }): Promise<RepriceReport> {
+    const days = daysBetween(range.from, range.to);
+    const report: RepriceReport = { days, notes: 0, repriced: [], stillUnpriced: [], skipped: 0, failed: [] };
+    const seen = new Set<string>();
+    for (const day of days) {
+      for (const note of await this.opts.store.unpricedNotes(day)) {
+        const key = `${note.tenantId}#${note.eventId}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        report.notes++;
+        try {
+          await this.one(note, report, range.dryRun ?? false);
+        } catch (error) {
+          report.failed.push({ ...note, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+        }
+      }
+    }
+    return report;
+  }
+
+  private async one(note: { tenantId: string; eventId: string }, report: RepriceReport, dryRun: boolean): Promise<void> {
+    const entry = await this.opts.store.unpricedEntry(note.tenantId, note.eventId);
+    // Priced already, or its group never committed (then a redelivery counts it, priced).
+    if (!entry || (await this.opts.store.marker(entry.held)) !== "committed") return void report.skipped++;
+    const { counters } = entry;
+    const price = this.opts.prices.price(
+      {
+        provider: entry.provider,
+        modelId: entry.modelId,
+        occurredAt: entry.occurredAt,
+        inputTokens: counters.inputTokens,
+        outputTokens: counters.outputTokens,
+        cacheReadInputTokens: counters.cacheReadInputTokens,
+        cacheWriteInputTokens: counters.cacheWriteInputTokens,
+      },
+      this.opts.region,
+    );
+    if (!price.priced) return void report.stillUnpriced.push({ ...note, modelId: entry.modelId });
+    const delta = zeroCounters();
+    delta.costNanoUsd = price.costNanoUsd;
+    delta.unpricedRequests = -1;
+    const event: PricedEvent = {
+      event: {
+        eventId: entry.eventId,
+        tenantId: entry.tenantId,
+        occurredAt: entry.occurredAt,
+        provider: entry.provider,
+        modelId: entry.modelId,
+        endpointName: entry.endpointName,
+        inputTokens: counters.inputTokens,
+        outputTokens: counters.outputTokens,
+      },
+      baseModelId: price.baseModelId,
+      counters: delta,
+    };
+    // Minute windows only matter while their minute runs: left as they were.
+    const deltas = coalesce([event]).filter((d) => d.target.kind !== "minute");
+    if (dryRun) return void report.repriced.push({ ...note, modelId: entry.modelId, costNanoUsd: price.costNanoUsd });
+    const maxAttempts = this.opts.maxAttempts ?? 8;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const r = await this.opts.store.reprice(entry, price.costNanoUsd, deltas, (this.opts.clock ?? (() => new Date()))());
+      if (r.kind === "corrected") return void report.repriced.push({ ...note, modelId: entry.modelId, costNanoUsd: price.costNanoUsd });
+      if (r.kind === "already") return void report.skipped++;
+      await (this.opts.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))))(backoffMs(attempt));
+      if (attempt === maxAttempts) throw new Error(`not repriced after ${maxAttempts} attempts: ${r.reason}`);
+    }
+  }
+}
