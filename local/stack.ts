@@ -146,9 +146,12 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     });
     // The export handler prefers a bucket; locally it must write to the directory, never to S3.
     delete process.env.BILLING_EXPORT_BUCKET;
-    // Local redelivery comes after `visibilityTimeoutMs` (1 s), not AWS's minutes: claims of a
-    // crashed batch must be past their lease by then (see shared/usage/README.md).
-    process.env.INGEST_CLAIM_LEASE_SECONDS ??= String((opts.visibilityTimeoutMs ?? 1000) / 2000);
+    // The claim lease protects a run still working from a concurrent duplicate (see
+    // shared/usage/README.md): it must outlast a local batch (a few seconds on DynamoDB Local).
+    // Local redelivery comes after `visibilityTimeoutMs` (1 s), not AWS's minutes, so a crashed
+    // batch's claims may still be leased then: its redelivery waits them out (~3 s of retries)
+    // or fails once more and is redelivered again, well inside maxReceiveCount.
+    process.env.INGEST_CLAIM_LEASE_SECONDS ??= "5";
     if (opts.handlerLogs === "quiet") {
       process.env.POWERTOOLS_LOG_LEVEL ??= "ERROR";
       process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
