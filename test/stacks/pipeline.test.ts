@@ -167,6 +167,14 @@ describe("Ingest", () => {
         expect(queue.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(rule.visibilityTimeoutSeconds);
       });
 
+      it("leases ledger claims for the consumer's timeout, below the visibility timeout (a crashed run's claims are free on redelivery)", () => {
+        const fn = ingest.toJSON().Resources[refId(esm().Properties.FunctionName)] as Resource;
+        const queue = ingest.toJSON().Resources[queueId()] as Resource;
+        const lease = Number(fn.Properties.Environment.Variables.INGEST_CLAIM_LEASE_SECONDS);
+        expect(lease).toBe(fn.Properties.Timeout);
+        expect(lease).toBeLessThan(queue.Properties.VisibilityTimeout);
+      });
+
       it("gives the consumer the table and bus names", () => {
         const fn = ingest.toJSON().Resources[refId(esm().Properties.FunctionName)] as Resource;
         expect(fn.Properties.Environment.Variables).toMatchObject({
