@@ -109,7 +109,8 @@ function record(result: IngestResult): void {
   const dims = cfg.COST_METRIC_DIMENSIONS;
   if (dims === "off") return void metrics.publishStoredMetrics();
   const groups = new Map<string, { dimensions: Record<string, string>; cost: number; inTok: number; outTok: number; n: number }>();
-  for (const p of result.counted) {
+  // A corrected estimate adds its difference (exact - estimate, possibly negative) to the sums.
+  for (const p of [...result.counted, ...result.corrections]) {
     const tier = tiersSeen.get(p.event.tenantId)?.tier ?? p.event.tier ?? "unknown";
     const dimensions: Record<string, string> = { [DIMENSIONS.tier]: tier };
     if (dims !== "tier-model") dimensions[DIMENSIONS.tenant] = p.event.tenantId;
@@ -119,26 +120,33 @@ function record(result: IngestResult): void {
     g.cost += p.counters.costNanoUsd;
     g.inTok += p.counters.inputTokens;
     g.outTok += p.counters.outputTokens;
-    g.n += 1;
+    g.n += p.counters.requests;
     groups.set(k, g);
   }
   for (const g of groups.values()) {
-    const m = metrics.singleMetric();
-    m.addDimensions(g.dimensions);
-    m.addMetric(COST_METRICS.costUsd, MetricUnit.NoUnit, nanoToUsd(g.cost));
-    m.addMetric(COST_METRICS.inputTokens, MetricUnit.Count, g.inTok);
-    m.addMetric(COST_METRICS.outputTokens, MetricUnit.Count, g.outTok);
-    m.addMetric(COST_METRICS.requests, MetricUnit.Count, g.n);
+    emitWith(g.dimensions, COST_METRICS.costUsd, MetricUnit.NoUnit, nanoToUsd(g.cost));
+    emitWith(g.dimensions, COST_METRICS.inputTokens, MetricUnit.Count, g.inTok);
+    emitWith(g.dimensions, COST_METRICS.outputTokens, MetricUnit.Count, g.outTok);
+    emitWith(g.dimensions, COST_METRICS.requests, MetricUnit.Count, g.n);
   }
   // Quota use is a per-tenant figure: without the tenant dimension it would mean nothing.
   for (const { tenantId } of dims === "tier-model" ? [] : result.touched) {
     const u = tiersSeen.get(tenantId);
     if (!u) continue;
-    const m = metrics.singleMetric();
-    m.addDimensions({ [DIMENSIONS.tenant]: tenantId, [DIMENSIONS.tier]: u.tier });
-    m.addMetric(COST_METRICS.quotaUsedPercent, MetricUnit.Percent, Math.round(u.usedRatio * 10_000) / 100);
+    emitWith({ [DIMENSIONS.tenant]: tenantId, [DIMENSIONS.tier]: u.tier }, COST_METRICS.quotaUsedPercent, MetricUnit.Percent, Math.round(u.usedRatio * 10_000) / 100);
   }
   metrics.publishStoredMetrics();
 }
 
 export const handler = middy(ingest);
+
+/**
+ * One EMF document with its own dimensions. A single-metric instance flushes on `addMetric`
+ * and forgets its dimensions, so each metric gets a fresh one (else only the first metric of
+ * a group would carry the tenant, tier and model).
+ */
+function emitWith(dimensions: Record<string, string>, name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number): void {
+  const m = metrics.singleMetric();
+  m.addDimensions(dimensions);
+  m.addMetric(name, unit, value);
+}

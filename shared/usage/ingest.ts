@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, parseInvocationMessage, type InvocationEventV1 } from "../events/invocation";
 import type { PriceCatalog } from "../pricing/catalog";
 import { coalesce, groupForAggregates } from "./coalesce";
-import { COUNTER_NAMES, zeroCounters, type PricedEvent } from "./model";
+import { COUNTER_NAMES, zeroCounters, type PricedEvent, type UsageCounters } from "./model";
 import { periodsOf } from "./periods";
 import { LEDGER_BATCH_MAX, type Claim, type CountedEstimate, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
 
@@ -31,6 +31,8 @@ export interface IngestResult {
   outcomes: Map<string, RecordOutcome>;
   /** Events counted by this call (not duplicates), for cost-allocation metrics. */
   counted: PricedEvent[];
+  /** Estimates replaced by exact counts in this call: `counters` is the difference (exact - estimate), for metrics. */
+  corrections: PricedEvent[];
   touched: TouchedTenant[];
   /** `corrected`: duplicates (also in `duplicates`) whose exact counts replaced a counted estimate. */
   stats: { counted: number; duplicates: number; corrected: number; quarantined: number; failed: number; unpriced: number; maxLagMs: number };
@@ -96,6 +98,7 @@ export class IngestService {
     const now = this.clock();
     const outcomes = new Map<string, RecordOutcome>();
     const counted: PricedEvent[] = [];
+    const corrections: PricedEvent[] = [];
     const stats = { counted: 0, duplicates: 0, corrected: 0, quarantined: 0, failed: 0, unpriced: 0, maxLagMs: 0 };
 
     // 1. validate and price; an event key seen twice in one batch is counted once
@@ -146,7 +149,10 @@ export class IngestService {
         outcomes.set(messageId, outcome);
         stats[outcome.kind === "counted" ? "counted" : outcome.kind === "duplicate" ? "duplicates" : "failed"]++;
       }
-      if (fate.kind === "corrected") stats.corrected++;
+      if (fate.kind === "corrected") {
+        stats.corrected++;
+        corrections.push({ ...priced, counters: fate.difference });
+      }
       if (fate.kind === "counted") {
         counted.push(priced);
         if (priced.unpricedReason === "unknown-model") {
@@ -186,7 +192,7 @@ export class IngestService {
     }
     for (const b of busy) await record(b.priced, b.fate);
 
-    return { outcomes, counted, touched: touchedTenants(entries, outcomes), stats };
+    return { outcomes, counted, corrections, touched: touchedTenants(entries, outcomes), stats };
   }
 
   private checkTimeWindow(event: InvocationEventV1, now: Date): void {
@@ -336,7 +342,11 @@ export class IngestService {
         // Landed or not, a redelivery settles it: the ledger says whether it is still an estimate.
         return { kind: "failed", error: `estimate correction failed (${describe(error)})` };
       }
-      if (result.kind === "corrected") return { kind: "corrected" };
+      if (result.kind === "corrected") {
+        const difference = zeroCounters();
+        for (const c of COUNTER_NAMES) difference[c] = e.counters[c] - estimate.counters[c];
+        return { kind: "corrected", difference };
+      }
       // corrected by another delivery meanwhile
       if (result.kind === "already") return { kind: "duplicate" };
       lastReason = result.reason;
@@ -427,8 +437,8 @@ export class IngestService {
 type EventFate =
   | { kind: "counted" }
   | { kind: "duplicate" }
-  /** Already counted from an estimate; this exact delivery corrected the aggregates. */
-  | { kind: "corrected" }
+  /** Already counted from an estimate; this exact delivery corrected the aggregates by `difference`. */
+  | { kind: "corrected"; difference: UsageCounters }
   | { kind: "failed"; error: string }
   /** Held by another run's undecided group: retried later in this run, then failed. */
   | { kind: "busy"; error: string };

@@ -43,6 +43,11 @@ describe("CloudWatch EMF from the ingest handler", () => {
     expect(cost._aws.CloudWatchMetrics[0].Dimensions[0]).toEqual(expect.arrayContaining(["tenantId", "tier", "modelId"]));
     expect(cost).toMatchObject({ tenantId: "emf-a", tier: "basic", modelId: "anthropic.claude-3-5-sonnet-20240620-v1:0" });
     expect(cost.CostUsd).toBeCloseTo(0.008916, 9);
+    // every cost metric carries the same dimensions, not only the first of its group
+    for (const name of ["InputTokens", "OutputTokens", "Requests"]) {
+      expect(find(name), name).toMatchObject({ tenantId: "emf-a", tier: "basic", modelId: "anthropic.claude-3-5-sonnet-20240620-v1:0" });
+    }
+    expect(find("Requests")?.Requests).toBe(1);
     const quota = find("QuotaUsedPercent")!;
     expect(quota).toMatchObject({ tenantId: "emf-a", tier: "basic" });
     expect(quota.QuotaUsedPercent).toBeCloseTo((840 / 2_000_000) * 100, 2);
@@ -66,5 +71,12 @@ describe("CloudWatch EMF from the ingest handler", () => {
     const emf: Emf[] = lines.flatMap((l) => l.split("\n")).filter((l) => l.includes('"_aws"')).map((l) => JSON.parse(l));
     const corrected = emf.filter((m) => m._aws.CloudWatchMetrics[0].Metrics.some((x) => x.Name === "EstimatesCorrected")).map((m) => m.EstimatesCorrected);
     expect(corrected).toEqual([0, 1]);
+    // the cost metrics of the correcting call are the difference: Haiku 307 in, 533 - 10 out = $0.00065375, 0 requests
+    const of = (name: string) => emf.filter((m) => m.tenantId === "emf-b" && m._aws.CloudWatchMetrics[0].Metrics.some((x) => x.Name === name)).map((m) => m[name]);
+    expect(of("CostUsd")).toHaveLength(2);
+    expect(of("CostUsd")[0]).toBeCloseTo(0.00008925, 9);
+    expect(of("CostUsd")[1]).toBeCloseTo(0.00065375, 9);
+    expect(of("OutputTokens")).toEqual([10, 523]);
+    expect(of("Requests")).toEqual([1, 0]);
   });
 });
