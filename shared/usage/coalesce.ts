@@ -1,5 +1,6 @@
 import { periodsOf } from "./periods";
-import { addCounters, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "./model";
+import type { InvocationEventV1 } from "../events/invocation";
+import { COUNTER_NAMES, addCounters, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "./model";
 
 /** One aggregate item's increment: the sum of every event of a chunk that lands on it. */
 export interface AggregateDelta {
@@ -58,6 +59,20 @@ export function coalesce(events: readonly PricedEvent[]): AggregateDelta[] {
     }
   }
   return [...byId.values()];
+}
+
+/**
+ * Deltas that change already-counted events (an estimate replaced, a price added): coalesced,
+ * without the minute windows (they only matter while their minute runs) and without items
+ * whose counters do not change.
+ */
+export function correctionDeltas(events: readonly PricedEvent[]): AggregateDelta[] {
+  return coalesce(events).filter((d) => d.target.kind !== "minute" && COUNTER_NAMES.some((c) => d.counters[c] !== 0));
+}
+
+/** The event fields its aggregate targets depend on, as a ledger entry recorded them. */
+export function countedAt(e: Pick<InvocationEventV1, "occurredAt" | "provider" | "modelId" | "endpointName">) {
+  return { occurredAt: e.occurredAt, provider: e.provider, modelId: e.modelId, endpointName: e.endpointName };
 }
 
 /** Number of distinct aggregate items a set of events touches. */

@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, parseInvocationMessage, type InvocationEventV1 } from "../events/invocation";
 import type { PriceCatalog } from "../pricing/catalog";
-import { coalesce, groupForAggregates } from "./coalesce";
-import { COUNTER_NAMES, zeroCounters, type PricedEvent, type UsageCounters } from "./model";
+import { coalesce, correctionDeltas, countedAt, groupForAggregates } from "./coalesce";
+import { retryWrites, type RetryOptions } from "./retry";
+import { COUNTER_NAMES, subtract, zeroCounters, type PricedEvent, type UsageCounters } from "./model";
 import { periodsOf } from "./periods";
 import { LEDGER_BATCH_MAX, type Claim, type CountedEstimate, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
 
@@ -323,58 +324,41 @@ export class IngestService {
 
   /** Exact counts replace a committed estimate: the net difference on every aggregate, once. */
   private async correctOne(e: PricedEvent, held: Claim, estimate: CountedEstimate): Promise<EventFate> {
-    const negated = zeroCounters();
-    for (const c of COUNTER_NAMES) negated[c] = -estimate.counters[c];
-    const old: PricedEvent = {
-      ...e,
-      event: { ...e.event, occurredAt: estimate.occurredAt, provider: estimate.provider, modelId: estimate.modelId, endpointName: estimate.endpointName },
-      counters: negated,
-    };
-    // Minute windows are left alone: they only matter while their minute runs.
-    const deltas = coalesce([old, e]).filter((d) => d.target.kind !== "minute" && COUNTER_NAMES.some((c) => d.counters[c] !== 0));
-    const maxAttempts = this.opts.maxAttempts ?? 8;
-    let lastReason = "";
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      let result;
-      try {
-        result = await this.opts.store.correct(e, held, deltas, this.clock());
-      } catch (error) {
-        // Landed or not, a redelivery settles it: the ledger says whether it is still an estimate.
-        return { kind: "failed", error: `estimate correction failed (${describe(error)})` };
-      }
-      if (result.kind === "corrected") {
-        const difference = zeroCounters();
-        for (const c of COUNTER_NAMES) difference[c] = e.counters[c] - estimate.counters[c];
-        return { kind: "corrected", difference };
-      }
-      // corrected by another delivery meanwhile
-      if (result.kind === "already") return { kind: "duplicate" };
-      lastReason = result.reason;
-      await this.sleep(backoffMs(attempt, this.random));
+    const difference = zeroCounters();
+    for (const c of COUNTER_NAMES) difference[c] = e.counters[c] - estimate.counters[c];
+    const old = { ...e, event: { ...e.event, ...countedAt(estimate) }, counters: subtract(zeroCounters(), estimate.counters) };
+    const deltas = correctionDeltas([old, e]);
+    let result;
+    try {
+      result = await retryWrites(() => this.opts.store.correct(e, held, deltas, this.clock()), this.retry());
+    } catch (error) {
+      // Landed or not, a redelivery settles it: the ledger says whether it is still an estimate.
+      return { kind: "failed", error: `estimate correction failed (${describe(error)})` };
     }
+    if (result.kind === "corrected") return { kind: "corrected", difference };
+    // corrected by another delivery meanwhile
+    if (result.kind === "already") return { kind: "duplicate" };
     // Not corrected: a redelivery tries again (the ledger still says estimate).
-    return { kind: "failed", error: `estimate not corrected after ${maxAttempts} attempts: ${lastReason}` };
+    return { kind: "failed", error: `estimate not corrected after ${this.retry().maxAttempts} attempts: ${result.reason}` };
   }
 
   /** Phase 2: the group's marker and aggregates in one transaction, retried with backoff. */
   private async applyGroup(claim: Claim, events: readonly PricedEvent[]): Promise<EventFate> {
     const deltas = coalesce(events);
-    const maxAttempts = this.opts.maxAttempts ?? 8;
-    let lastReason = "";
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      let result;
-      try {
-        result = await this.opts.store.apply(claim, deltas, this.clock());
-      } catch (error) {
-        // The write may or may not have landed: the marker decides.
-        return this.giveUp(claim, `aggregate write failed (${describe(error)})`);
-      }
-      if (result.kind === "committed") return { kind: "counted" };
-      if (result.kind === "marked") return this.settled(result.state, "its group was aborted by a later delivery before it committed");
-      lastReason = result.reason;
-      await this.sleep(backoffMs(attempt, this.random));
+    let result;
+    try {
+      result = await retryWrites(() => this.opts.store.apply(claim, deltas, this.clock()), this.retry());
+    } catch (error) {
+      // The write may or may not have landed: the marker decides.
+      return this.giveUp(claim, `aggregate write failed (${describe(error)})`);
     }
-    return this.giveUp(claim, `aggregates not committed after ${maxAttempts} attempts: ${lastReason}`);
+    if (result.kind === "committed") return { kind: "counted" };
+    if (result.kind === "marked") return this.settled(result.state, "its group was aborted by a later delivery before it committed");
+    return this.giveUp(claim, `aggregates not committed after ${this.retry().maxAttempts} attempts: ${result.reason}`);
+  }
+
+  private retry(): RetryOptions {
+    return { maxAttempts: this.opts.maxAttempts ?? 8, sleep: this.sleep, random: this.random };
   }
 
   /**
@@ -508,10 +492,6 @@ function touchedTenants(
   }));
 }
 
-/** Full-jitter exponential backoff: 25 ms base, 2 s cap. */
-export function backoffMs(attempt: number, random: () => number = Math.random): number {
-  return Math.round(random() * Math.min(2000, 25 * 2 ** attempt));
-}
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);

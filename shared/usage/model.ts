@@ -52,6 +52,11 @@ export function addCounters(into: UsageCounters, add: Partial<UsageCounters>): U
   return into;
 }
 
+export function subtract(from: UsageCounters, take: Partial<UsageCounters>): UsageCounters {
+  for (const k of COUNTER_NAMES) from[k] -= take[k] ?? 0;
+  return from;
+}
+
 /** An invocation event after validation and pricing: what the ingest service counts. */
 export interface PricedEvent {
   event: InvocationEventV1;

@@ -1,6 +1,6 @@
 import type { PriceCatalog } from "../pricing/catalog";
-import { coalesce } from "./coalesce";
-import { backoffMs } from "./ingest";
+import { correctionDeltas, countedAt } from "./coalesce";
+import { retryWrites } from "./retry";
 import { zeroCounters, type PricedEvent } from "./model";
 import { daysBetween } from "./periods";
 import type { AggregateDelta } from "./coalesce";
@@ -43,6 +43,8 @@ export interface RepriceReport {
  * event's day. Safe to rerun.
  */
 export class RepriceService {
+  private readonly clock: () => Date;
+
   constructor(
     private readonly opts: {
       store: RepriceStore;
@@ -52,7 +54,9 @@ export class RepriceService {
       sleep?: (ms: number) => Promise<void>;
       maxAttempts?: number;
     },
-  ) {}
+  ) {
+    this.clock = opts.clock ?? (() => new Date());
+  }
 
   async reprice(range: { from: string; to: string; dryRun?: boolean }): Promise<RepriceReport> {
     const days = daysBetween(range.from, range.to);
@@ -96,29 +100,20 @@ export class RepriceService {
     delta.costNanoUsd = price.costNanoUsd;
     delta.unpricedRequests = -1;
     const event: PricedEvent = {
-      event: {
-        eventId: entry.eventId,
-        tenantId: entry.tenantId,
-        occurredAt: entry.occurredAt,
-        provider: entry.provider,
-        modelId: entry.modelId,
-        endpointName: entry.endpointName,
-        inputTokens: counters.inputTokens,
-        outputTokens: counters.outputTokens,
-      },
+      event: { ...countedAt(entry), eventId: entry.eventId, tenantId: entry.tenantId, inputTokens: counters.inputTokens, outputTokens: counters.outputTokens },
       baseModelId: price.baseModelId,
       counters: delta,
     };
-    // Minute windows only matter while their minute runs: left as they were.
-    const deltas = coalesce([event]).filter((d) => d.target.kind !== "minute");
-    if (dryRun) return void report.repriced.push({ ...note, modelId: entry.modelId, costNanoUsd: price.costNanoUsd });
-    const maxAttempts = this.opts.maxAttempts ?? 8;
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      const r = await this.opts.store.reprice(entry, price.costNanoUsd, deltas, (this.opts.clock ?? (() => new Date()))());
-      if (r.kind === "corrected") return void report.repriced.push({ ...note, modelId: entry.modelId, costNanoUsd: price.costNanoUsd });
+    const deltas = correctionDeltas([event]);
+    if (!dryRun) {
+      const r = await retryWrites(() => this.opts.store.reprice(entry, price.costNanoUsd, deltas, this.clock()), {
+        maxAttempts: this.opts.maxAttempts ?? 8,
+        sleep: this.opts.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))),
+        random: Math.random,
+      });
       if (r.kind === "already") return void report.skipped++;
-      await (this.opts.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))))(backoffMs(attempt));
-      if (attempt === maxAttempts) throw new Error(`not repriced after ${maxAttempts} attempts: ${r.reason}`);
+      if (r.kind === "retryable") throw new Error(`not repriced after ${this.opts.maxAttempts ?? 8} attempts: ${r.reason}`);
     }
+    report.repriced.push({ ...note, modelId: entry.modelId, costNanoUsd: price.costNanoUsd });
   }
 }

@@ -22,6 +22,7 @@ import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
 import { COUNTER_NAMES, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "../model";
 import type { UnpricedEntry, RepriceStore } from "../reprice";
+import type { Retryable } from "../retry";
 import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
 
 type Item = Record<string, unknown>;
@@ -99,16 +100,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       run: typeof item.run === "string" ? item.run : undefined,
       group: typeof item.group === "number" ? item.group : undefined,
       claimedAt: typeof item.claimedAt === "string" ? item.claimedAt : undefined,
-      estimate:
-        item.estimated === true && item.counters
-          ? {
-              occurredAt: String(item.occurredAt),
-              provider: item.provider as CountedEstimate["provider"],
-              modelId: String(item.modelId),
-              endpointName: typeof item.endpointName === "string" ? item.endpointName : undefined,
-              counters: countersOf(item.counters as Item),
-            }
-          : undefined,
+      estimate: item.estimated === true && item.counters ? countedOf(item) : undefined,
     };
   }
 
@@ -143,19 +135,11 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     );
   }
 
-  /** One transaction: a conditional update of a ledger entry plus aggregate deltas; the condition failing means done before. */
+  /** A conditional update of a ledger entry plus aggregate deltas, at once; the condition failing means done before. */
   private async transactOnLedger(ledgerUpdate: TransactItem, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
-    try {
-      await this.doc.send(new TransactWriteCommand({ TransactItems: [ledgerUpdate, ...deltas.map((d) => this.aggregateUpdate(d, now))] }));
-      return { kind: "corrected" };
-    } catch (error) {
-      if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      if (reasons[0]?.Code === "ConditionalCheckFailed") return { kind: "already" };
-      const other = reasons.find((r) => r.Code && r.Code !== "None");
-      return { kind: "retryable", reason: other ? `${other.Code}${other.Message ? `: ${other.Message}` : ""}` : error.message };
-    }
+    const out = await this.transact([ledgerUpdate, ...deltas.map((d) => this.aggregateUpdate(d, now))]);
+    if (out.kind === "committed") return { kind: "corrected" };
+    return out.kind === "first-condition-failed" ? { kind: "already" } : out;
   }
 
   async moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean> {
@@ -186,29 +170,31 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       { Put: { TableName: this.tableName, Item: this.markerItem(claim, "committed", now), ConditionExpression: "attribute_not_exists(pk)" } },
       ...deltas.map((d) => this.aggregateUpdate(d, now)),
     ];
+    const out = await this.transact(items);
+    if (out.kind !== "first-condition-failed") return out;
+    const state = await this.marker(claim);
+    // The marker vanished between the two reads (only its TTL could): retry as it is.
+    return state ? { kind: "marked", state } : { kind: "retryable", reason: "marker condition failed, marker not found" };
+  }
+
+  /**
+   * One transaction. Throttling, server faults and cancellations other than the first item's
+   * condition (a TransactionConflict with a concurrent writer of the same aggregate) outlasted
+   * the SDK's own retries: nothing was written (all-or-nothing), so the same write may simply be
+   * retried. The first item's failed condition is the caller's to interpret.
+   */
+  private async transact(items: TransactItem[]): Promise<{ kind: "committed" } | { kind: "first-condition-failed" } | Retryable> {
     try {
       const out = await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: items,
-          ReturnConsumedCapacity: this.opts.onConsumedCapacity ? "TOTAL" : undefined,
-        }),
+        new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.opts.onConsumedCapacity ? "TOTAL" : undefined }),
       );
       this.consumed(out.ConsumedCapacity);
       return { kind: "committed" };
     } catch (error) {
-      // Throttling and server faults that outlasted the SDK's own retries: nothing was
-      // written (a transaction is all-or-nothing), so the same write may simply be retried.
-      if (RETRYABLE_ERRORS.some((type) => error instanceof type)) {
-        return { kind: "retryable", reason: (error as Error).name };
-      }
+      if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
       if (!(error instanceof TransactionCanceledException)) throw error;
       const reasons = error.CancellationReasons ?? [];
-      if (reasons[0]?.Code === "ConditionalCheckFailed") {
-        const state = await this.marker(claim);
-        if (state) return { kind: "marked", state };
-      }
-      // TransactionConflict with a concurrent writer of the same aggregate, throttling:
-      // retried as it is.
+      if (reasons[0]?.Code === "ConditionalCheckFailed") return { kind: "first-condition-failed" };
       const other = reasons.find((r) => r.Code && r.Code !== "None");
       return { kind: "retryable", reason: other ? `${other.Code}${other.Message ? `: ${other.Message}` : ""}` : error.message };
     }
@@ -252,16 +238,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.ledger(tenantId, eventId), ConsistentRead: true }));
     const i = out.Item;
     if (!i || i.unpriced !== true || !i.counters || typeof i.run !== "string" || typeof i.group !== "number") return undefined;
-    return {
-      tenantId,
-      eventId,
-      held: { run: i.run, group: i.group },
-      occurredAt: String(i.occurredAt),
-      provider: i.provider as UnpricedEntry["provider"],
-      modelId: String(i.modelId),
-      endpointName: typeof i.endpointName === "string" ? i.endpointName : undefined,
-      counters: countersOf(i.counters as Item),
-    };
+    return { tenantId, eventId, held: { run: i.run, group: i.group }, ...countedOf(i) };
   }
 
   async reprice(entry: UnpricedEntry, costNanoUsd: number, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
@@ -471,6 +448,17 @@ function describeTarget(t: AggregateTarget): Item {
     case "minute":
       return { type: "minute-usage", granularity: "minute", period: t.minute };
   }
+}
+
+/** What a ledger entry that keeps its counters (estimate, unpriced) counted, and where. */
+function countedOf(i: Item): CountedEstimate {
+  return {
+    occurredAt: String(i.occurredAt),
+    provider: i.provider as CountedEstimate["provider"],
+    modelId: String(i.modelId),
+    endpointName: typeof i.endpointName === "string" ? i.endpointName : undefined,
+    counters: countersOf(i.counters as Item),
+  };
 }
 
 function countersOf(i: Item): UsageCounters {
