@@ -123,30 +123,34 @@ function record(result: IngestResult): void {
     g.n += p.counters.requests;
     groups.set(k, g);
   }
+  // The pipeline metrics go out first, without the per-group dimensions below.
+  metrics.publishStoredMetrics();
   for (const g of groups.values()) {
-    emitWith(g.dimensions, COST_METRICS.costUsd, MetricUnit.NoUnit, nanoToUsd(g.cost));
-    emitWith(g.dimensions, COST_METRICS.inputTokens, MetricUnit.Count, g.inTok);
-    emitWith(g.dimensions, COST_METRICS.outputTokens, MetricUnit.Count, g.outTok);
-    emitWith(g.dimensions, COST_METRICS.requests, MetricUnit.Count, g.n);
+    publishWith(g.dimensions, () => {
+      metrics.addMetric(COST_METRICS.costUsd, MetricUnit.NoUnit, nanoToUsd(g.cost));
+      metrics.addMetric(COST_METRICS.inputTokens, MetricUnit.Count, g.inTok);
+      metrics.addMetric(COST_METRICS.outputTokens, MetricUnit.Count, g.outTok);
+      metrics.addMetric(COST_METRICS.requests, MetricUnit.Count, g.n);
+    });
   }
   // Quota use is a per-tenant figure: without the tenant dimension it would mean nothing.
   for (const { tenantId } of dims === "tier-model" ? [] : result.touched) {
     const u = tiersSeen.get(tenantId);
     if (!u) continue;
-    emitWith({ [DIMENSIONS.tenant]: tenantId, [DIMENSIONS.tier]: u.tier }, COST_METRICS.quotaUsedPercent, MetricUnit.Percent, Math.round(u.usedRatio * 10_000) / 100);
+    publishWith({ [DIMENSIONS.tenant]: tenantId, [DIMENSIONS.tier]: u.tier }, () =>
+      metrics.addMetric(COST_METRICS.quotaUsedPercent, MetricUnit.Percent, Math.round(u.usedRatio * 10_000) / 100),
+    );
   }
-  metrics.publishStoredMetrics();
 }
 
 export const handler = middy(ingest);
 
 /**
- * One EMF document with its own dimensions. A single-metric instance flushes on `addMetric`
- * and forgets its dimensions, so each metric gets a fresh one (else only the first metric of
- * a group would carry the tenant, tier and model).
+ * One EMF document: the metrics `add` adds, with these dimensions (publishing clears them, so
+ * the next document starts from the default dimensions again).
  */
-function emitWith(dimensions: Record<string, string>, name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number): void {
-  const m = metrics.singleMetric();
-  m.addDimensions(dimensions);
-  m.addMetric(name, unit, value);
+function publishWith(dimensions: Record<string, string>, add: () => void): void {
+  metrics.addDimensions(dimensions);
+  add();
+  metrics.publishStoredMetrics();
 }
