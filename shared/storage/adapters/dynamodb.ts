@@ -5,7 +5,7 @@ import {
   ResourceInUseException,
   UpdateTimeToLiveCommand,
 } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, BatchGetCommand, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import { USAGE_TABLE, usageTableCreateInput } from "../table";
 
 /** Document client with the marshalling options every adapter relies on. */
@@ -85,5 +85,37 @@ export async function queryAll(doc: DynamoDBDocumentClient, input: QueryCommandI
     items.push(...(out.Items ?? []));
     key = out.LastEvaluatedKey;
   } while (key);
+  return items;
+}
+
+/** One table's part of a BatchGetItem request (at most 100 keys). */
+export interface BatchGetInput {
+  TableName: string;
+  Keys: Record<string, unknown>[];
+  ConsistentRead?: boolean;
+  ProjectionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+}
+
+/**
+ * Every item of a BatchGetItem (at most 100 keys), asking again with backoff for the keys
+ * DynamoDB returns unprocessed (throttling); throws after `maxRounds` rounds.
+ */
+export async function batchGetAll(
+  doc: DynamoDBDocumentClient,
+  input: BatchGetInput,
+  opts: { maxRounds?: number; sleep?: (ms: number) => Promise<void> } = {},
+): Promise<Record<string, unknown>[]> {
+  const { TableName, ...request } = input;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const items: Record<string, unknown>[] = [];
+  let keys: Record<string, unknown>[] | undefined = request.Keys;
+  for (let round = 0; keys && keys.length > 0; round++) {
+    if (round >= (opts.maxRounds ?? 10)) throw new Error(`BatchGetItem on ${TableName}: ${keys.length} keys still unprocessed after ${round} rounds`);
+    if (round > 0) await sleep(Math.min(2000, 25 * 2 ** round));
+    const out = await doc.send(new BatchGetCommand({ RequestItems: { [TableName]: { ...request, Keys: keys } } }));
+    items.push(...(out.Responses?.[TableName] ?? []));
+    keys = out.UnprocessedKeys?.[TableName]?.Keys as Record<string, unknown>[] | undefined;
+  }
   return items;
 }

@@ -16,7 +16,7 @@ import {
   type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
 import { endpointKeys, keys } from "../../storage/keys";
-import { addAndSetUpdate, queryAll } from "../../storage/adapters/dynamodb";
+import { addAndSetUpdate, batchGetAll, queryAll } from "../../storage/adapters/dynamodb";
 import { USAGE_TABLE } from "../../storage/table";
 import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
@@ -81,27 +81,25 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     );
     this.consumed(out.ConsumedCapacity);
     const responses = out.Responses ?? [];
-    return Promise.all(
-      events.map(async (e, i): Promise<LedgerWrite | { kind: "error"; error: string }> => {
-        const error = responses[i]?.Error;
-        if (!responses[i]) return { kind: "error", error: "no response for this statement" };
-        if (!error) return { kind: "created" };
-        if (error.Code !== "DuplicateItem") return { kind: "error", error: `${error.Code}: ${error.Message ?? ""}` };
-        return { kind: "exists", holder: await this.holderOf(e) };
-      }),
-    );
+    // The holders of the entries that exist, in one strongly consistent read.
+    const existing = events.filter((_, i) => responses[i]?.Error?.Code === "DuplicateItem");
+    const items = existing.length
+      ? await batchGetAll(this.doc, { TableName: this.tableName, Keys: existing.map((e) => keys.ledger(e.event.tenantId, e.event.eventId)), ConsistentRead: true })
+      : [];
+    const byPk = new Map(items.map((i) => [String(i.pk), i]));
+    return events.map((e, i): LedgerWrite | { kind: "error"; error: string } => {
+      const error = responses[i]?.Error;
+      if (!responses[i]) return { kind: "error", error: "no response for this statement" };
+      if (!error) return { kind: "created" };
+      if (error.Code !== "DuplicateItem") return { kind: "error", error: `${error.Code}: ${error.Message ?? ""}` };
+      return { kind: "exists", holder: holderIn(byPk.get(keys.ledger(e.event.tenantId, e.event.eventId).pk) ?? {}) };
+    });
   }
 
   private async holderOf(e: PricedEvent): Promise<LedgerHolder> {
     const key = keys.ledger(e.event.tenantId, e.event.eventId);
     const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
-    const item = out.Item ?? {};
-    return {
-      run: typeof item.run === "string" ? item.run : undefined,
-      group: typeof item.group === "number" ? item.group : undefined,
-      claimedAt: typeof item.claimedAt === "string" ? item.claimedAt : undefined,
-      estimate: item.estimated === true && item.counters ? countedOf(item) : undefined,
-    };
+    return holderIn(out.Item ?? {});
   }
 
   async correct(e: PricedEvent, held: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
@@ -448,6 +446,16 @@ function describeTarget(t: AggregateTarget): Item {
     case "minute":
       return { type: "minute-usage", granularity: "minute", period: t.minute };
   }
+}
+
+/** Who holds a ledger entry (absent fields: an entry from before claims, or none read). */
+function holderIn(item: Item): LedgerHolder {
+  return {
+    run: typeof item.run === "string" ? item.run : undefined,
+    group: typeof item.group === "number" ? item.group : undefined,
+    claimedAt: typeof item.claimedAt === "string" ? item.claimedAt : undefined,
+    estimate: item.estimated === true && item.counters ? countedOf(item) : undefined,
+  };
 }
 
 /** What a ledger entry that keeps its counters (estimate, unpriced) counted, and where. */
