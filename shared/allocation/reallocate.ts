@@ -56,19 +56,8 @@ export function shareDeltas(previous: readonly TenantShare[], next: readonly Ten
  * only the basis preference comes from the catalog entry.
  */
 export function reallocateHour(previous: HourAllocation, endpoint: FixedCostEndpoint, usage: readonly TenantHourUsage[]): HourAllocation {
-  return splitHour(
-    {
-      endpointName: previous.endpointName,
-      hour: previous.hour,
-      instanceType: previous.instanceType,
-      instanceCount: previous.instanceCount,
-      rate: previous.rate,
-      hourCostNanoUsd: previous.hourCostNanoUsd,
-      capacityMs: previous.capacityMs,
-    },
-    endpoint.basis,
-    usage,
-  );
+  // the stored plan carries the hour's terms (`HourTerms` is a subset of `HourAllocation`)
+  return splitHour(previous, endpoint.basis, usage);
 }
 
 /**

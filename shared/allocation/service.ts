@@ -72,20 +72,10 @@ export class AllocationService {
   /** Allocates `hour` for every endpoint of the catalog (or the ones named). */
   async allocateAll(hour: string, endpointNames?: readonly string[]): Promise<AllocationOutcome[]> {
     const names = endpointNames ?? this.opts.catalog.list().map((e) => e.endpointName);
-    const outcomes: AllocationOutcome[] = [];
-    const errors: unknown[] = [];
-    // One failing endpoint must not keep the others from being allocated; the caller
-    // still sees the failure (and a scheduler retry is harmless: the job is idempotent).
-    for (const name of names) {
-      try {
-        outcomes.push(await this.allocate(name, hour));
-      } catch (error) {
-        errors.push(error);
-      }
-    }
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} endpoints failed to allocate ${hour}`);
-    return outcomes;
+    return runEach(
+      names.map((name) => () => this.allocate(name, hour)),
+      (n) => `${n} endpoints failed to allocate ${hour}`,
+    );
   }
 
   async allocate(endpointName: string, hour: string): Promise<AllocationOutcome> {
@@ -119,20 +109,10 @@ export class AllocationService {
   /** `reconcile` for every (endpoint, hour) pair; one failing pair does not stop the others. */
   async reconcileAll(hours: readonly string[], endpointNames?: readonly string[]): Promise<ReconcileOutcome[]> {
     const names = endpointNames ?? this.opts.catalog.list().map((e) => e.endpointName);
-    const outcomes: ReconcileOutcome[] = [];
-    const errors: unknown[] = [];
-    for (const hour of hours) {
-      for (const name of names) {
-        try {
-          outcomes.push(await this.reconcile(name, hour));
-        } catch (error) {
-          errors.push(error);
-        }
-      }
-    }
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} endpoint-hours failed to reconcile`);
-    return outcomes;
+    return runEach(
+      hours.flatMap((hour) => names.map((name) => () => this.reconcile(name, hour))),
+      (n) => `${n} endpoint-hours failed to reconcile`,
+    );
   }
 
   /**
@@ -270,4 +250,24 @@ export class AllocationService {
     }
     throw new AllocationCommitFailedError(`allocation not committed after ${maxAttempts} attempts: ${last}`, maxAttempts);
   }
+}
+
+/**
+ * Runs `jobs` one after another; one failing job must not keep the others from running. The
+ * caller still sees every failure, thrown after all ran (a scheduler retry is harmless: the
+ * jobs are idempotent).
+ */
+async function runEach<T>(jobs: readonly (() => Promise<T>)[], failed: (n: number) => string): Promise<T[]> {
+  const outcomes: T[] = [];
+  const errors: unknown[] = [];
+  for (const job of jobs) {
+    try {
+      outcomes.push(await job());
+    } catch (error) {
+      errors.push(error);
+    }
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, failed(errors.length));
+  return outcomes;
 }

@@ -2,21 +2,16 @@ import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/
 import { beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { run as cliAllocate } from "../../cli/allocate";
 import { DynamoAllocationStore } from "../../shared/allocation/adapters/dynamodb";
-import { EndpointCatalog, hourCostNanoUsd } from "../../shared/allocation/endpoints";
 import type { AllocationStore } from "../../shared/allocation/ports";
 import { AllocationService } from "../../shared/allocation/service";
 import { PriceCatalog } from "../../shared/pricing/catalog";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
-import { endpointKeys, keys } from "../../shared/storage/keys";
+import { endpointKeys } from "../../shared/storage/keys";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
 import { IngestService } from "../../shared/usage/ingest";
 import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
 import { invocation, recordOf } from "../helpers/events";
-
-const EP = "llama31-70b-lora";
-const HOUR = "2026-11-25T20";
-const catalog = new EndpointCatalog();
-const COST = hourCostNanoUsd(catalog.get(EP));
+import { allocationTargets, catalog, COST, EP, HOUR } from "./allocation-fixtures";
 
 let doc: DynamoDBDocumentClient;
 beforeAll(() => {
@@ -53,15 +48,8 @@ async function ingest(table: string, calls: { tenantId: string; latencyMs: numbe
 
 /** Every tenant's allocatedCostNanoUsd on its month/day/hour and tenant x endpoint month/day aggregates. */
 async function allocatedOf(table: string, tenantId: string): Promise<number[]> {
-  const scopes = [
-    keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: "2026-11" }),
-    keys.aggregate(tenantId, { kind: "tenant", granularity: "day", period: "2026-11-25" }),
-    keys.aggregate(tenantId, { kind: "tenant", granularity: "hour", period: HOUR }),
-    keys.aggregate(tenantId, { kind: "model", granularity: "month", period: "2026-11", modelId: EP }),
-    keys.aggregate(tenantId, { kind: "model", granularity: "day", period: "2026-11-25", modelId: EP }),
-  ];
   const out: number[] = [];
-  for (const Key of scopes) {
+  for (const Key of allocationTargets(tenantId)) {
     const r = await doc.send(new GetCommand({ TableName: table, Key, ConsistentRead: true }));
     out.push(Number(r.Item?.allocatedCostNanoUsd ?? 0));
   }

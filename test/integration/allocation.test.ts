@@ -1,17 +1,12 @@
 import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DynamoAllocationStore } from "../../shared/allocation/adapters/dynamodb";
-import { EndpointCatalog, hourCostNanoUsd } from "../../shared/allocation/endpoints";
 import { AllocationService } from "../../shared/allocation/service";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { endpointKeys, keys } from "../../shared/storage/keys";
 import { USAGE_TABLE } from "../../shared/storage/table";
 import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
-
-const EP = "llama31-70b-lora";
-const HOUR = "2026-11-25T20";
-const catalog = new EndpointCatalog();
-const COST = hourCostNanoUsd(catalog.get(EP));
+import { allocationTargets, catalog, COST, EP, HOUR } from "./allocation-fixtures";
 
 let doc: DynamoDBDocumentClient;
 beforeAll(() => {
@@ -44,16 +39,10 @@ async function seedUsage(table: string, n: number, hour = HOUR) {
 }
 
 async function allocatedOf(table: string, tenantId: string) {
-  const month = await doc.send(new GetCommand({ TableName: table, Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: "2026-11" }) }));
-  const day = await doc.send(new GetCommand({ TableName: table, Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "day", period: "2026-11-25" }) }));
-  const hour = await doc.send(new GetCommand({ TableName: table, Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "hour", period: HOUR }) }));
-  const model = await doc.send(
-    new GetCommand({ TableName: table, Key: keys.aggregate(tenantId, { kind: "model", granularity: "month", period: "2026-11", modelId: EP }) }),
-  );
-  const modelDay = await doc.send(
-    new GetCommand({ TableName: table, Key: keys.aggregate(tenantId, { kind: "model", granularity: "day", period: "2026-11-25", modelId: EP }) }),
-  );
-  return { month: month.Item, day: day.Item, hour: hour.Item, model: model.Item, modelDay: modelDay.Item };
+  const items: (Record<string, unknown> | undefined)[] = [];
+  for (const Key of allocationTargets(tenantId)) items.push((await doc.send(new GetCommand({ TableName: table, Key }))).Item);
+  const [month, day, hour, model, modelDay] = items;
+  return { month, day, hour, model, modelDay };
 }
 
 async function snapshot(table: string, n: number) {

@@ -69,17 +69,7 @@ export class DynamoAllocationStore implements AllocationStore {
   }
 
   async writtenShares(endpointName: string, hour: string): Promise<Set<string>> {
-    const items = await queryAll(this.doc, {
-      TableName: this.tableName,
-      KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
-      ExpressionAttributeValues: {
-        ":pk": endpointKeys.partition(endpointName, hour),
-        ":p": endpointKeys.tenantAllocationPrefix,
-      },
-      ProjectionExpression: "sk",
-      ConsistentRead: true,
-    });
-    return new Set(items.map((i) => String(i.sk).slice(endpointKeys.tenantAllocationPrefix.length)));
+    return this.recordedTenants(endpointName, hour, endpointKeys.tenantAllocationPrefix);
   }
 
   async commitWhole(plan: HourAllocation) {
@@ -88,15 +78,11 @@ export class DynamoAllocationStore implements AllocationStore {
       { Put: this.markerPut(plan, "complete", now) },
       ...plan.shares.flatMap((s) => this.aggregateAdds(plan, s.tenantId, s.allocatedCostNanoUsd, now)),
     ];
-    try {
-      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
-      return { kind: "committed" as const };
-    } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      if (reasons[0]?.Code === "ConditionalCheckFailed") return { kind: "exists" as const };
-      return { kind: "retryable" as const, reason: firstReason(reasons) || error.message };
-    }
+    const canceled = await this.transact(items);
+    if (!canceled) return { kind: "committed" as const };
+    const reasons = canceled.CancellationReasons ?? [];
+    if (reasons[0]?.Code === "ConditionalCheckFailed") return { kind: "exists" as const };
+    return { kind: "retryable" as const, reason: firstReason(reasons) || canceled.message };
   }
 
   async recordPlan(plan: HourAllocation): Promise<boolean> {
@@ -173,31 +159,31 @@ export class DynamoAllocationStore implements AllocationStore {
       },
       ...this.aggregateAdds(plan, e.tenantId, e.amount, now),
     ]);
-    try {
-      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
-      return { kind: "committed" };
-    } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      const written: string[] = [];
-      let other = "";
-      reasons.forEach((r, i) => {
-        if (!r.Code || r.Code === "None") return;
-        if (r.Code === "ConditionalCheckFailed" && i % this.itemsPerShare === 0) written.push(entries[i / this.itemsPerShare].tenantId);
-        else other ||= `${r.Code}${r.Message ? `: ${r.Message}` : ""}`;
-      });
-      if (written.length > 0 && !other) return { kind: "already-written", tenantIds: written };
-      return { kind: "retryable", reason: other || error.message };
-    }
+    const canceled = await this.transact(items);
+    if (!canceled) return { kind: "committed" };
+    const written: string[] = [];
+    let other = "";
+    (canceled.CancellationReasons ?? []).forEach((r, i) => {
+      if (!r.Code || r.Code === "None") return;
+      if (r.Code === "ConditionalCheckFailed" && i % this.itemsPerShare === 0) written.push(entries[i / this.itemsPerShare].tenantId);
+      else other ||= describeReason(r);
+    });
+    if (written.length > 0 && !other) return { kind: "already-written", tenantIds: written };
+    return { kind: "retryable", reason: other || canceled.message };
   }
 
   async writtenDeltas(endpointName: string, hour: string, version: number): Promise<Set<string>> {
-    const prefix = endpointKeys.tenantReallocationPrefix(version);
+    return this.recordedTenants(endpointName, hour, endpointKeys.tenantReallocationPrefix(version));
+  }
+
+  /** Tenants with a per-tenant record (`<prefix><tenant>`) in the endpoint-hour partition. */
+  private async recordedTenants(endpointName: string, hour: string, prefix: string): Promise<Set<string>> {
     const items = await queryAll(this.doc, {
       TableName: this.tableName,
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
       ExpressionAttributeValues: { ":pk": endpointKeys.partition(endpointName, hour), ":p": prefix },
       ProjectionExpression: "sk",
+      // a record written by a run that just crashed must be seen, or its ADDs would repeat
       ConsistentRead: true,
     });
     return new Set(items.map((i) => String(i.sk).slice(prefix.length)));
@@ -293,17 +279,28 @@ export class DynamoAllocationStore implements AllocationStore {
       },
       ...rest,
     ];
+    const canceled = await this.transact(items);
+    if (!canceled) return { kind: "committed" };
+    const reasons = canceled.CancellationReasons ?? [];
+    if (reasons[0]?.Code === "ConditionalCheckFailed") return { kind: "superseded" };
+    if (reasons[1]?.Code === "ConditionalCheckFailed") {
+      throw new AllocationStateInvalidError(`change record ${change.version} of ${change.endpointName} ${change.hour} exists but the marker is at ${change.fromVersion}`, { cause: canceled });
+    }
+    return { kind: "retryable", reason: firstReason(reasons) || canceled.message };
+  }
+
+  /**
+   * Runs one transaction: undefined when it committed, the cancellation (whose per-item
+   * reasons the caller maps to an outcome) when a condition or a conflict cancelled it.
+   * Any other error is thrown.
+   */
+  private async transact(items: TransactItem[]): Promise<TransactionCanceledException | undefined> {
     try {
       await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
-      return { kind: "committed" };
+      return undefined;
     } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      if (reasons[0]?.Code === "ConditionalCheckFailed") return { kind: "superseded" };
-      if (reasons[1]?.Code === "ConditionalCheckFailed") {
-        throw new AllocationStateInvalidError(`change record ${change.version} of ${change.endpointName} ${change.hour} exists but the marker is at ${change.fromVersion}`, { cause: error });
-      }
-      return { kind: "retryable", reason: firstReason(reasons) || error.message };
+      if (error instanceof TransactionCanceledException) return error;
+      throw error;
     }
   }
 
@@ -379,7 +376,6 @@ export class DynamoAllocationStore implements AllocationStore {
       addAndSetUpdate(this.tableName, key, { allocatedCostNanoUsd: amount }, { tenantId: t, updatedAt: now.toISOString(), ...sets }),
     );
   }
-
 }
 
 function int(v: unknown): number {
@@ -387,9 +383,13 @@ function int(v: unknown): number {
   return Number.isFinite(n) ? Math.round(n) : 0;
 }
 
+function describeReason(r: { Code?: string; Message?: string }): string {
+  return `${r.Code}${r.Message ? `: ${r.Message}` : ""}`;
+}
+
 function firstReason(reasons: { Code?: string; Message?: string }[]): string {
   const r = reasons.find((x) => x.Code && x.Code !== "None");
-  return r ? `${r.Code}${r.Message ? `: ${r.Message}` : ""}` : "";
+  return r ? describeReason(r) : "";
 }
 
 function planFromItem(i: Item): HourAllocation {

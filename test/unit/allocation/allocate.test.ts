@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { allocateHour, largestRemainder, type TenantHourUsage } from "../../../shared/allocation/allocate";
+import { allocateHour, largestRemainder } from "../../../shared/allocation/allocate";
 import { mulberry32 as rng } from "../../../shared/util/random";
 import {
-  DEFAULT_ENDPOINTS,
   EndpointCatalog,
   EndpointCatalogInvalidError,
   EndpointNotInCatalogError,
@@ -12,18 +11,9 @@ import {
   type FixedCostEndpoint,
 } from "../../../shared/allocation/endpoints";
 import { previousHour } from "../../../shared/allocation/hours";
+import { int4, lora, usage } from "./fixtures";
 
 const intBelow = (r: () => number, n: number) => Math.floor(r() * n);
-
-const lora = DEFAULT_ENDPOINTS.find((e) => e.endpointName === "llama31-70b-lora")!;
-const int4 = DEFAULT_ENDPOINTS.find((e) => e.endpointName === "llama31-70b-int4")!;
-const usage = (tenantId: string, inferenceMs: number, tokens = 0, requests = 1): TenantHourUsage => ({
-  tenantId,
-  requests,
-  inputTokens: tokens,
-  outputTokens: 0,
-  inferenceMs,
-});
 
 describe("endpoint catalog", () => {
   it("reproduces the seed's yearly Savings Plan figures from the hourly rates", () => {

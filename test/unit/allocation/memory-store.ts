@@ -49,16 +49,24 @@ export class MemoryStore implements AllocationStore {
     return true;
   }
   async commitShares(plan: HourAllocation, shares: readonly TenantShare[]): Promise<ShareCommitResult> {
-    const injected = this.beforeShares?.(this.transactions);
-    if (injected) return injected;
-    const keyOf = (s: TenantShare) => `${plan.endpointName}|${plan.hour}|${s.tenantId}`;
-    const written = shares.filter((s) => this.shareRecords.has(keyOf(s))).map((s) => s.tenantId);
+    return (
+      this.beforeShares?.(this.transactions) ??
+      this.commitRecorded(
+        this.shareRecords,
+        `${plan.endpointName}|${plan.hour}|`,
+        shares.map((s) => ({ tenantId: s.tenantId, amount: s.allocatedCostNanoUsd })),
+      )
+    );
+  }
+  /** As the adapter's transaction: every entry's record (only if absent) and its ADD, or nothing. */
+  private commitRecorded(records: Set<string>, prefix: string, entries: readonly { tenantId: string; amount: number }[]): ShareCommitResult {
+    const written = entries.filter((e) => records.has(prefix + e.tenantId)).map((e) => e.tenantId);
     if (written.length) return { kind: "already-written", tenantIds: written };
-    if (shares.length * this.itemsPerShare > 100) throw new Error("transaction too large");
+    if (entries.length * this.itemsPerShare > 100) throw new Error("transaction too large");
     this.transactions++;
-    for (const s of shares) {
-      this.shareRecords.add(keyOf(s));
-      this.add(s.tenantId, s.allocatedCostNanoUsd);
+    for (const e of entries) {
+      records.add(prefix + e.tenantId);
+      this.add(e.tenantId, e.amount);
     }
     return { kind: "committed" };
   }
@@ -99,17 +107,13 @@ export class MemoryStore implements AllocationStore {
     return new Set([...this.deltaRecords].filter((k) => k.startsWith(p)).map((k) => k.slice(p.length)));
   }
   async commitDeltas(change: Reallocation, deltas: readonly TenantDelta[]): Promise<ShareCommitResult> {
-    const injected = this.beforeDeltas?.(this.transactions);
-    if (injected) return injected;
-    const keyOf = (d: TenantDelta) => `${change.endpointName}|${change.hour}|${change.version}|${d.tenantId}`;
-    const written = deltas.filter((d) => this.deltaRecords.has(keyOf(d))).map((d) => d.tenantId);
-    if (written.length) return { kind: "already-written", tenantIds: written };
-    if (deltas.length * this.itemsPerShare > 100) throw new Error("transaction too large");
-    this.transactions++;
-    for (const d of deltas) {
-      this.deltaRecords.add(keyOf(d));
-      this.add(d.tenantId, d.deltaNanoUsd);
-    }
-    return { kind: "committed" };
+    return (
+      this.beforeDeltas?.(this.transactions) ??
+      this.commitRecorded(
+        this.deltaRecords,
+        `${change.endpointName}|${change.hour}|${change.version}|`,
+        deltas.map((d) => ({ tenantId: d.tenantId, amount: d.deltaNanoUsd })),
+      )
+    );
   }
 }

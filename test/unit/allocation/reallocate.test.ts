@@ -1,20 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { allocateHour, type TenantHourUsage } from "../../../shared/allocation/allocate";
-import { DEFAULT_ENDPOINTS, hourCostNanoUsd, type FixedCostEndpoint } from "../../../shared/allocation/endpoints";
+import { allocateHour } from "../../../shared/allocation/allocate";
+import { hourCostNanoUsd, type FixedCostEndpoint } from "../../../shared/allocation/endpoints";
 import { DEFAULT_REALLOCATION_LOOKBACK_HOURS, hoursEndingAt } from "../../../shared/allocation/hours";
 import { planReallocation, reallocateHour, shareDeltas, splitChanged } from "../../../shared/allocation/reallocate";
 import { mulberry32 as rng } from "../../../shared/util/random";
+import { lora, usage } from "./fixtures";
 
-const lora = DEFAULT_ENDPOINTS.find((e) => e.endpointName === "llama31-70b-lora")!;
 const HOUR = "2026-11-25T20";
 const COST = hourCostNanoUsd(lora);
-const usage = (tenantId: string, inferenceMs: number, tokens = 0, requests = 1): TenantHourUsage => ({
-  tenantId,
-  requests,
-  inputTokens: tokens,
-  outputTokens: 0,
-  inferenceMs,
-});
 const total = (xs: readonly { allocatedCostNanoUsd: number }[]) => xs.reduce((s, x) => s + x.allocatedCostNanoUsd, 0);
 
 /** Applies deltas to per-tenant totals, as the ADDs do to the aggregates. */

@@ -124,6 +124,19 @@ describe("reconcile (re-allocation of late usage)", () => {
   const planTotals = (store: MemoryStore) =>
     new Map(store.markers.get(key)!.plan.shares.filter((s) => s.allocatedCostNanoUsd !== 0).map((s) => [s.tenantId, s.allocatedCostNanoUsd]));
   const nonZero = (m: Map<string, number>) => new Map([...m].filter(([, v]) => v !== 0));
+  /** 100 tenants allocated, then `late` late tenants, and a reconcile killed before any delta lands: version 2 pending. */
+  const crashedReallocation = async (late: number) => {
+    const store = new MemoryStore();
+    store.usage.set(key, tenants(100));
+    await service(store).allocate(EP, HOUR);
+    store.usage.set(key, withLate(100, late));
+    store.beforeDeltas = () => {
+      throw new Error("killed");
+    };
+    await expect(service(store).reconcile(EP, HOUR)).rejects.toThrow("killed");
+    store.beforeDeltas = undefined;
+    return store;
+  };
 
   it("allocates an hour nobody allocated yet, then writes nothing while usage is unchanged", async () => {
     const store = new MemoryStore();
@@ -178,15 +191,7 @@ describe("reconcile (re-allocation of late usage)", () => {
   });
 
   it("reports a finished pending version as resumed when nothing changed since", async () => {
-    const store = new MemoryStore();
-    store.usage.set(key, tenants(100));
-    await service(store).allocate(EP, HOUR);
-    store.usage.set(key, withLate(100, 1));
-    store.beforeDeltas = () => {
-      throw new Error("killed");
-    };
-    await expect(service(store).reconcile(EP, HOUR)).rejects.toThrow("killed");
-    store.beforeDeltas = undefined;
+    const store = await crashedReallocation(1);
     const out = await service(store).reconcile(EP, HOUR);
     expect(out).toMatchObject({ status: "resumed", version: 2 });
     expect(out.deltas).toHaveLength(101);
@@ -194,15 +199,7 @@ describe("reconcile (re-allocation of late usage)", () => {
   });
 
   it("finishes a pending re-allocation through allocate() too, not as a first split", async () => {
-    const store = new MemoryStore();
-    store.usage.set(key, tenants(100));
-    await service(store).allocate(EP, HOUR);
-    store.usage.set(key, withLate(100, 2));
-    store.beforeDeltas = () => {
-      throw new Error("killed");
-    };
-    await expect(service(store).reconcile(EP, HOUR)).rejects.toThrow("killed");
-    store.beforeDeltas = undefined;
+    const store = await crashedReallocation(2);
     expect((await service(store).allocate(EP, HOUR)).status).toBe("resumed");
     expect(store.markers.get(key)).toMatchObject({ status: "complete", version: 2 });
     expect(nonZero(store.allocated)).toEqual(planTotals(store));
