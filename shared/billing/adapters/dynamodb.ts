@@ -1,4 +1,5 @@
-import { BatchGetCommand, QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { batchGetAll } from "../../storage/adapters/dynamodb";
 import { keys } from "../../storage/keys";
 import { USAGE_TABLE } from "../../storage/table";
 import type { MonthAggregate } from "../invoice";
@@ -38,25 +39,23 @@ export class DynamoBillingSource implements BillingSource {
 
   async tiers(tenantIds: readonly string[]): Promise<Map<string, unknown>> {
     const tiers = new Map<string, unknown>();
-    const sleep = this.opts.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
     for (let i = 0; i < tenantIds.length; i += 100) {
-      let request: Item[] | undefined = tenantIds.slice(i, i + 100).map((t) => keys.config(t));
-      for (let round = 0; request && request.length > 0; round++) {
-        if (round >= (this.opts.maxBatchGetRounds ?? 10)) throw new BillingTierLookupError(`tier lookup: keys still unprocessed after ${round} rounds`);
-        if (round > 0) await sleep(Math.min(2000, 25 * 2 ** round));
-        const out = await this.doc.send(
-          new BatchGetCommand({
-            RequestItems: {
-              [this.tableName]: { Keys: request, ProjectionExpression: "pk, #t", ExpressionAttributeNames: { "#t": "tier" } },
-            },
-          }),
+      let items;
+      try {
+        items = await batchGetAll(
+          this.doc,
+          {
+            TableName: this.tableName,
+            Keys: tenantIds.slice(i, i + 100).map((t) => keys.config(t)),
+            ProjectionExpression: "pk, #t",
+            ExpressionAttributeNames: { "#t": "tier" },
+          },
+          { sleep: this.opts.sleep, maxRounds: this.opts.maxBatchGetRounds ?? 10 },
         );
-        for (const item of out.Responses?.[this.tableName] ?? []) {
-          tiers.set(String(item.pk).slice(keys.tenant("").length), item.tier);
-        }
-        // Throttled keys come back unprocessed: ask again for exactly those.
-        request = out.UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined;
+      } catch (cause) {
+        throw new BillingTierLookupError(`tier lookup: ${(cause as Error).message}`, { cause });
       }
+      for (const item of items) tiers.set(String(item.pk).slice(keys.tenant("").length), item.tier);
     }
     return tiers;
   }
