@@ -243,7 +243,6 @@ async function runTenant(p: {
       if (d.decision !== "allow") break;
       await sleep(10);
     }
-    stopped = true;
     result = { achievedRate, delayMs: busAt - crossingAcceptedAt!, overshootCalls: Math.max(0, sentBeforeStop - p.quotaCalls) };
   }
   stopped = true;
@@ -282,7 +281,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function median(xs: number[]): number {
+/** Median of the finite values (NaN when there are none). */
+export function median(xs: number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

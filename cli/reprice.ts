@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { PriceCatalog, nanoToUsd } from "../shared/pricing/catalog";
 import { awsClients } from "../shared/runtime/aws";
 import { DynamoUsageStore } from "../shared/usage/adapters/dynamodb";
+import { DAY_PATTERN } from "../shared/usage/periods";
 import { RepriceService } from "../shared/usage/reprice";
 import { cliConfig } from "./local-config";
 
@@ -29,9 +30,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const day = /^\d{4}-\d{2}-\d{2}$/;
   for (const k of ["from", "to"] as const) {
-    if (values[k] !== undefined && !day.test(values[k])) {
+    if (values[k] !== undefined && !DAY_PATTERN.test(values[k])) {
       console.error(`--${k} must be yyyy-mm-dd\n\n${USAGE}`);
       return 2;
     }

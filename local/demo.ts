@@ -2,10 +2,11 @@ import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from 
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../shared/events/invocation";
 import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import type { RecentEvent } from "./bus";
+import { summarizeAllocation, type AllocateResult } from "./jobs";
+import { parseSchedule } from "./schedule";
+import { ALLOCATE_SCHEDULE } from "../shared/runtime/schedules";
 import type { LocalStack } from "./stack";
 import { mulberry32 } from "../shared/util/random";
-
-export { mulberry32 };
 
 /**
  * The demo scenario of `npm start`, as data: tiers (which models serve them), the tenant
@@ -245,7 +246,7 @@ export interface DemoAllocation {
   /** Those of them still running when the job ran: they are allocated after they end. */
   openHours: string[];
   /** The job's result (`functions/scheduled/allocate.ts`), or why it could not run. */
-  run?: { hour: string; outcomes: { endpointName: string; status: string; tenants: number }[]; revisited: unknown[] };
+  run?: AllocateResult;
   error?: string;
 }
 
@@ -489,12 +490,12 @@ export function formatAllocation(a: DemoAllocation): string[] {
     lines.push(`  the job failed: ${a.error ?? "no result"} (GET /local/jobs keeps the error)`);
     return lines;
   }
-  const outcomes = a.run.outcomes.map((o) => `${o.endpointName} ${o.status} (${o.tenants} tenant${o.tenants === 1 ? "" : "s"})`).join(", ");
-  lines.push(`  hour ${a.run.hour}: ${outcomes || "no catalogued endpoints"}${a.run.revisited.length ? `; +${a.run.revisited.length} earlier endpoint-hour(s) of the lookback window allocated or re-split` : ""}`);
+  lines.push(`  ${summarizeAllocation(a.run)}`);
   const done = a.sagemakerHours.filter((h) => !a.openHours.includes(h));
   if (done.length) lines.push(`  demo traffic of finished hour(s) ${done.join(", ")} is allocated: see 'fixed USD'`);
   if (a.openHours.length) {
-    const next = new Date(Date.parse(`${a.openHours[a.openHours.length - 1]}:00:00Z`) + 3_600_000 + 5 * 60_000).toISOString().slice(11, 16);
+    const lastHourEnds = new Date(Date.parse(`${a.openHours[a.openHours.length - 1]}:00:00Z`) + 3_600_000);
+    const next = parseSchedule(ALLOCATE_SCHEDULE).next(lastHourEnds).toISOString().slice(11, 16);
     lines.push(
       `  demo traffic of hour ${a.openHours.join(", ")} (UTC) is 'pending': that hour is still running, and an hour is split only after it ends;`,
       `  the scheduler allocates it at ${next} UTC while this stack runs (or run it then: POST /local/jobs/allocate)`,

@@ -29,11 +29,7 @@ export const LOCAL_JOBS: readonly LocalJob[] = [
     handler: "functions/scheduled/allocate.handler",
     schedule: ALLOCATE_SCHEDULE,
     timeoutSeconds: 300,
-    summarize: (r) => {
-      const { hour, outcomes = [], revisited = [] } = r as AllocateResult;
-      const list = outcomes.map((o) => `${o.endpointName} ${o.status} (${o.tenants} tenant${o.tenants === 1 ? "" : "s"})`).join(", ");
-      return `hour ${hour}: ${list || "no endpoints"}${revisited.length ? `; +${revisited.length} earlier endpoint-hour(s) of the lookback window allocated or re-split` : ""}`;
-    },
+    summarize: (r) => summarizeAllocation(r as Partial<AllocateResult>),
   },
   {
     name: "billing-export",
@@ -61,10 +57,17 @@ export const LOCAL_JOBS: readonly LocalJob[] = [
   },
 ];
 
-interface AllocateResult {
-  hour?: string;
-  outcomes?: { endpointName: string; status: string; tenants: number }[];
-  revisited?: unknown[];
+/** What `functions/scheduled/allocate.handler` returns (the fields read here). */
+export interface AllocateResult {
+  hour: string;
+  outcomes: { endpointName: string; status: string; tenants: number }[];
+  revisited: unknown[];
+}
+
+/** One line about an allocation run: the console log of the job, and the demo's report. */
+export function summarizeAllocation({ hour, outcomes = [], revisited = [] }: Partial<AllocateResult>): string {
+  const list = outcomes.map((o) => `${o.endpointName} ${o.status} (${o.tenants} tenant${o.tenants === 1 ? "" : "s"})`).join(", ");
+  return `hour ${hour}: ${list || "no catalogued endpoints"}${revisited.length ? `; +${revisited.length} earlier endpoint-hour(s) of the lookback window allocated or re-split` : ""}`;
 }
 
 export interface JobRun {

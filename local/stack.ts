@@ -87,8 +87,6 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-export { ENFORCEMENT_SOURCE };
-
 /**
  * Starts the local stack: DynamoDB Local with the usage table, and one HTTP server that speaks
  * EventBridge PutEvents, routes events through in-memory SQS queues to the same handler

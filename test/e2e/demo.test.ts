@@ -60,8 +60,16 @@ describe.skipIf(!HANDLERS_PRESENT)("demo run through the local stack", () => {
     expect(result.tenants.find((t) => t.tier === "premium")!.costUsd).toBeGreaterThan(0);
     expect(result.quarantine.reduce((a, q) => a + q.count, 0)).toBe(scenario.invalid.length);
     expect(progress).toContain(`sent ${result.sent}/${result.sent}`);
+    // the quota plan's tight tenants cross their quotas; the allocation job ran once
+    const crossed = new Set(result.enforcement.map((e) => `${e.tenantId} ${e.detailType}`));
+    expect(crossed).toContain("basic-01 Tenant Throttled");
+    expect(crossed).toContain("adv-01 Tenant Downgraded");
+    expect(result.allocation.error).toBeUndefined();
+    expect(result.allocation.run?.hour).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}$/);
+    expect(result.tenants.find((t) => t.tenantId === "basic-01")!.decision).toMatch(/^throttle/);
     const report = formatDemoResult(result, scenario);
     expect(report).toContain("each distinct valid event exactly once");
     expect(report).toMatch(/prem-01\s+Premium/);
+    expect(report).toContain(`Enforcement events published (${result.enforcement.length},`);
   });
 });
