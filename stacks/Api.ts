@@ -12,7 +12,6 @@ export const HTTP_TIMEOUT_SECONDS = 10;
  * tenant under its new limits) the tenant's ENFORCE# state and the ENFORCEMENT#<day> log entry.
  */
 export const CONFIG_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:UpdateItem"] as const;
-export const CONFIG_WRITE_PARTITIONS = ENFORCEMENT_WRITE_PARTITIONS;
 
 export function routeKey(route: HttpRoute): string {
   return `${route.method} ${route.path}`;
@@ -63,7 +62,7 @@ function routePermissions(route: HttpRoute, table: Table, bus: EventBus): Policy
   if (route.method === "PUT" && route.path === "/tenants/{tenantId}/config") {
     return [
       read,
-      tableStatement(table.cdk.table, CONFIG_WRITE_ACTIONS, { leadingKeyPrefixes: CONFIG_WRITE_PARTITIONS }),
+      tableStatement(table.cdk.table, CONFIG_WRITE_ACTIONS, { leadingKeyPrefixes: ENFORCEMENT_WRITE_PARTITIONS }),
       new PolicyStatement({ effect: Effect.ALLOW, actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),
     ];
   }

@@ -6,17 +6,18 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from "aws-cdk-lib/custom-resources";
 import { Function as SstFunction, use, type StackContext } from "sst/constructs";
+import { keys } from "../shared/storage/keys";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
-import { baseEnvironment, baseFunctionProps, dataRemovalPolicy, deadLetterQueue, tableStatement } from "./support";
+import { baseEnvironment, baseFunctionProps, dataRemovalPolicy, deadLetterQueue, partitionPrefix, tableStatement } from "./support";
 
 export const INVOCATION_LOG_HANDLER = "functions/s3/invocation-log.handler";
 /** Seconds for one S3 event: a log object is gzip'd JSON lines, read, parsed and sent in 10-entry PutEvents. */
 export const INVOCATION_LOG_TIMEOUT_SECONDS = 120;
 /** Async retries Lambda makes of a failed S3 event before it goes to the failure queue. */
 export const INVOCATION_LOG_RETRY_ATTEMPTS = 2;
-/** Where rejected log records go (shared/invocation-log/quarantine.ts -> keys.quarantine). */
-export const QUARANTINE_KEY_PREFIX = "QUARANTINE#";
+/** Partition prefix of rejected log records (shared/invocation-log/quarantine.ts -> keys.quarantine), taken from the key builder. */
+export const QUARANTINE_KEY_PREFIX = partitionPrefix(keys.quarantine("d", "r", "m").pk);
 /** Invocation logs hold prompts and completions: keep them no longer than a redrive needs. */
 export const INVOCATION_LOG_RETENTION_DAYS = 90;
 

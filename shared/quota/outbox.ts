@@ -21,7 +21,7 @@ export type OutboxStore = Pick<QuotaStore, "claim" | "release" | "markPublished"
 const PUT_EVENTS_MAX = 10;
 
 /** True while another publisher's lease on the entry runs (it may be publishing right now). */
-export function leaseHeld(entry: OutboxEntry, now: Date): boolean {
+function leaseHeld(entry: OutboxEntry, now: Date): boolean {
   return Date.parse(entry.leaseUntil) > now.getTime();
 }
 

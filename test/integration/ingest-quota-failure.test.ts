@@ -1,42 +1,25 @@
 import type { Context, SQSEvent } from "aws-lambda";
-import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { freshUsageTable } from "../helpers/dynamo";
 import { envelope, invocation } from "../helpers/events";
+import { startFakeBus, type FakeBus } from "../helpers/fake-bus";
 
 let handler: (e: SQSEvent, c: Context) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
-let bus: Server;
-let busUp = false;
-const published: { DetailType: string; Detail: string }[] = [];
+let bus: FakeBus;
 
 beforeAll(async () => {
-  // A bus that refuses PutEvents until `busUp`, then accepts like EventBridge.
-  bus = createServer((req, res) => {
-    let body = "";
-    req.on("data", (c) => (body += c));
-    req.on("end", () => {
-      if (!busUp) {
-        res.writeHead(500, { "content-type": "application/x-amz-json-1.1" });
-        return res.end(JSON.stringify({ __type: "InternalException", message: "bus down" }));
-      }
-      const entries = (JSON.parse(body) as { Entries: { DetailType: string; Detail: string }[] }).Entries;
-      published.push(...entries);
-      res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
-      res.end(JSON.stringify({ FailedEntryCount: 0, Entries: entries.map((_, i) => ({ EventId: `e-${published.length}-${i}` })) }));
-    });
-  });
-  await new Promise<void>((r) => bus.listen(0, "127.0.0.1", r));
-  const port = (bus.address() as { port: number }).port;
+  // A bus that refuses PutEvents until it is up, then accepts like EventBridge.
+  bus = await startFakeBus({ up: false });
   vi.stubEnv("USAGE_TABLE_NAME", await freshUsageTable());
   vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", inject("dynamoEndpoint"));
-  vi.stubEnv("AWS_ENDPOINT_URL_EVENTBRIDGE", `http://127.0.0.1:${port}`);
+  vi.stubEnv("AWS_ENDPOINT_URL_EVENTBRIDGE", bus.url);
   vi.stubEnv("AWS_MAX_ATTEMPTS", "1");
   vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "true");
   vi.stubEnv("POWERTOOLS_LOG_LEVEL", "CRITICAL");
   ({ handler } = (await import("../../functions/sqs/ingest")) as never);
 });
 
-afterAll(() => new Promise<void>((r) => bus.close(() => r())));
+afterAll(() => bus.close());
 
 describe("ingest when publishing an enforcement event fails", () => {
   it("fails the tenant's records, counts nothing twice on redelivery, and publishes each event once", async () => {
@@ -48,21 +31,21 @@ describe("ingest when publishing an enforcement event fails", () => {
 
     const first = await handler(event, ctx);
     expect(first.batchItemFailures).toEqual([{ itemIdentifier: "m0" }]); // only the crossing tenant's record
-    expect(published).toEqual([]);
+    expect(bus.published).toEqual([]);
 
-    busUp = true;
+    bus.up = true;
     // SQS redelivers m0 (here: the whole batch again, which is also allowed)
     const second = await handler(event, ctx);
     expect(second.batchItemFailures).toEqual([]);
     const third = await handler(event, ctx);
     expect(third.batchItemFailures).toEqual([]);
 
-    const kinds = published.map((p) => `${p.DetailType}:${(JSON.parse(p.Detail) as { threshold: number }).threshold}`).sort();
+    const kinds = bus.published.map((p) => `${p.DetailType}:${(JSON.parse(p.Detail) as { threshold: number }).threshold}`).sort();
     // the monthly quota (80% warning, 100% throttle) and, at 2.1M tokens in one minute, the tokens-per-minute limit
     // (that one only if the event's minute had not ended when the batch was evaluated: ended minutes are not throttled)
     expect(kinds.filter((k) => !k.endsWith(":tpm"))).toEqual(["Tenant Quota Warning:0.8", "Tenant Throttled:1"]);
     expect(new Set(kinds).size).toBe(kinds.length);
-    const ids = published.map((p) => (JSON.parse(p.Detail) as { enforcementId: string }).enforcementId);
+    const ids = bus.published.map((p) => (JSON.parse(p.Detail) as { enforcementId: string }).enforcementId);
     expect(new Set(ids).size).toBe(ids.length);
 
     const today = new Date().toISOString().slice(0, 10);

@@ -7,6 +7,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
   type UpdateCommandInput,
+  type UpdateCommandOutput,
 } from "@aws-sdk/lib-dynamodb";
 import { keys } from "../../storage/keys";
 import { USAGE_TABLE } from "../../storage/table";
@@ -178,60 +179,38 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         condition = "rate.#m = :m AND rate.active = :t";
         break;
     }
-    const input: UpdateCommandInput = {
-      TableName: this.tableName,
+    const res = await this.updateIf({
       Key: key,
       UpdateExpression: update,
       ConditionExpression: condition,
       ExpressionAttributeNames: names,
       ExpressionAttributeValues: values,
-    };
-    try {
-      await this.doc.send(new UpdateCommand(input));
-      return "applied";
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return "conflict";
-      throw error;
-    }
+    });
+    return res ? "applied" : "conflict";
   }
 
   async claim(tenantId: string, period: string, enforcementId: string, seenLeaseUntil: string, leaseUntil: string): Promise<boolean> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.enforcement(tenantId, period),
-          UpdateExpression: "SET outbox.#id.leaseUntil = :new",
-          // Compare-and-set on the lease we saw expire: of several evaluations retrying the
-          // same pending entry, one publishes it.
-          ConditionExpression: "outbox.#id.leaseUntil = :seen",
-          ExpressionAttributeNames: { "#id": enforcementId },
-          ExpressionAttributeValues: { ":new": leaseUntil, ":seen": seenLeaseUntil },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+    const res = await this.updateIf({
+      Key: keys.enforcement(tenantId, period),
+      UpdateExpression: "SET outbox.#id.leaseUntil = :new",
+      // Compare-and-set on the lease we saw expire: of several evaluations retrying the
+      // same pending entry, one publishes it.
+      ConditionExpression: "outbox.#id.leaseUntil = :seen",
+      ExpressionAttributeNames: { "#id": enforcementId },
+      ExpressionAttributeValues: { ":new": leaseUntil, ":seen": seenLeaseUntil },
+    });
+    return res !== undefined;
   }
 
   async release(tenantId: string, period: string, enforcementId: string, leaseUntil: string): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.enforcement(tenantId, period),
-          UpdateExpression: "SET outbox.#id.leaseUntil = :zero",
-          // Only our own lease: one taken over meanwhile by another evaluation stays its own.
-          ConditionExpression: "outbox.#id.leaseUntil = :mine",
-          ExpressionAttributeNames: { "#id": enforcementId },
-          ExpressionAttributeValues: { ":zero": EPOCH, ":mine": leaseUntil },
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    await this.updateIf({
+      Key: keys.enforcement(tenantId, period),
+      UpdateExpression: "SET outbox.#id.leaseUntil = :zero",
+      // Only our own lease: one taken over meanwhile by another evaluation stays its own.
+      ConditionExpression: "outbox.#id.leaseUntil = :mine",
+      ExpressionAttributeNames: { "#id": enforcementId },
+      ExpressionAttributeValues: { ":zero": EPOCH, ":mine": leaseUntil },
+    });
   }
 
   async markPublished(tenantId: string, period: string, entry: OutboxEntry, publishedAt: string): Promise<void> {
@@ -251,23 +230,17 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         },
       }),
     );
-    let after: Item | undefined;
-    try {
-      const res = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.enforcement(tenantId, period),
-          UpdateExpression: "REMOVE outbox.#id",
-          // Never resurrect a state item TTL has deleted as a key-only stub.
-          ConditionExpression: "attribute_exists(pk)",
-          ExpressionAttributeNames: { "#id": entry.enforcementId },
-          ReturnValues: "ALL_NEW",
-        }),
-      );
-      after = res.Attributes;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    // ALL_NEW comes back in the write's own response (no extra request, no read capacity):
+    // it tells whether this removed the last pending entry.
+    const res = await this.updateIf({
+      Key: keys.enforcement(tenantId, period),
+      UpdateExpression: "REMOVE outbox.#id",
+      // Never resurrect a state item TTL has deleted as a key-only stub.
+      ConditionExpression: "attribute_exists(pk)",
+      ExpressionAttributeNames: { "#id": entry.enforcementId },
+      ReturnValues: "ALL_NEW",
+    });
+    const after = res?.Attributes;
     // The last pending entry is gone: take the item off the sweeper's index. A crash right here
     // leaves it listed with an empty outbox; the sweeper unindexes such items itself.
     if (after && after[USAGE_TABLE.gsi1.partitionKey] !== undefined && Object.keys((after.outbox as Item | undefined) ?? {}).length === 0) {
@@ -287,32 +260,25 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         ExpressionAttributeNames: { "#gpk": USAGE_TABLE.gsi1.partitionKey },
         ExpressionAttributeValues: { ":p": keys.outboxPartition(shard) },
         Limit: limit,
-        ExclusiveStartKey: cursor ? (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Record<string, unknown>) : undefined,
+        ExclusiveStartKey: decodeCursor(cursor),
       }),
     );
     return {
       items: (res.Items ?? []).map((it) => stateFromItem(it)).filter((st): st is EnforcementState => st !== undefined),
-      cursor: res.LastEvaluatedKey ? Buffer.from(JSON.stringify(res.LastEvaluatedKey)).toString("base64url") : undefined,
+      cursor: encodeCursor(res.LastEvaluatedKey),
     };
   }
 
   async unindex(tenantId: string, period: string): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.enforcement(tenantId, period),
-          UpdateExpression: "REMOVE #gpk, #gsk",
-          // Only while the outbox is empty: a transition recorded since we looked added an entry
-          // (and set the keys again), and must stay listed. Also no stub for a TTL-deleted item.
-          ConditionExpression: "attribute_exists(pk) AND size(outbox) = :zero",
-          ExpressionAttributeNames: { "#gpk": USAGE_TABLE.gsi1.partitionKey, "#gsk": USAGE_TABLE.gsi1.sortKey },
-          ExpressionAttributeValues: { ":zero": 0 },
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    await this.updateIf({
+      Key: keys.enforcement(tenantId, period),
+      UpdateExpression: "REMOVE #gpk, #gsk",
+      // Only while the outbox is empty: a transition recorded since we looked added an entry
+      // (and set the keys again), and must stay listed. Also no stub for a TTL-deleted item.
+      ConditionExpression: "attribute_exists(pk) AND size(outbox) = :zero",
+      ExpressionAttributeNames: { "#gpk": USAGE_TABLE.gsi1.partitionKey, "#gsk": USAGE_TABLE.gsi1.sortKey },
+      ExpressionAttributeValues: { ":zero": 0 },
+    });
   }
 
   async getConfig(tenantId: string): Promise<TenantConfig | undefined> {
@@ -332,7 +298,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         KeyConditionExpression: "pk = :pk",
         ExpressionAttributeValues: { ":pk": keys.enforcementLog(day, "", "", "").pk },
         Limit: limit,
-        ExclusiveStartKey: cursor ? (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Record<string, unknown>) : undefined,
+        ExclusiveStartKey: decodeCursor(cursor),
       }),
     );
     return {
@@ -342,13 +308,35 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         detail: enforcementEventDetailSchema.parse(JSON.parse(it.detail as string)),
         publishedAt: it.publishedAt as string,
       })),
-      cursor: res.LastEvaluatedKey ? Buffer.from(JSON.stringify(res.LastEvaluatedKey)).toString("base64url") : undefined,
+      cursor: encodeCursor(res.LastEvaluatedKey),
     };
+  }
+
+  /**
+   * An UpdateItem whose ConditionExpression guards a race: the response, or undefined when the
+   * condition failed (another writer got there first; each caller says what that means).
+   */
+  private async updateIf(input: Omit<UpdateCommandInput, "TableName">): Promise<UpdateCommandOutput | undefined> {
+    try {
+      return await this.doc.send(new UpdateCommand({ TableName: this.tableName, ...input }));
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
   }
 
   private stateExpiry(period: string): number {
     return Math.floor(nextMonthStart(period.slice(0, 7)).getTime() / 1000) + this.stateTtlDays * 86_400;
   }
+}
+
+/** Page cursor: the query's LastEvaluatedKey as base64url JSON (opaque to API callers). */
+function encodeCursor(key: Item | undefined): string | undefined {
+  return key ? Buffer.from(JSON.stringify(key)).toString("base64url") : undefined;
+}
+
+function decodeCursor(cursor: string | undefined): Item | undefined {
+  return cursor ? (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Item) : undefined;
 }
 
 function entryToItem(e: OutboxEntry): Item {
