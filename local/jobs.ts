@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { LOCAL_ACCOUNT_ID, lambdaContext, type LambdaHandler } from "./handlers";
 import { parseSchedule, type Schedule } from "./schedule";
-import { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE } from "../shared/runtime/schedules";
+import { SCHEDULED_JOBS } from "../shared/runtime/schedules";
 
 /**
  * A scheduled job of the local stack: the same handler module, schedule expression and timeout
@@ -26,16 +26,12 @@ export interface LocalJob {
 export const LOCAL_JOBS: readonly LocalJob[] = [
   {
     name: "allocate",
-    handler: "functions/scheduled/allocate.handler",
-    schedule: ALLOCATE_SCHEDULE,
-    timeoutSeconds: 300,
+    ...SCHEDULED_JOBS["allocate"],
     summarize: (r) => summarizeAllocation(r as Partial<AllocateResult>),
   },
   {
     name: "billing-export",
-    handler: "functions/scheduled/billing-export.handler",
-    schedule: BILLING_EXPORT_SCHEDULE,
-    timeoutSeconds: 900,
+    ...SCHEDULED_JOBS["billing-export"],
     summarize: (r) => {
       const { month, lines, files = [] } = r as { month?: string; lines?: number; files?: string[] };
       return `month ${month}: ${lines} invoice line(s) -> ${files.join(", ")}`;
@@ -43,9 +39,7 @@ export const LOCAL_JOBS: readonly LocalJob[] = [
   },
   {
     name: "outbox-sweep",
-    handler: "functions/scheduled/outbox-sweep.handler",
-    schedule: OUTBOX_SWEEP_SCHEDULE,
-    timeoutSeconds: 120,
+    ...SCHEDULED_JOBS["outbox-sweep"],
     summarize: (r) => {
       const { published, leaseHeld, complete } = r as { published?: number; leaseHeld?: number; complete?: boolean };
       return `published ${published} pending enforcement event(s)${leaseHeld ? `, ${leaseHeld} held by a live publisher` : ""}${complete ? "" : ", stopped at its deadline"}`;

@@ -2,6 +2,7 @@ import { Duration } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Cron, use, type Function as SstFunction, type StackContext } from "sst/constructs";
+import { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE, SCHEDULED_JOBS } from "../shared/runtime/schedules";
 import { USAGE_TABLE } from "../shared/storage/table";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
@@ -14,8 +15,6 @@ import {
   isDisposableStage,
   tableStatement,
 } from "./support";
-
-import { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE } from "../shared/runtime/schedules";
 
 export { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE };
 
@@ -32,13 +31,10 @@ export const ALLOCATE_WRITE_ACTIONS = [
  * ENFORCEMENT# partitions (IAM matches partition keys only).
  */
 export const OUTBOX_SWEEP_WRITE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"] as const;
-export const OUTBOX_SWEEP_WRITE_PARTITIONS = ENFORCEMENT_WRITE_PARTITIONS;
 
-export const ALLOCATE_HANDLER = "functions/scheduled/allocate.handler";
-export const BILLING_EXPORT_HANDLER = "functions/scheduled/billing-export.handler";
-export const OUTBOX_SWEEP_HANDLER = "functions/scheduled/outbox-sweep.handler";
-/** The sweep stops starting index pages 15 s before this (see the handler). */
-const OUTBOX_SWEEP_TIMEOUT_SECONDS = 120;
+export const ALLOCATE_HANDLER = SCHEDULED_JOBS.allocate.handler;
+export const BILLING_EXPORT_HANDLER = SCHEDULED_JOBS["billing-export"].handler;
+export const OUTBOX_SWEEP_HANDLER = SCHEDULED_JOBS["outbox-sweep"].handler;
 
 /**
  * Scheduled jobs (issue 5): hourly allocation of fixed endpoint cost to the tenants that used the
@@ -71,7 +67,7 @@ export function Jobs({ stack, app }: StackContext) {
       function: {
         ...baseFunctionProps(),
         handler: ALLOCATE_HANDLER,
-        timeout: 300,
+        timeout: SCHEDULED_JOBS.allocate.timeoutSeconds,
         environment,
         permissions: [
           // Reads endpoint-hour usage; writes the allocation marker (Put/Update) and the tenants'
@@ -88,7 +84,7 @@ export function Jobs({ stack, app }: StackContext) {
       function: {
         ...baseFunctionProps(),
         handler: BILLING_EXPORT_HANDLER,
-        timeout: 900,
+        timeout: SCHEDULED_JOBS["billing-export"].timeoutSeconds,
         memorySize: 1024,
         environment,
         permissions: [
@@ -106,7 +102,7 @@ export function Jobs({ stack, app }: StackContext) {
       function: {
         ...baseFunctionProps(),
         handler: OUTBOX_SWEEP_HANDLER,
-        timeout: OUTBOX_SWEEP_TIMEOUT_SECONDS,
+        timeout: SCHEDULED_JOBS["outbox-sweep"].timeoutSeconds,
         environment: { ...baseEnvironment(table), EVENT_BUS_NAME: bus.eventBusName },
         permissions: [
           // Lists pending ENFORCE# items on the sparse OUTBOX#<shard> partitions of gsi1: Query on
@@ -116,7 +112,7 @@ export function Jobs({ stack, app }: StackContext) {
             actions: ["dynamodb:Query"],
             resources: [`${table.cdk.table.tableArn}/index/${USAGE_TABLE.gsi1.name}`],
           }),
-          tableStatement(table.cdk.table, OUTBOX_SWEEP_WRITE_ACTIONS, { leadingKeyPrefixes: OUTBOX_SWEEP_WRITE_PARTITIONS }),
+          tableStatement(table.cdk.table, OUTBOX_SWEEP_WRITE_ACTIONS, { leadingKeyPrefixes: ENFORCEMENT_WRITE_PARTITIONS }),
           new PolicyStatement({ effect: Effect.ALLOW, actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),
         ],
       },

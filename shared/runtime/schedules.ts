@@ -10,3 +10,18 @@ export const ALLOCATE_SCHEDULE = "cron(5 * * * ? *)";
 export const BILLING_EXPORT_SCHEDULE = "cron(0 3 1 * ? *)";
 /** Bound on how long an enforcement event whose publish failed waits when its tenant is not evaluated again. */
 export const OUTBOX_SWEEP_SCHEDULE = "rate(5 minutes)";
+
+/** A scheduled job as both the stack and the local stack run it. */
+export interface ScheduledJobSpec {
+  /** `functions/...` module and export. */
+  handler: string;
+  schedule: string;
+  timeoutSeconds: number;
+}
+
+export const SCHEDULED_JOBS = {
+  allocate: { handler: "functions/scheduled/allocate.handler", schedule: ALLOCATE_SCHEDULE, timeoutSeconds: 300 },
+  "billing-export": { handler: "functions/scheduled/billing-export.handler", schedule: BILLING_EXPORT_SCHEDULE, timeoutSeconds: 900 },
+  /** The sweep stops starting index pages 15 s before its timeout (see the handler). */
+  "outbox-sweep": { handler: "functions/scheduled/outbox-sweep.handler", schedule: OUTBOX_SWEEP_SCHEDULE, timeoutSeconds: 120 },
+} as const satisfies Record<string, ScheduledJobSpec>;

@@ -42,8 +42,6 @@ export interface DynamoUsageStoreOptions {
   minuteTtlSeconds?: number;
   quarantineTtlDays?: number;
   clock?: () => Date;
-  /** Observe consumed write capacity (benchmarks). */
-  onConsumedCapacity?: (units: number) => void;
 }
 
 /** Usage store on the single table: owns the item shapes of ledger, aggregates and quarantine. */
@@ -73,13 +71,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       const names = Object.keys(item);
       return { Statement: `INSERT INTO "${this.tableName}" VALUE {${names.map((n) => `'${n}': ?`).join(", ")}}`, Parameters: names.map((n) => item[n]) };
     });
-    const out = await this.doc.send(
-      new BatchExecuteStatementCommand({
-        Statements: statements,
-        ReturnConsumedCapacity: this.opts.onConsumedCapacity ? "TOTAL" : undefined,
-      }),
-    );
-    this.consumed(out.ConsumedCapacity);
+    const out = await this.doc.send(new BatchExecuteStatementCommand({ Statements: statements }));
     const responses = out.Responses ?? [];
     // The holders of the entries that exist, in one strongly consistent read.
     const existing = events.filter((_, i) => responses[i]?.Error?.Code === "DuplicateItem");
@@ -183,10 +175,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
    */
   private async transact(items: TransactItem[]): Promise<{ kind: "committed" } | { kind: "first-condition-failed" } | Retryable> {
     try {
-      const out = await this.doc.send(
-        new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.opts.onConsumedCapacity ? "TOTAL" : undefined }),
-      );
-      this.consumed(out.ConsumedCapacity);
+      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
       return { kind: "committed" };
     } catch (error) {
       if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
@@ -308,31 +297,20 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
   /** A single conditional put; false when the condition failed. */
   private async conditionalPut(item: Item, condition: string, expr?: { names: Record<string, string>; values: Item }): Promise<boolean> {
     try {
-      const out = await this.doc.send(
+      await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
           Item: item,
           ConditionExpression: condition,
           ExpressionAttributeNames: expr?.names,
           ExpressionAttributeValues: expr?.values,
-          ReturnConsumedCapacity: this.opts.onConsumedCapacity ? "TOTAL" : undefined,
         }),
       );
-      this.consumed(out.ConsumedCapacity ? [out.ConsumedCapacity] : undefined);
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        // A failed condition still consumes a write unit.
-        this.consumed([{ CapacityUnits: 1 }]);
-        return false;
-      }
+      if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
-  }
-
-  private consumed(capacity: { CapacityUnits?: number }[] | undefined): void {
-    if (!this.opts.onConsumedCapacity || !capacity) return;
-    this.opts.onConsumedCapacity(capacity.reduce((s, c) => s + (c.CapacityUnits ?? 0), 0));
   }
 
   private aggregateUpdate(d: AggregateDelta, now: Date): TransactItem {
