@@ -7,7 +7,7 @@ import { createUsageEmitter } from "../../shared/dataplane/adapters/eventbridge"
 import { S3ObjectReader } from "../../shared/invocation-log/adapters/s3";
 import { quarantineRejected } from "../../shared/invocation-log/quarantine";
 import { InvocationLogSource, type ObjectResult } from "../../shared/invocation-log/source";
-import { config } from "../../shared/runtime/config";
+import { config, eventBusName } from "../../shared/runtime/config";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
 
@@ -47,7 +47,7 @@ export function wireInvocationLogSource(): InvocationLogSource {
   const cfg = config();
   const emitter = createUsageEmitter({
     clientConfig: { region: cfg.AWS_REGION, endpoint: cfg.AWS_ENDPOINT_URL_EVENTBRIDGE },
-    eventBusName: cfg.EVENT_BUS_NAME,
+    eventBusName: eventBusName(cfg),
     // Lambda: the source flushes before returning; no background timer across freezes.
     flushIntervalMs: 0,
   });

@@ -6,6 +6,7 @@ import {
   type InvocationSource,
 } from "../events/invocation";
 import { PIPELINE_METRICS } from "../observability/metric-names";
+import { DataplaneConfigurationError } from "./errors";
 import { batchEntries, entrySize, type BusEntry } from "./batching";
 import { consoleLogger, noMetrics, type DataplaneLogger, type DataplaneMetrics, type UsageSink } from "./ports";
 
@@ -28,7 +29,11 @@ const PERMANENT_ENTRY_ERRORS = new Set([
 
 export interface UsageEmitterOptions {
   publisher: BusPublisher;
-  eventBusName?: string;
+  /**
+   * The pipeline's bus (name or ARN). Required: PutEvents without one goes to the account's
+   * `default` bus, where no rule of this pipeline listens, and the event is lost without an error.
+   */
+  eventBusName: string;
   /** Events held in memory (queued + in flight) before new ones are dropped (and counted). Default 10,000. */
   maxBuffered?: number;
   /** Background flush period; 0 disables the timer (flush explicitly). Default 200 ms. */
@@ -97,6 +102,7 @@ export class UsageEmitter implements UsageSink {
   private readonly now: () => number;
 
   constructor(private readonly opts: UsageEmitterOptions) {
+    assertPipelineBus(opts.eventBusName);
     this.maxBuffered = opts.maxBuffered ?? 10_000;
     this.flushAt = opts.flushAt ?? 10;
     this.maxAttempts = opts.maxAttempts ?? 6;
@@ -257,6 +263,23 @@ export class UsageEmitter implements UsageSink {
     } catch {
       // a faulty hook must not break delivery of the other events
     }
+  }
+}
+
+/**
+ * Refuses a missing bus name and the account's `default` bus (by name or ARN): EventBridge
+ * accepts events sent there, and nothing of this pipeline ever sees them.
+ */
+export function assertPipelineBus(eventBusName: unknown): asserts eventBusName is string {
+  if (typeof eventBusName !== "string" || eventBusName.trim() === "") {
+    throw new DataplaneConfigurationError(
+      "UsageEmitter needs eventBusName (the pipeline's bus, e.g. EVENT_BUS_NAME): without it PutEvents sends usage to the account's default bus, where nothing counts it",
+    );
+  }
+  if (eventBusName === "default" || /:event-bus\/default$/.test(eventBusName)) {
+    throw new DataplaneConfigurationError(
+      `UsageEmitter eventBusName '${eventBusName}' is the account's default bus: no rule of this pipeline listens there; use the pipeline's bus (EVENT_BUS_NAME)`,
+    );
   }
 }
 

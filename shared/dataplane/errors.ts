@@ -45,3 +45,11 @@ export class DecisionUnavailableError extends Error {
     this.name = "DecisionUnavailableError";
   }
 }
+
+/** The wrapper or emitter was set up in a way that would lose usage (e.g. no bus name). Thrown at construction. */
+export class DataplaneConfigurationError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "DataplaneConfigurationError";
+  }
+}

@@ -7,7 +7,18 @@ import { z } from "zod";
  */
 const schema = z.object({
   USAGE_TABLE_NAME: z.string().min(1),
-  EVENT_BUS_NAME: z.string().min(1).default("default"),
+  /**
+   * The pipeline's bus. No default: an event put without a bus name (or to `default`) lands on
+   * the account's default bus, where no rule of this pipeline listens. Handlers that publish
+   * read it through {@link eventBusName}, which fails loudly when it is missing.
+   */
+  EVENT_BUS_NAME: z
+    .string()
+    .min(1)
+    .refine((v) => v !== "default" && !/:event-bus\/default$/.test(v), {
+      message: "is the account's default bus, where no rule of this pipeline listens; set the pipeline's bus name",
+    })
+    .optional(),
   AWS_REGION: z.string().min(1).default("us-west-2"),
   /** Endpoint overrides for the local stack (same names the AWS SDK itself understands). */
   AWS_ENDPOINT_URL_DYNAMODB: z.string().url().optional(),
@@ -74,6 +85,16 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     throw new ConfigurationError("MAX_EVENT_AGE_DAYS must be below LEDGER_TTL_DAYS, or a late duplicate could be counted twice");
   }
   return parsed.data;
+}
+
+/** The pipeline's bus, for a handler that publishes events; throws when EVENT_BUS_NAME is not set. */
+export function eventBusName(cfg: Pick<RuntimeConfig, "EVENT_BUS_NAME">): string {
+  if (!cfg.EVENT_BUS_NAME) {
+    throw new ConfigurationError(
+      "EVENT_BUS_NAME is not set: this handler publishes events, and without a bus name they would go to the account's default bus, where nothing counts them",
+    );
+  }
+  return cfg.EVENT_BUS_NAME;
 }
 
 let cached: RuntimeConfig | undefined;

@@ -34,6 +34,7 @@ function get(routeKey: string, path: Record<string, string>, qs: Record<string, 
 beforeAll(async () => {
   const table = await freshUsageTable();
   vi.stubEnv("USAGE_TABLE_NAME", table);
+  vi.stubEnv("EVENT_BUS_NAME", "ingest-test-bus");
   vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", inject("dynamoEndpoint"));
   vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "true");
   vi.stubEnv("POWERTOOLS_LOG_LEVEL", "ERROR");

@@ -7,6 +7,7 @@ let handler: (e: SQSEvent, c: Context) => Promise<{ batchItemFailures: unknown[]
 
 beforeAll(async () => {
   vi.stubEnv("USAGE_TABLE_NAME", await freshUsageTable());
+  vi.stubEnv("EVENT_BUS_NAME", "ingest-test-bus");
   vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", inject("dynamoEndpoint"));
   vi.stubEnv("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://127.0.0.1:9"); // nothing crosses a quota here
   vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "false");

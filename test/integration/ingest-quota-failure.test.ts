@@ -11,6 +11,7 @@ beforeAll(async () => {
   // A bus that refuses PutEvents until it is up, then accepts like EventBridge.
   bus = await startFakeBus({ up: false });
   vi.stubEnv("USAGE_TABLE_NAME", await freshUsageTable());
+  vi.stubEnv("EVENT_BUS_NAME", "ingest-test-bus");
   vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", inject("dynamoEndpoint"));
   vi.stubEnv("AWS_ENDPOINT_URL_EVENTBRIDGE", bus.url);
   vi.stubEnv("AWS_MAX_ATTEMPTS", "1");

@@ -138,6 +138,7 @@ describe("exported Lambda handlers (wired from the runtime config)", () => {
     const { inject } = await import("vitest");
     const { resetConfig } = await import("../../shared/runtime/config");
     process.env.USAGE_TABLE_NAME = table;
+    process.env.EVENT_BUS_NAME = "quota-test-bus";
     process.env.AWS_ENDPOINT_URL_DYNAMODB = inject("dynamoEndpoint");
     resetConfig();
     const tenantsModule = await import("../../functions/http/tenants");

@@ -37,7 +37,7 @@ export interface CreateUsageEmitterOptions extends Omit<UsageEmitterOptions, "pu
 }
 
 /** A {@link UsageEmitter} publishing to EventBridge. */
-export function createUsageEmitter(opts: CreateUsageEmitterOptions = {}): UsageEmitter {
+export function createUsageEmitter(opts: CreateUsageEmitterOptions): UsageEmitter {
   const { client, clientConfig, ...rest } = opts;
   return new UsageEmitter({ ...rest, publisher: new EventBridgePublisher(client ?? new EventBridgeClient(clientConfig ?? {})) });
 }

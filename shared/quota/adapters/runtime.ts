@@ -1,5 +1,5 @@
 import { awsClients } from "../../runtime/aws";
-import type { RuntimeConfig } from "../../runtime/config";
+import { eventBusName, type RuntimeConfig } from "../../runtime/config";
 import type { QuotaEvaluator, QuotaServiceDeps } from "../service";
 import type { OutboxSweeper } from "../sweep";
 import { loadTierCatalog } from "../tiers";
@@ -13,7 +13,7 @@ export function quotaEvaluatorFromConfig(cfg: RuntimeConfig, extra: { onUsage?: 
   return createQuotaEvaluator({
     dynamo: clients.doc,
     tableName: cfg.USAGE_TABLE_NAME,
-    publisher: eventBridgePublisher(clients.eventBridge, cfg.EVENT_BUS_NAME),
+    publisher: eventBridgePublisher(clients.eventBridge, eventBusName(cfg)),
     tiers: loadTierCatalog(cfg.TIER_CATALOG_JSON),
     defaultTier: cfg.QUOTA_DEFAULT_TIER,
     store: { logTtlDays: cfg.ENFORCEMENT_LOG_TTL_DAYS },
@@ -33,7 +33,7 @@ export function outboxSweeperFromConfig(cfg: RuntimeConfig): OutboxSweeper {
   return createOutboxSweeper({
     dynamo: clients.doc,
     tableName: cfg.USAGE_TABLE_NAME,
-    publisher: eventBridgePublisher(clients.eventBridge, cfg.EVENT_BUS_NAME),
+    publisher: eventBridgePublisher(clients.eventBridge, eventBusName(cfg)),
     store: { logTtlDays: cfg.ENFORCEMENT_LOG_TTL_DAYS },
   });
 }

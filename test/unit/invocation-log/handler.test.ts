@@ -27,6 +27,7 @@ function setup(objects: Record<string, Uint8Array>, publish: (entries: readonly 
   const kept: RejectedRecord[] = [];
   const emitter = new UsageEmitter({
     publisher: { put: async (entries) => (sent.push(...entries), publish(entries)) },
+    eventBusName: "metering-bus",
     flushIntervalMs: 0,
     maxAttempts: 2,
     sleep: async () => undefined,
