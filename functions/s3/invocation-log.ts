@@ -7,6 +7,7 @@ import { createUsageEmitter } from "../../shared/dataplane/adapters/eventbridge"
 import { S3ObjectReader } from "../../shared/invocation-log/adapters/s3";
 import { quarantineRejected } from "../../shared/invocation-log/quarantine";
 import { InvocationLogSource, type ObjectResult } from "../../shared/invocation-log/source";
+import { NO_BINDING_CONFIGURED, tenantBinding } from "../../shared/invocation-log/tenant-binding";
 import { config, eventBusName } from "../../shared/runtime/config";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
@@ -56,10 +57,15 @@ export function wireInvocationLogSource(): InvocationLogSource {
     cfg.USAGE_TABLE_NAME,
     { ledgerTtlDays: cfg.LEDGER_TTL_DAYS },
   );
+  if (!cfg.TENANT_PRINCIPALS_JSON) {
+    // Deny by default, loudly: unbound claims are quarantined, never counted.
+    console.warn(JSON.stringify({ level: "WARN", message: `TENANT_PRINCIPALS_JSON is not set: ${NO_BINDING_CONFIGURED}; every claimed tenant is quarantined as untrusted-tenant` }));
+  }
   return new InvocationLogSource({
     reader: new S3ObjectReader(new S3Client({ region: cfg.AWS_REGION })),
     sink: emitter,
     rejected: quarantineRejected(store),
+    parse: { binding: tenantBinding(cfg.TENANT_PRINCIPALS_JSON) },
   });
 }
 

@@ -4,6 +4,7 @@ import {
   invocationEventV1Schema,
   type InvocationEventV1,
 } from "../events/invocation";
+import type { TenantBinding } from "./tenant-binding";
 
 /**
  * Pure parser of Bedrock model invocation log records (as Bedrock writes them to S3 and
@@ -19,6 +20,8 @@ export type InvocationLogRejectReason =
   | "not-an-invocation-log"
   | "missing-request-id"
   | "missing-tenant"
+  /** The record claims a tenant its calling principal may not act for (see `tenant-binding.ts`). */
+  | "untrusted-tenant"
   | "missing-token-counts"
   | "schema";
 
@@ -37,6 +40,12 @@ export class InvocationLogRecordInvalidError extends Error {
 
 export interface InvocationLogParseOptions {
   /**
+   * Which principals (`identity.arn`) may claim which tenants in `requestMetadata.tenantId`. A
+   * claim it does not allow is rejected as `untrusted-tenant` and not counted. Required: there
+   * is no implicit trust; `tenantBinding(undefined)` denies every claim.
+   */
+  binding: TenantBinding;
+  /**
    * Attributes a record whose `requestMetadata` has no `tenantId` (e.g. InvokeModel calls,
    * which carry no request metadata): in a dedicated-account deployment the account or the
    * caller's role (`identity.arn`) names the tenant. Return undefined when it does not.
@@ -49,7 +58,7 @@ export type ParsedRecord =
   /** A well-formed record of a call that failed (`errorCode`): nothing to attribute; reported, not counted. */
   | { kind: "failed-invocation"; requestId: string; errorCode: string };
 
-export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseOptions = {}): ParsedRecord {
+export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseOptions): ParsedRecord {
   const r = record(raw);
   if (!r || r.schemaType !== "ModelInvocationLog") {
     throw new InvocationLogRecordInvalidError("not a Bedrock ModelInvocationLog record", "not-an-invocation-log");
@@ -59,11 +68,18 @@ export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseO
 
   if (typeof r.errorCode === "string" && r.errorCode) return { kind: "failed-invocation", requestId, errorCode: r.errorCode };
 
-  const metadata = record(r.requestMetadata);
+  const metadata = requestMetadataOf(r.requestMetadata);
   const identityArn = typeof record(r.identity)?.arn === "string" ? (record(r.identity)!.arn as string) : undefined;
+  const claimed = str(metadata?.tenantId);
+  if (claimed) {
+    // A claim is whatever the caller wrote: honoured only for a principal bound to that tenant.
+    const verdict = opts.binding.check(identityArn, claimed);
+    if (!verdict.allowed) {
+      throw new InvocationLogRecordInvalidError(`record ${requestId}: ${verdict.why}`, "untrusted-tenant", requestId, claimed);
+    }
+  }
   const tenantId =
-    str(metadata?.tenantId) ??
-    opts.resolveTenant?.({ accountId: str(r.accountId), identityArn, modelId: str(r.modelId), operation: str(r.operation) });
+    claimed ?? opts.resolveTenant?.({ accountId: str(r.accountId), identityArn, modelId: str(r.modelId), operation: str(r.operation) });
   if (!tenantId) {
     throw new InvocationLogRecordInvalidError(
       `record ${requestId} (${str(r.operation) ?? "unknown operation"}) has no requestMetadata.tenantId`,
@@ -93,6 +109,7 @@ export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseO
     cacheWriteInputTokens: input?.cacheWriteInputTokenCount,
     latencyMs: typeof latency === "number" ? latency : undefined,
     feature: str(metadata?.feature),
+    tier: label(metadata?.tier),
     status: "success",
     schemaVersion: INVOCATION_SCHEMA_VERSION,
   });
@@ -114,7 +131,7 @@ export type LineOutcome =
   | { line: number; kind: "rejected"; error: InvocationLogRecordInvalidError; raw: string };
 
 /** Parses a log object's text: one JSON record per line (blank lines ignored). Line numbers are 1-based. */
-export function parseInvocationLogText(text: string, opts: InvocationLogParseOptions = {}): LineOutcome[] {
+export function parseInvocationLogText(text: string, opts: InvocationLogParseOptions): LineOutcome[] {
   const outcomes: LineOutcome[] = [];
   const lines = text.split("\n");
   lines.forEach((rawLine, i) => {
@@ -146,6 +163,21 @@ export function parseInvocationLogText(text: string, opts: InvocationLogParseOpt
 
 function record(v: unknown): Record<string, unknown> | undefined {
   return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/** The record's request metadata: an object (as logged for Converse) or its JSON text (the InvokeModel header's value). */
+function requestMetadataOf(v: unknown): Record<string, unknown> | undefined {
+  if (typeof v !== "string") return record(v);
+  try {
+    return record(JSON.parse(v));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A tier label as the event contract accepts it; anything else is left out rather than failing the record. */
+function label(v: unknown): string | undefined {
+  return typeof v === "string" && /^[^#\u0000-\u001f]{1,256}$/.test(v) ? v : undefined;
 }
 
 function str(v: unknown): string | undefined {

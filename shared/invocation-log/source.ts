@@ -31,7 +31,8 @@ export interface InvocationLogSourceOptions {
   reader: ObjectReader;
   sink: EventSink;
   rejected: RejectedRecordSink;
-  parse?: InvocationLogParseOptions;
+  /** Parse options; `binding` decides which principals' tenant claims count. */
+  parse: InvocationLogParseOptions;
   /**
    * Flush the sink after this many events, so a large object never outgrows the sink's
    * buffer (whose overflow drops events). Default 500.

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { tenantPrincipalMapSchema, type TenantPrincipalMap } from "../invocation-log/tenant-binding";
 
 /**
  * Configuration of every handler, parsed once at cold start from the environment. A missing
@@ -60,6 +61,32 @@ const schema = z.object({
   ENDPOINT_CATALOG_JSON: z.string().optional(),
   /** Endpoint-hours the hourly allocation job looks back over to re-split hours changed by late usage. */
   ALLOCATION_LOOKBACK_HOURS: z.coerce.number().int().min(1).max(840).default(24),
+  /**
+   * Which calling principals may claim which tenants in Bedrock's request metadata, as JSON
+   * `{ "<principal ARN pattern>": ["<tenant pattern>", ...] }` (see
+   * shared/invocation-log/tenant-binding.ts). Unset: no claim in an invocation log is trusted
+   * (each is quarantined as `untrusted-tenant`). `{"*":["*"]}` trusts every principal for every
+   * tenant (the local stack and demos only).
+   */
+  TENANT_PRINCIPALS_JSON: z
+    .string()
+    .optional()
+    .transform((raw, ctx): TenantPrincipalMap | undefined => {
+      if (raw === undefined) return undefined;
+      let json: unknown;
+      try {
+        json = JSON.parse(raw);
+      } catch {
+        ctx.addIssue({ code: "custom", message: "is not valid JSON (expected an object of principal pattern -> tenant patterns)" });
+        return z.NEVER;
+      }
+      const parsed = tenantPrincipalMapSchema.safeParse(json);
+      if (!parsed.success) {
+        for (const i of parsed.error.issues) ctx.addIssue({ code: "custom", message: `${i.path.join(".") || "(root)"}: ${i.message}` });
+        return z.NEVER;
+      }
+      return parsed.data;
+    }),
   /** Bucket the monthly billing export writes `billing/<yyyy-mm>/...` to (set by stacks/Jobs.ts). */
   BILLING_EXPORT_BUCKET: z.string().min(1).optional(),
   /** Directory the billing export writes to when no bucket is set (local stack). */

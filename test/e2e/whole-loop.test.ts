@@ -11,6 +11,7 @@ import { TenantThrottledError } from "../../shared/dataplane/errors";
 import type { UsageSink } from "../../shared/dataplane/ports";
 import { INVOCATION_SOURCES, type InvocationEventV1, type InvocationSource } from "../../shared/events/invocation";
 import { parseInvocationLogRecord } from "../../shared/invocation-log/parse";
+import { trustMap } from "../../shared/invocation-log/tenant-binding";
 import { ENFORCEMENT_DETAIL_TYPES, ENFORCEMENT_SOURCE } from "../../shared/quota/events";
 import { MODELS } from "../../shared/quota/tiers";
 import type { LocalStack } from "../../local/stack";
@@ -106,6 +107,7 @@ function logRecord(requestId: string, metadata: Record<string, string> | undefin
     schemaVersion: "1.0",
     timestamp: new Date().toISOString(),
     accountId: "123456789012",
+    identity: { arn: "arn:aws:sts::123456789012:assumed-role/app-role/loop-session" },
     region: stack.region,
     requestId,
     operation,
@@ -115,6 +117,9 @@ function logRecord(requestId: string, metadata: Record<string, string> | undefin
     output: { outputContentType: "application/json", outputTokenCount: OUT, outputBodyJson: { metrics: { latencyMs: 412 } } },
   };
 }
+
+/** The wrappers' role may act for the loop's tenants (TENANT_PRINCIPALS_JSON on AWS). */
+const LOG_PARSE = { binding: trustMap({ "arn:aws:iam::123456789012:role/app-role": ["loop-*"] }) };
 
 function converseInput(modelId: string): ConverseCommandInput {
   return { modelId, messages: [{ role: "user", content: [{ text: "Summarise the ticket." }] }] };
@@ -286,7 +291,7 @@ describe("whole loop: wrapper -> bus -> ingest -> quota -> decision -> wrapper",
     // The invocation log of the same call (what Bedrock writes to S3: same request id, the
     // request metadata the wrapper sent), plus one call made outside the wrappers.
     const logged = [logRecord(wrapperEvent.eventId, sent.requestMetadata), logRecord(`outside-${process.pid}`, { tenantId })].map((r) => {
-      const parsed = parseInvocationLogRecord(JSON.parse(JSON.stringify(r)));
+      const parsed = parseInvocationLogRecord(JSON.parse(JSON.stringify(r)), LOG_PARSE);
       if (parsed.kind !== "event") throw new Error(`expected an event, got ${parsed.kind}`);
       return parsed.event;
     });
@@ -321,7 +326,7 @@ describe("whole loop: wrapper -> bus -> ingest -> quota -> decision -> wrapper",
     expect(await usageTotals(tenantId)).toEqual({ requests: 1, inputTokens: IN, outputTokens: 40 });
 
     // Bedrock finished generating anyway and logged the exact counts under the same request id
-    const parsed = parseInvocationLogRecord(JSON.parse(JSON.stringify(logRecord(requestId, { tenantId }, "ConverseStream"))));
+    const parsed = parseInvocationLogRecord(JSON.parse(JSON.stringify(logRecord(requestId, { tenantId }, "ConverseStream"))), LOG_PARSE);
     if (parsed.kind !== "event") throw new Error(`expected an event, got ${parsed.kind}`);
     expect(emitter.emit(parsed.event, INVOCATION_SOURCES.invocationLog)).toBe(true);
     await settle();

@@ -17,7 +17,7 @@ import {
 } from "@aws-sdk/client-bedrock-runtime";
 import { INVOCATION_SCHEMA_VERSION, INVOCATION_SOURCES, type InvocationEventV1 } from "../../events/invocation";
 import { allowAll, type DecisionSource } from "../decisions";
-import { TenantThrottledError } from "../errors";
+import { DataplaneRequestInvalidError, TenantThrottledError } from "../errors";
 import { assertTenant, eventIdFrom, observeStream, route, safeEmit, stripUndefined, type Routing, type StreamEnd } from "../metering";
 import { charsPerTokenEstimate, consoleLogger, type CallContext, type DataplaneLogger, type TokenEstimator, type UsageSink } from "../ports";
 import {
@@ -89,7 +89,7 @@ export class MeteredBedrock {
     const routing = await this.route(ctx, input.modelId);
     const started = this.clock();
     const output = await this.opts.client.send(
-      new ConverseCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx) }),
+      new ConverseCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing) }),
     );
     const usage = resolveUsage(usageFromConverse(output.usage), {
       promptText: () => textOfJson([input.system, input.messages]),
@@ -111,7 +111,7 @@ export class MeteredBedrock {
     const routing = await this.route(ctx, input.modelId);
     const started = this.clock();
     const output = await this.opts.client.send(
-      new ConverseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx) }),
+      new ConverseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing) }),
     );
     if (!output.stream) return output;
     const eventId = eventIdFrom(output.$metadata?.requestId);
@@ -155,14 +155,14 @@ export class MeteredBedrock {
   /**
    * InvokeModel. Token counts come from the `x-amzn-bedrock-*-token-count` response headers
    * (captured by a per-command middleware), else from the model family's own usage in the
-   * body, else an estimate (`estimated: true`). InvokeModel has no request metadata, so the
-   * invocation log of such a call carries no tenant: it is reported as unattributed by the
-   * invocation-log source, and this event is the one that counts.
+   * body, else an estimate (`estimated: true`). The tenant goes to Bedrock in the
+   * `X-Amzn-Bedrock-Request-Metadata` header (the SDK's `requestMetadata` member), so the
+   * invocation log of the call carries it, as it does for Converse.
    */
   async invokeModel(input: InvokeModelCommandInput, ctx: CallContext): Promise<InvokeModelCommandOutput> {
     const routing = await this.route(ctx, input.modelId);
     const started = this.clock();
-    const command = new InvokeModelCommand({ ...input, modelId: routing.modelId });
+    const command = new InvokeModelCommand({ ...input, modelId: routing.modelId, requestMetadata: metadataHeader(input.requestMetadata, ctx, routing) });
     let headers: HeaderMap = {};
     captureResponseHeaders(command.middlewareStack, (h) => (headers = h));
     const output = await this.opts.client.send(command);
@@ -198,7 +198,9 @@ export class MeteredBedrock {
   ): Promise<InvokeModelWithResponseStreamCommandOutput> {
     const routing = await this.route(ctx, input.modelId);
     const started = this.clock();
-    const output = await this.opts.client.send(new InvokeModelWithResponseStreamCommand({ ...input, modelId: routing.modelId }));
+    const output = await this.opts.client.send(
+      new InvokeModelWithResponseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: metadataHeader(input.requestMetadata, ctx, routing) }),
+    );
     if (!output.body) return output;
     const eventId = eventIdFrom(output.$metadata?.requestId);
     let reported: ReportedUsage = {};
@@ -271,7 +273,49 @@ export class MeteredBedrock {
   }
 }
 
-/** Bedrock request metadata: the caller's pairs plus the tenant (and feature), which win on conflict. */
-function withTenant(metadata: Record<string, string> | undefined, ctx: CallContext): Record<string, string> {
-  return { ...metadata, tenantId: ctx.tenantId, ...(ctx.feature ? { feature: ctx.feature } : {}) };
+/**
+ * Bedrock's limits on request metadata, kept conservatively: at most 16 pairs; keys 1-256 and
+ * values 0-256 characters of the set Bedrock's log filters accept (`[a-zA-Z0-9\s._:/=+$@-]`,
+ * narrower than Converse's own). A pair outside them would make Bedrock refuse the call.
+ */
+export const REQUEST_METADATA_MAX_PAIRS = 16;
+const METADATA_TEXT = /^[A-Za-z0-9 ._:/=+$@-]{0,256}$/;
+
+/**
+ * What the wrapper tells Bedrock about the call, so the invocation log carries it: `tenantId`
+ * (always valid: the tenant pattern is inside Bedrock's set), and `tier` and `feature` when they
+ * fit Bedrock's set (a label that does not is left out of the metadata; the wrapper's own event
+ * still carries it). No event id: Bedrock assigns the request id both sources use as `eventId`,
+ * and an id the caller chooses would let a direct caller fold many calls into one ledger entry.
+ */
+export function meteringMetadata(ctx: CallContext, routing: Pick<Routing, "decision">): Record<string, string> {
+  const pairs: Record<string, string> = { tenantId: ctx.tenantId };
+  const tier = routing.decision.tier;
+  if (tier && METADATA_TEXT.test(tier)) pairs.tier = tier;
+  if (ctx.feature && METADATA_TEXT.test(ctx.feature)) pairs.feature = ctx.feature;
+  return pairs;
+}
+
+/** Converse `requestMetadata`: the caller's pairs plus ours, which win on conflict. */
+function withTenant(metadata: Record<string, string> | undefined, ctx: CallContext, routing: Routing): Record<string, string> {
+  const merged = { ...metadata, ...meteringMetadata(ctx, routing) };
+  if (Object.keys(merged).length > REQUEST_METADATA_MAX_PAIRS) {
+    throw new DataplaneRequestInvalidError(
+      `requestMetadata has ${Object.keys(merged).length} pairs with the metering ones; Bedrock accepts at most ${REQUEST_METADATA_MAX_PAIRS}`,
+    );
+  }
+  return merged;
+}
+
+/** InvokeModel's `X-Amzn-Bedrock-Request-Metadata` header (a JSON object of strings): the caller's pairs plus ours. */
+function metadataHeader(callerJson: string | undefined, ctx: CallContext, routing: Routing): string {
+  let caller: Record<string, string> | undefined;
+  if (callerJson !== undefined && callerJson !== "") {
+    const parsed = parseJson(callerJson);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== "string")) {
+      throw new DataplaneRequestInvalidError("requestMetadata must be a JSON object of string values (the X-Amzn-Bedrock-Request-Metadata header)");
+    }
+    caller = parsed as Record<string, string>;
+  }
+  return JSON.stringify(withTenant(caller, ctx, routing));
 }

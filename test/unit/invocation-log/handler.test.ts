@@ -7,6 +7,7 @@ import { UsageEmitter, type PutEntryResult } from "../../../shared/dataplane/emi
 import { INVOCATION_SOURCES } from "../../../shared/events/invocation";
 import type { RejectedRecord } from "../../../shared/invocation-log/ports";
 import { quarantineRejected } from "../../../shared/invocation-log/quarantine";
+import { trustMap } from "../../../shared/invocation-log/tenant-binding";
 import { InvocationLogDeliveryError, InvocationLogSource, skipReason } from "../../../shared/invocation-log/source";
 import type { QuarantineRecord } from "../../../shared/usage/ports";
 import { converseRecord, invokeModelRecord, jsonLines } from "./samples";
@@ -37,6 +38,7 @@ function setup(objects: Record<string, Uint8Array>, publish: (entries: readonly 
     reader: { read: async (_bucket, key) => objects[key] ?? Promise.reject(new Error(`NoSuchKey ${key}`)) },
     sink: emitter,
     rejected: { keep: async (records) => void kept.push(...records) },
+    parse: { binding: trustMap({ "*": ["*"] }) },
   });
   return { sent, kept, handler: createInvocationLogHandler(() => source) };
 }

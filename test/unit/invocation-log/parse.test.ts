@@ -4,11 +4,15 @@ import {
   parseInvocationLogRecord,
   parseInvocationLogText,
 } from "../../../shared/invocation-log/parse";
+import { trustMap } from "../../../shared/invocation-log/tenant-binding";
 import { converseRecord, invokeModelRecord, jsonLines } from "./samples";
+
+/** Every principal may act for every tenant: the binding itself is tested in tenant-binding.test.ts. */
+const TRUST_ALL = { binding: trustMap({ "*": ["*"] }) };
 
 function rejection(raw: unknown): InvocationLogRecordInvalidError {
   try {
-    parseInvocationLogRecord(raw);
+    parseInvocationLogRecord(raw, TRUST_ALL);
   } catch (error) {
     if (error instanceof InvocationLogRecordInvalidError) return error;
     throw error;
@@ -18,7 +22,7 @@ function rejection(raw: unknown): InvocationLogRecordInvalidError {
 
 describe("parseInvocationLogRecord", () => {
   it("turns a Converse record into an event keyed by the Bedrock request id", () => {
-    expect(parseInvocationLogRecord(converseRecord())).toEqual({
+    expect(parseInvocationLogRecord(converseRecord(), TRUST_ALL)).toEqual({
       kind: "event",
       event: {
         eventId: "915a6a04-3f83-4c70-a277-7fbf7ea546b3",
@@ -39,7 +43,7 @@ describe("parseInvocationLogRecord", () => {
   });
 
   it("keeps an inference-profile ARN as the model id (the price catalog resolves it)", () => {
-    const parsed = parseInvocationLogRecord(invokeModelRecord({ requestMetadata: { tenantId: "tenant-c" } }));
+    const parsed = parseInvocationLogRecord(invokeModelRecord({ requestMetadata: { tenantId: "tenant-c" } }), TRUST_ALL);
     expect(parsed).toMatchObject({ kind: "event", event: { modelId: expect.stringContaining("inference-profile/us.anthropic"), inputTokens: 13, outputTokens: 300 } });
   });
 
@@ -51,6 +55,7 @@ describe("parseInvocationLogRecord", () => {
 
   it("attributes a tenant-less record through resolveTenant (dedicated accounts / roles)", () => {
     const parsed = parseInvocationLogRecord(invokeModelRecord(), {
+      ...TRUST_ALL,
       resolveTenant: ({ identityArn }) => identityArn?.match(/assumed-role\/(tenant-[a-z])-role\//)?.[1],
     });
     expect(parsed).toMatchObject({ kind: "event", event: { tenantId: "tenant-c" } });
@@ -69,7 +74,7 @@ describe("parseInvocationLogRecord", () => {
   });
 
   it("reports a failed invocation (errorCode) instead of counting it", () => {
-    expect(parseInvocationLogRecord(converseRecord({ errorCode: "ThrottlingException", output: undefined }))).toEqual({
+    expect(parseInvocationLogRecord(converseRecord({ errorCode: "ThrottlingException", output: undefined }), TRUST_ALL)).toEqual({
       kind: "failed-invocation",
       requestId: "915a6a04-3f83-4c70-a277-7fbf7ea546b3",
       errorCode: "ThrottlingException",
@@ -77,7 +82,7 @@ describe("parseInvocationLogRecord", () => {
   });
 
   it("counts an embedding record (no output count) with zero output tokens", () => {
-    const parsed = parseInvocationLogRecord(converseRecord({ operation: "InvokeModel", modelId: "amazon.titan-embed-text-v2:0", input: { inputTokenCount: 9 }, output: {} }));
+    const parsed = parseInvocationLogRecord(converseRecord({ operation: "InvokeModel", modelId: "amazon.titan-embed-text-v2:0", input: { inputTokenCount: 9 }, output: {} }), TRUST_ALL);
     expect(parsed).toMatchObject({ kind: "event", event: { inputTokens: 9, outputTokens: 0 } });
   });
 });
@@ -85,7 +90,7 @@ describe("parseInvocationLogRecord", () => {
 describe("parseInvocationLogText", () => {
   it("parses JSON lines, numbering lines and keeping every record's outcome", () => {
     const text = jsonLines(converseRecord(), "{not json", "", invokeModelRecord());
-    const outcomes = parseInvocationLogText(text);
+    const outcomes = parseInvocationLogText(text, TRUST_ALL);
     expect(outcomes.map((o) => [o.line, o.kind])).toEqual([
       [1, "event"],
       [2, "rejected"],
