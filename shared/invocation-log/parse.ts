@@ -67,6 +67,8 @@ export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseO
   if (!requestId) throw new InvocationLogRecordInvalidError("record has no requestId", "missing-request-id");
 
   if (typeof r.errorCode === "string" && r.errorCode) return { kind: "failed-invocation", requestId, errorCode: r.errorCode };
+  // Messages are kept in the quarantine: they name the record by values of a known form only.
+  const name = `record ${idLike(requestId) ?? `<request id of ${requestId.length} chars>`}`;
 
   const metadata = requestMetadataOf(r.requestMetadata);
   const identityArn = typeof record(r.identity)?.arn === "string" ? (record(r.identity)!.arn as string) : undefined;
@@ -75,14 +77,14 @@ export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseO
     // A claim is whatever the caller wrote: honoured only for a principal bound to that tenant.
     const verdict = opts.binding.check(identityArn, claimed);
     if (!verdict.allowed) {
-      throw new InvocationLogRecordInvalidError(`record ${requestId}: ${verdict.why}`, "untrusted-tenant", requestId, claimed);
+      throw new InvocationLogRecordInvalidError(`${name}: ${verdict.why}`, "untrusted-tenant", requestId, claimed);
     }
   }
   const tenantId =
     claimed ?? opts.resolveTenant?.({ accountId: str(r.accountId), identityArn, modelId: str(r.modelId), operation: str(r.operation) });
   if (!tenantId) {
     throw new InvocationLogRecordInvalidError(
-      `record ${requestId} (${str(r.operation) ?? "unknown operation"}) has no requestMetadata.tenantId`,
+      `${name} (${operationName(r.operation)}) has no requestMetadata.tenantId`,
       "missing-tenant",
       requestId,
     );
@@ -93,7 +95,7 @@ export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseO
   const inputTokens = input?.inputTokenCount;
   const outputTokens = output?.outputTokenCount;
   if (inputTokens === undefined && outputTokens === undefined) {
-    throw new InvocationLogRecordInvalidError(`record ${requestId} has no token counts`, "missing-token-counts", requestId, tenantId);
+    throw new InvocationLogRecordInvalidError(`${name} has no token counts`, "missing-token-counts", requestId, tenantId);
   }
   const latency = record(record(output?.outputBodyJson)?.metrics)?.latencyMs;
   const candidate = compact({
@@ -116,7 +118,7 @@ export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseO
   const parsed = invocationEventV1Schema.safeParse(candidate);
   if (!parsed.success) {
     throw new InvocationLogRecordInvalidError(
-      `record ${requestId} does not make a valid event: ${formatIssues(parsed.error)}`,
+      `${name} does not make a valid event: ${formatIssues(parsed.error)}`,
       "schema",
       requestId,
       tenantId,
@@ -178,6 +180,14 @@ function requestMetadataOf(v: unknown): Record<string, unknown> | undefined {
 /** A tier label as the event contract accepts it; anything else is left out rather than failing the record. */
 function label(v: unknown): string | undefined {
   return typeof v === "string" && /^[^#\u0000-\u001f]{1,256}$/.test(v) ? v : undefined;
+}
+
+function idLike(v: string): string | undefined {
+  return /^[A-Za-z0-9._:/@+=-]{1,128}$/.test(v) ? v : undefined;
+}
+
+function operationName(v: unknown): string {
+  return typeof v === "string" && /^[A-Za-z]{1,64}$/.test(v) ? v : "unknown operation";
 }
 
 function str(v: unknown): string | undefined {

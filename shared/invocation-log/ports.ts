@@ -1,3 +1,4 @@
+import type { RecordShape } from "../usage/quarantine";
 import type { InvocationEventV1, InvocationSource } from "../events/invocation";
 
 /** Port: reads one stored log object's bytes (gzip'd or plain). */
@@ -12,15 +13,18 @@ export interface EventSink {
   readonly stats: { failed: number; dropped: number; invalid: number };
 }
 
-/** A log record that could not become an event, kept with its reason for an operator. */
+/** A log record that could not become an event, kept with its reason for an operator (no content). */
 export interface RejectedRecord {
   bucket: string;
   key: string;
   line: number;
   reason: string;
   message: string;
-  /** The record as written (the caller's store may truncate it). */
-  raw: string;
+  /**
+   * Field names and sizes of the record, never the record: with text delivery on, a log record
+   * holds the whole prompt and answer.
+   */
+  shape: RecordShape;
   requestId?: string;
   tenantId?: string;
 }

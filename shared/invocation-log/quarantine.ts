@@ -4,7 +4,9 @@ import type { RejectedRecord, RejectedRecordSink } from "./ports";
 
 /**
  * Keeps rejected log records in the ingest's quarantine (the same listing operators read
- * through GET /quarantine), with reason `invocation-log:<reason>` and the S3 location.
+ * through GET /quarantine), with reason `invocation-log:<reason>`, the S3 location and line, the
+ * request id, the claimed tenant and the record's shape: never the record, whose
+ * `input.inputBodyJson` / `output.outputBodyJson` hold the prompt and the answer.
  * Keyed by object and line, so a redelivered object rewrites its own quarantine items.
  */
 export function quarantineRejected(
@@ -21,7 +23,7 @@ export function quarantineRejected(
           receivedAt,
           reason: `invocation-log:${r.reason}`,
           message: `s3://${r.bucket}/${r.key} line ${r.line}: ${r.message}`,
-          body: r.raw,
+          shape: r.shape,
           source: INVOCATION_SOURCES.invocationLog,
           tenantId: r.tenantId,
           eventId: r.requestId,

@@ -1,6 +1,7 @@
 import { gunzipSync } from "node:zlib";
 import { INVOCATION_SOURCES } from "../events/invocation";
 import { parseInvocationLogText, type InvocationLogParseOptions } from "./parse";
+import { describeShape } from "../usage/quarantine";
 import type { EventSink, ObjectReader, RejectedRecord, RejectedRecordSink } from "./ports";
 
 export class InvocationLogDeliveryError extends Error {
@@ -73,7 +74,7 @@ export class InvocationLogSource {
           line: outcome.line,
           reason: outcome.error.reason,
           message: outcome.error.message,
-          raw: outcome.raw,
+          shape: describeShape(outcome.raw),
           requestId: outcome.error.requestId,
           tenantId: outcome.error.tenantId,
         });

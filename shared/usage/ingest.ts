@@ -5,6 +5,7 @@ import { coalesce, correctionDeltas, countedAt, groupForAggregates } from "./coa
 import { retryWrites, type RetryOptions } from "./retry";
 import { COUNTER_NAMES, subtract, zeroCounters, type PricedEvent, type UsageCounters } from "./model";
 import { periodsOf } from "./periods";
+import { contentFreeMessage, describeShape, envelopeIds } from "./quarantine";
 import { LEDGER_BATCH_MAX, type Claim, type CountedEstimate, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
 
 /** One delivered message (an SQS record, or anything with a stable id and a body). */
@@ -392,7 +393,7 @@ export class IngestService {
         receivedAt: now.toISOString(),
         reason: "unknown-model",
         message: `counted without cost: no price for model '${modelId}' (base '${priced.baseModelId}') in region ${this.opts.region}`,
-        body: JSON.stringify(priced.event),
+        shape: describeShape(priced.event),
         tenantId,
         eventId,
       })
@@ -400,15 +401,15 @@ export class IngestService {
   }
 
   private async quarantine(record: IngestRecord, error: InvalidInvocationEventError, now: Date): Promise<RecordOutcome> {
-    const hint = peek(record.body);
     try {
+      // Never the body itself: it may hold any text a sender put in it (see quarantine.ts).
       await this.opts.store.quarantine({
         messageId: record.messageId,
         receivedAt: now.toISOString(),
         reason: error.reason,
-        message: error.message,
-        body: record.body,
-        ...hint,
+        message: contentFreeMessage(error.message),
+        shape: describeShape(record.body),
+        ...envelopeIds(record.body),
       });
       return { kind: "quarantined", reason: error.reason };
     } catch (cause) {
@@ -497,13 +498,3 @@ function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-/** Best-effort tenant/event ids of a bad record, so an operator can find it by tenant. */
-function peek(body: string): { source?: string; tenantId?: string; eventId?: string } {
-  try {
-    const j = JSON.parse(body) as { source?: unknown; detail?: { tenantId?: unknown; eventId?: unknown } };
-    const str = (v: unknown) => (typeof v === "string" ? v.slice(0, 128) : undefined);
-    return { source: str(j.source), tenantId: str(j.detail?.tenantId), eventId: str(j.detail?.eventId) };
-  } catch {
-    return {};
-  }
-}

@@ -1,3 +1,4 @@
+import type { RecordShape } from "./quarantine";
 import type { AggregateDelta } from "./coalesce";
 import type { PricedEvent, UsageCounters } from "./model";
 
@@ -48,13 +49,18 @@ export type ApplyResult =
   /** Cancelled by a conflict or throttling: retry the same write after a backoff. */
   | { kind: "retryable"; reason: string };
 
+/**
+ * A record kept for an operator, never its content: ids, reason, and the record's shape (field
+ * names and sizes, see `quarantine.ts`). No prompt or completion text can be stored here.
+ */
 export interface QuarantineRecord {
   messageId: string;
   receivedAt: string;
   reason: string;
   message: string;
-  body: string;
+  shape: RecordShape;
   source?: string;
+  detailType?: string;
   tenantId?: string;
   eventId?: string;
 }

@@ -24,6 +24,7 @@ import { COUNTER_NAMES, zeroCounters, type AggregateTarget, type PricedEvent, ty
 import type { UnpricedEntry, RepriceStore } from "../reprice";
 import type { Retryable } from "../retry";
 import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
+import { contentFreeMessage, keepIds, type RecordShape } from "../quarantine";
 
 type Item = Record<string, unknown>;
 
@@ -196,12 +197,16 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     await this.doc.send(
       new PutCommand({
         TableName: this.tableName,
+        // Field by field, never a spread: only ids, reason and shape are stored (no content).
         Item: {
           ...key,
           type: "quarantine",
-          ...record,
-          body: record.body.length > 64_000 ? `${record.body.slice(0, 64_000)}...(truncated)` : record.body,
-          bodyBytes: Buffer.byteLength(record.body),
+          messageId: record.messageId,
+          receivedAt: record.receivedAt,
+          reason: record.reason,
+          message: contentFreeMessage(record.message),
+          shape: record.shape,
+          ...keepIds(record),
           expiresAt: ttl(this.clock(), this.opts.quarantineTtlDays ?? 90),
         },
       }),
@@ -390,11 +395,10 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       messageId: String(i.messageId),
       receivedAt: String(i.receivedAt),
       reason: String(i.reason),
-      message: String(i.message),
-      body: String(i.body),
-      source: i.source as string | undefined,
-      tenantId: i.tenantId as string | undefined,
-      eventId: i.eventId as string | undefined,
+      message: contentFreeMessage(String(i.message)),
+      // Items written before bodies were dropped still have `body`: it is never served.
+      shape: shapeOf(i.shape),
+      ...keepIds({ source: str(i.source), detailType: str(i.detailType), tenantId: str(i.tenantId), eventId: str(i.eventId) }),
     }));
     return { items, cursor: out.LastEvaluatedKey ? encodeCursor(0, out.LastEvaluatedKey) : undefined };
   }
@@ -481,4 +485,20 @@ function decodeCursor(cursor: string | undefined): { shard: number; key: Item | 
   } catch {
     throw new UsageQueryInvalidError("cursor is not one this API returned");
   }
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+/** A stored shape as served: only its known fields (older items have none). */
+function shapeOf(v: unknown): RecordShape {
+  const o = (typeof v === "object" && v !== null ? v : {}) as Record<string, unknown>;
+  const fields = Array.isArray(o.fields) ? o.fields.filter((f): f is string => typeof f === "string") : [];
+  return {
+    bytes: typeof o.bytes === "number" ? o.bytes : 0,
+    json: o.json === true,
+    fields,
+    ...(o.truncated === true ? { truncated: true } : {}),
+  };
 }

@@ -88,14 +88,14 @@ describe("quarantineRejected", () => {
   it("keeps rejected records in the ingest quarantine with reason, location and a key-safe message id", async () => {
     const stored: QuarantineRecord[] = [];
     const sink = quarantineRejected({ quarantine: async (r) => void stored.push(r) }, () => new Date("2026-11-25T15:00:00.000Z"));
-    await sink.keep([{ bucket: "b", key: "a#b.json.gz", line: 7, reason: "missing-tenant", message: "no tenant", raw: "{}", requestId: "r-1" }]);
+    await sink.keep([{ bucket: "b", key: "a#b.json.gz", line: 7, reason: "missing-tenant", message: "no tenant", shape: { bytes: 2, json: true, fields: ["(root): object(0)"] }, requestId: "r-1" }]);
     expect(stored).toEqual([
       {
         messageId: "invocation-log:b/a%23b.json.gz:7",
         receivedAt: "2026-11-25T15:00:00.000Z",
         reason: "invocation-log:missing-tenant",
         message: "s3://b/a#b.json.gz line 7: no tenant",
-        body: "{}",
+        shape: { bytes: 2, json: true, fields: ["(root): object(0)"] },
         source: INVOCATION_SOURCES.invocationLog,
         tenantId: undefined,
         eventId: "r-1",

@@ -62,7 +62,7 @@ describe("no prompts, answers or secrets leave through events or logs", () => {
     }
   });
 
-  it("the ingest keeps a rejected body in the quarantine item only, never in its outcome or logs", async () => {
+  it("the ingest quarantines a rejected record without its body, and says nothing of it in its outcome or logs", async () => {
     const store = new MemoryUsageStore();
     const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100 });
     const bad = record(envelope({ ...invocation(), prompt: SECRET_PROMPT }));
@@ -72,8 +72,11 @@ describe("no prompts, answers or secrets leave through events or logs", () => {
       outcome = JSON.stringify([...r.outcomes.values()]);
     });
     expect(store.quarantined).toHaveLength(1);
-    expect(store.quarantined[0].message).not.toContain("hunter2");
-    expect(outcome).not.toContain("hunter2");
-    expect(logs).not.toContain("hunter2");
+    expect(store.quarantined[0]).toMatchObject({ reason: "schema", shape: { fields: expect.arrayContaining([`detail.prompt: string(${SECRET_PROMPT.length})`]) } });
+    for (const secret of [SECRET_PROMPT, "hunter2"]) {
+      expect(JSON.stringify(store.quarantined)).not.toContain(secret);
+      expect(outcome).not.toContain(secret);
+      expect(logs).not.toContain(secret);
+    }
   });
 });
