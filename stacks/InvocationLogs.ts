@@ -10,6 +10,7 @@ import { keys } from "../shared/storage/keys";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
 import { baseEnvironment, baseFunctionProps, dataRemovalPolicy, deadLetterQueue, partitionPrefix, tableStatement } from "./support";
+import { tenantPrincipalMapSchema } from "../shared/invocation-log/tenant-binding";
 
 export const INVOCATION_LOG_HANDLER = "functions/s3/invocation-log.handler";
 /** Seconds for one S3 event: a log object is gzip'd JSON lines, read, parsed and sent in 10-entry PutEvents. */
@@ -31,6 +32,26 @@ export function invocationLogKeyPrefix(account: string): string {
 }
 
 /** Stack parameter (environment at synth time, e.g. `.env.<stage>`): who owns Bedrock's logging setting. */
+/**
+ * `TENANT_PRINCIPALS_JSON` from the deploy environment (e.g. `.env.prod`), checked at synth so a
+ * bad map fails the deploy, not every log object. Unset: the function trusts no tenant claim
+ * (see shared/invocation-log/README.md).
+ */
+export function tenantPrincipalsEnvironment(value: string | undefined): Record<string, string> {
+  if (value === undefined || value === "") return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    throw new Error("TENANT_PRINCIPALS_JSON is not valid JSON (expected an object of principal pattern -> tenant patterns)");
+  }
+  const parsed = tenantPrincipalMapSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new Error(`TENANT_PRINCIPALS_JSON: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
+  }
+  return { TENANT_PRINCIPALS_JSON: value };
+}
+
 export const BEDROCK_INVOCATION_LOGGING_VARIABLE = "BEDROCK_INVOCATION_LOGGING";
 /**
  * `manual` (default): the stack never touches Bedrock's logging configuration; the operator
@@ -111,7 +132,7 @@ export function InvocationLogs({ stack, app }: StackContext) {
     ...baseFunctionProps(),
     handler: INVOCATION_LOG_HANDLER,
     timeout: INVOCATION_LOG_TIMEOUT_SECONDS,
-    environment: { ...baseEnvironment(table), EVENT_BUS_NAME: bus.eventBusName },
+    environment: { ...baseEnvironment(table), EVENT_BUS_NAME: bus.eventBusName, ...tenantPrincipalsEnvironment(process.env.TENANT_PRINCIPALS_JSON) },
     permissions: [
       // Built from the fixed name, not bucket.bucketArn: a reference to the bucket would make
       // the function depend on the bucket that depends on the function's invoke permission.

@@ -106,3 +106,14 @@ describe("TENANT_PRINCIPALS_JSON", () => {
     expect(() => parseConfig({ USAGE_TABLE_NAME: "usage", TENANT_PRINCIPALS_JSON: raw })).toThrow(message);
   });
 });
+
+describe("TENANT_PRINCIPALS_JSON at deploy (stacks/InvocationLogs.ts)", () => {
+  // importing the stack module loads aws-cdk-lib and sst: slow on a busy machine
+  it("passes a valid map to the function, nothing when unset, and fails the synth on a bad one", { timeout: 180_000 }, async () => {
+    const { tenantPrincipalsEnvironment } = await import("../../../stacks/InvocationLogs");
+    expect(tenantPrincipalsEnvironment(JSON.stringify(MAP))).toEqual({ TENANT_PRINCIPALS_JSON: JSON.stringify(MAP) });
+    expect(tenantPrincipalsEnvironment(undefined)).toEqual({});
+    expect(() => tenantPrincipalsEnvironment("{not json")).toThrow(/not valid JSON/);
+    expect(() => tenantPrincipalsEnvironment(JSON.stringify({ "app-role": ["*"] }))).toThrow(/principal patterns are/);
+  });
+});
