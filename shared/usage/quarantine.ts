@@ -78,7 +78,8 @@ export function contentFreeMessage(message: string): string {
   });
   return out.length > 1_000 ? `${out.slice(0, 1_000)}...` : out;
 }
-const SAFE_QUOTED = /^[A-Za-z0-9_.:/@+=|$#-]{0,128}$/;
+/** Identifiers, model ids and ARNs (up to 256 chars, like a model id): no spaces, so no sentences. */
+const SAFE_QUOTED = /^[A-Za-z0-9_.:/@+=|$#-]{0,256}$/;
 
 /** Ids worth keeping from a rejected record, each only when it has the form of such an id. */
 export interface RecordIds {
