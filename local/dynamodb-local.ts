@@ -76,7 +76,8 @@ export async function startDynamoLocal(opts: { port?: number; dataDir?: string; 
   void exited.then(() => process.off("exit", killOnExit));
   const endpoint = `http://127.0.0.1:${port}`;
 
-  const deadline = Date.now() + 30_000;
+  // A JVM starting on a busy machine (two cores shared by several test runs) can take well over 30 s.
+  const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     const early = await Promise.race([exited, sleep(150).then(() => "pending" as const)]);
     if (early !== "pending") {
@@ -90,7 +91,7 @@ export async function startDynamoLocal(opts: { port?: number; dataDir?: string; 
     if (await answers(endpoint)) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new StartupError(`DynamoDB Local did not answer within 30 s on port ${port}. Output:\n${output.slice(-2000)}`);
+      throw new StartupError(`DynamoDB Local did not answer within ${START_TIMEOUT_MS / 1000} s on port ${port}. Output:\n${output.slice(-2000)}`);
     }
   }
   return {
@@ -108,6 +109,7 @@ export async function startDynamoLocal(opts: { port?: number; dataDir?: string; 
 }
 
 const PID_FILE = "dynamodb-local.pid";
+const START_TIMEOUT_MS = 120_000;
 
 /**
  * A stack killed with SIGKILL cannot stop its DynamoDB Local: the JVM keeps running on the data
