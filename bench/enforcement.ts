@@ -216,7 +216,7 @@ async function runTenant(p: {
       const put = p.eb
         .send(
           new PutEventsCommand({
-            Entries: [{ Source: detail.provider === "bedrock" ? INVOCATION_SOURCES.bedrock : INVOCATION_SOURCES.sagemaker, DetailType: INVOCATION_DETAIL_TYPE, Detail: JSON.stringify(detail) }],
+            Entries: [{ Source: detail.provider === "bedrock" ? INVOCATION_SOURCES.bedrock : INVOCATION_SOURCES.sagemaker, DetailType: INVOCATION_DETAIL_TYPE, Detail: JSON.stringify(detail), EventBusName: p.stack.busName }],
           }),
         )
         .then((out) => {

@@ -1,10 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { matchesPattern, type EventPattern } from "../shared/events/rules";
+import { matchesPattern, type MatcherPattern } from "../shared/events/rules";
 import { LOCAL_ACCOUNT_ID } from "./handlers";
 
 /** PutEvents limits, as documented for EventBridge. */
 export const MAX_ENTRIES_PER_CALL = 10;
-export const MAX_ENTRY_BYTES = 256 * 1024;
+/**
+ * 256 KB: the size of one entry and of all entries of one request together (EventBridge's
+ * "Calculating PutEvents event entry size"). A request over it fails as a whole with a
+ * ValidationException, so an entry over it fails its request too.
+ */
+export const MAX_REQUEST_BYTES = 256 * 1024;
+/** The bus every account has. It exists on AWS, but no rule of this stack is on it. */
+export const DEFAULT_BUS = "default";
 
 /** The EventBridge event envelope a rule target (our SQS queue) receives. */
 export interface EventEnvelope {
@@ -44,10 +51,19 @@ export class AwsJsonError extends Error {
   }
 }
 
+/** A rule on the bus: entries matching any of its patterns are delivered to its queue. */
 export interface BusTarget {
+  /** The rule's name (reported in `matchedRules`). */
   name: string;
-  pattern: EventPattern;
-  deliver(envelope: EventEnvelope): void;
+  patterns: readonly MatcherPattern[];
+  /** The queue the rule delivers to (several rules may share one). */
+  queue: string;
+}
+
+export interface Delivery {
+  rule: string;
+  queue: string;
+  envelope: EventEnvelope;
 }
 
 export interface RecentEvent {
@@ -66,15 +82,23 @@ export interface RecentEvent {
 export class LocalBus {
   private readonly recent: RecentEvent[] = [];
   private recentStart = 0;
-  private counters = { accepted: 0, rejected: 0, routed: 0, unmatched: 0 };
+  private counters = { accepted: 0, rejected: 0, routed: 0, unmatched: 0, toDefaultBus: 0 };
 
   constructor(
     private readonly opts: {
       busName: string;
       region: string;
       targets: BusTarget[];
+      /**
+       * Hands one request's deliveries to the queues. Called once per request, before the
+       * response: with a journal it persists them first, and if it throws, nothing of the
+       * request is accepted (the call fails with a 500 InternalException, which the SDK retries).
+       */
+      dispatch: (deliveries: Delivery[]) => void;
       recentLimit?: number;
       onEvent?: (event: RecentEvent) => void;
+      /** An entry accepted for the account's default bus: counted nowhere, so say it loudly. */
+      onDefaultBus?: (event: RecentEvent) => void;
     },
   ) {}
 
@@ -90,8 +114,50 @@ export class LocalBus {
           `Member must have length ${entries.length < 1 ? "greater than or equal to 1" : `less than or equal to ${MAX_ENTRIES_PER_CALL}`}`,
       );
     }
-    const results = entries.map((entry) => this.putOne((entry ?? {}) as PutEventsRequestEntry));
+    const total = entries.reduce((sum: number, e) => sum + entrySize((e ?? {}) as PutEventsRequestEntry), 0);
+    if (total > MAX_REQUEST_BYTES) {
+      // EventBridge's answer (the message is AWS's); nothing of the request is accepted.
+      throw new AwsJsonError("ValidationException", "Total size of the entries in the request is over the limit.");
+    }
+
+    const accepted: { index: number; busName: string; envelope: EventEnvelope; rules: string[] }[] = [];
+    const deliveries: Delivery[] = [];
+    const results: PutEventsResultEntry[] = entries.map((raw, index) => {
+      const result = this.validate((raw ?? {}) as PutEventsRequestEntry);
+      if ("ErrorCode" in result) return result;
+      const { envelope, busName } = result;
+      const rules: string[] = [];
+      if (busName !== DEFAULT_BUS) {
+        for (const target of this.opts.targets) {
+          if (!target.patterns.some((p) => matchesPattern(p, envelope))) continue;
+          deliveries.push({ rule: target.name, queue: target.queue, envelope });
+          rules.push(target.name);
+        }
+      }
+      accepted.push({ index, busName, envelope, rules });
+      return { EventId: envelope.id };
+    });
+    if (deliveries.length) {
+      try {
+        this.opts.dispatch(deliveries);
+      } catch (error) {
+        throw new AwsJsonError("InternalException", `the local bus could not persist the request: ${error instanceof Error ? error.message : String(error)}`, 500);
+      }
+    }
+
+    const receivedAt = new Date().toISOString();
+    for (const a of accepted) {
+      this.counters.accepted++;
+      if (a.busName === DEFAULT_BUS) this.counters.toDefaultBus++;
+      else if (a.rules.length) this.counters.routed++;
+      else this.counters.unmatched++;
+      const recent: RecentEvent = { receivedAt, eventBusName: a.busName, envelope: a.envelope, matchedRules: a.rules };
+      this.remember(recent);
+      if (a.busName === DEFAULT_BUS) this.opts.onDefaultBus?.(recent);
+      this.opts.onEvent?.(recent);
+    }
     const failed = results.filter((r) => "ErrorCode" in r).length;
+    this.counters.rejected += failed;
     return { FailedEntryCount: failed, Entries: results };
   }
 
@@ -107,28 +173,6 @@ export class LocalBus {
 
   stats() {
     return { ...this.counters, recentKept: this.recent.length };
-  }
-
-  private putOne(entry: PutEventsRequestEntry): PutEventsResultEntry {
-    const result = this.validate(entry);
-    if ("ErrorCode" in result) {
-      this.counters.rejected++;
-      return result;
-    }
-    const { envelope, busName } = result;
-    const matchedRules: string[] = [];
-    for (const target of this.opts.targets) {
-      if (!matchesPattern(target.pattern, envelope)) continue;
-      target.deliver(envelope);
-      matchedRules.push(target.name);
-    }
-    this.counters.accepted++;
-    if (matchedRules.length) this.counters.routed++;
-    else this.counters.unmatched++;
-    const recent: RecentEvent = { receivedAt: new Date().toISOString(), eventBusName: busName, envelope, matchedRules };
-    this.remember(recent);
-    this.opts.onEvent?.(recent);
-    return { EventId: envelope.id };
   }
 
   private validate(entry: PutEventsRequestEntry): { envelope: EventEnvelope; busName: string } | { ErrorCode: string; ErrorMessage: string } {
@@ -149,9 +193,9 @@ export class LocalBus {
     const source = entry.Source as string;
     const detailType = entry.DetailType as string;
     const detailText = entry.Detail as string;
-    const size = entrySize(source, detailType, detailText, resources as string[], entry.Time !== undefined);
-    if (size > MAX_ENTRY_BYTES) {
-      return invalidArgument(`Entry size ${size} bytes exceeds the limit of ${MAX_ENTRY_BYTES} bytes.`);
+    // Sources starting with `aws.` are reserved for AWS services (EventBridge's answer and message).
+    if (source.startsWith("aws.")) {
+      return { ErrorCode: "NotAuthorizedForSourceException", ErrorMessage: "Not authorized for the source." };
     }
     let detail: unknown;
     try {
@@ -181,11 +225,16 @@ export class LocalBus {
     };
   }
 
-  /** The bus of this stack answers to its name, its ARN and `default`; any other bus does not exist. */
+  /**
+   * The bus of this stack answers to its name and its ARN. An omitted name, `default` or the
+   * default bus's ARN is the account's default bus: it exists (the entry is accepted, as on AWS)
+   * but no rule of this stack is on it. Any other bus does not exist here.
+   */
   private busNameOf(value: unknown): string | undefined {
-    if (value === undefined || value === null || value === "" || value === "default") return this.opts.busName;
+    if (value === undefined || value === null || value === "") return DEFAULT_BUS;
     if (typeof value !== "string") return undefined;
     const name = value.startsWith("arn:") ? value.slice(value.lastIndexOf("/") + 1) : value;
+    if (name === DEFAULT_BUS) return DEFAULT_BUS;
     return name === this.opts.busName ? name : undefined;
   }
 
@@ -204,10 +253,17 @@ function invalidArgument(message: string) {
   return { ErrorCode: "InvalidArgument", ErrorMessage: message };
 }
 
-/** Entry size as EventBridge computes it (UTF-8 bytes of the fields; 14 bytes for Time). */
-function entrySize(source: string, detailType: string, detail: string, resources: string[], hasTime: boolean): number {
-  let size = hasTime ? 14 : 0;
-  for (const s of [source, detailType, detail, ...resources]) size += Buffer.byteLength(s, "utf8");
+/**
+ * Entry size as EventBridge computes it: UTF-8 bytes of Source, DetailType, Detail and each
+ * Resources item, plus 14 bytes when Time is given. Fields of the wrong type count as absent
+ * (the entry then fails its own validation).
+ */
+export function entrySize(entry: PutEventsRequestEntry): number {
+  let size = entry.Time !== undefined && entry.Time !== null ? 14 : 0;
+  const resources = Array.isArray(entry.Resources) ? entry.Resources : [];
+  for (const s of [entry.Source, entry.DetailType, entry.Detail, ...resources]) {
+    if (typeof s === "string") size += Buffer.byteLength(s, "utf8");
+  }
   return size;
 }
 

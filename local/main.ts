@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { INGEST_RULE } from "../shared/events/rules";
 import { demoScenario, formatDemoResult, runDemo } from "./demo";
 import { StartupError } from "./dynamodb-local";
 import { startLocalStack, type LocalStack } from "./stack";
@@ -10,7 +11,11 @@ endpoint, in-memory SQS queues in front of the same Lambda handlers, and the usa
 
 Options:
   --port N          HTTP port (bus, usage API, /local/*)          default 4000
-  --data DIR        keep DynamoDB Local data in DIR                default in memory
+  --data DIR        keep DynamoDB Local data and the queue journal in DIR: events PutEvents
+                    accepted survive a crash (kill -9) and are delivered after a restart
+                                                                   default in memory (lost on exit)
+  --ingest-concurrency N  ingest batches handled at once (the deployed event source's
+                    maxConcurrency)                                default ${INGEST_RULE.maxConcurrency}
   --dynamo-port N   port for DynamoDB Local                        default a free port
   --no-demo         do not send demo traffic; just serve
   --no-jobs         do not run the scheduled jobs on their schedules (POST /local/jobs/{name} still runs one)
@@ -34,6 +39,7 @@ function parse(argv: string[]) {
       "no-demo": { type: "boolean", default: false },
       "no-jobs": { type: "boolean", default: false },
       "billing-dir": { type: "string" },
+      "ingest-concurrency": { type: "string", default: String(INGEST_RULE.maxConcurrency) },
       tenants: { type: "string", default: "30" },
       events: { type: "string" },
       verbose: { type: "boolean", default: false },
@@ -55,6 +61,7 @@ function parse(argv: string[]) {
     demo: values.demo && !values["no-demo"],
     jobs: !values["no-jobs"],
     billingDir: values["billing-dir"],
+    ingestConcurrency: int("ingest-concurrency", values["ingest-concurrency"], 1, 100)!,
     tenants: int("tenants", values.tenants, 1, 999)!,
     events: int("events", values.events, 1, 1_000_000),
     verbose: values.verbose,
@@ -104,6 +111,7 @@ async function main(argv: string[]): Promise<number> {
       handlerLogs: args.verbose ? "inherit" : "quiet",
       scheduleJobs: args.jobs,
       billingExportDir: args.billingDir,
+      concurrencyByRule: { [INGEST_RULE.name]: args.ingestConcurrency },
     });
   } catch (error) {
     if (error instanceof StartupError) {
@@ -134,6 +142,8 @@ async function main(argv: string[]): Promise<number> {
       `  scheduled jobs         ${args.jobs ? jobSchedule(stack) : "not scheduled (--no-jobs)"}; run one now: POST ${stack.url}/local/jobs/{name}`,
       `  billing export dir     ${stack.billingExportDir}`,
       `  DynamoDB Local         ${stack.dynamoEndpoint}  table ${stack.tableName}`,
+      `  ingest                 up to ${args.ingestConcurrency} batch(es) at once; ` +
+        (stack.journal() ? `accepted events journaled in ${stack.journal()!.path} (survive a crash)` : "queues in memory: accepted events not yet ingested are lost on exit (use --data DIR)"),
       "",
     ].join("\n"),
   );

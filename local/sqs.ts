@@ -19,6 +19,8 @@ export interface SimQueueOptions {
   invoke: BatchInvoker;
   onBatchError?: (queue: string, error: unknown) => void;
   onDeadLetter?: (queue: string, message: DeadLetter) => void;
+  /** A message deleted from the queue: the handler did not report it failed. */
+  onDeleted?: (queue: string, messageId: string) => void;
 }
 
 interface Message {
@@ -45,6 +47,8 @@ export interface DeadLetter {
 
 export interface QueueStats {
   name: string;
+  /** Batches handed to the handler at the same time, at most. */
+  concurrency: number;
   visible: number;
   delayed: number;
   inFlight: number;
@@ -84,14 +88,15 @@ export class SimQueue {
     return this.opts.name;
   }
 
-  send(body: string): string {
+  /** Enqueues a message; `messageId`/`sentAt` are given when a journaled message is delivered again after a restart. */
+  send(body: string, opts: { messageId?: string; sentAt?: number } = {}): string {
     const now = Date.now();
-    const messageId = randomUUID();
+    const messageId = opts.messageId ?? randomUUID();
     this.ready.push({
       messageId,
       body,
       md5OfBody: createHash("md5").update(body).digest("hex"),
-      sentAt: now,
+      sentAt: opts.sentAt ?? now,
       receiveCount: 0,
       visibleAt: now,
     });
@@ -105,9 +110,15 @@ export class SimQueue {
     return this.ready.length === 0 && this.delayed.length === 0 && this.inFlight.size === 0;
   }
 
+  /** Lists a dead letter kept from an earlier run (the journal's). */
+  restoreDeadLetter(letter: DeadLetter): void {
+    this.deadLetters.push(letter);
+  }
+
   stats(): QueueStats {
     return {
       name: this.opts.name,
+      concurrency: this.opts.concurrency,
       visible: this.ready.length,
       delayed: this.delayed.length,
       inFlight: this.inFlight.size,
@@ -180,6 +191,7 @@ export class SimQueue {
       this.inFlight.delete(m.messageId);
       if (!failed.has(m.messageId)) {
         this.counters.deleted++;
+        this.opts.onDeleted?.(this.opts.name, m.messageId);
         continue;
       }
       m.lastError = reason;

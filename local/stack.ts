@@ -2,16 +2,17 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join, resolve } from "node:path";
-import { QUEUE_RULES, type QueueRule } from "../shared/events/rules";
+import { QUEUE_RULES, UNCONSUMED_METERING_RULE, type QueueRule } from "../shared/events/rules";
 import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import { HTTP_ROUTES, type HttpRoute } from "../shared/http/routes";
 import { resetConfig } from "../shared/runtime/config";
 import { ensureUsageTable } from "../shared/storage/adapters/dynamodb";
 import { DASHBOARD_HTML } from "./dashboard";
-import { AwsJsonError, LocalBus, type EventEnvelope, type RecentEvent } from "./bus";
+import { AwsJsonError, LocalBus, type BusTarget, type Delivery, type EventEnvelope, type RecentEvent } from "./bus";
 import { freePort, startDynamoLocal, StartupError, type DynamoLocal } from "./dynamodb-local";
 import { HandlerLoader, lambdaContext, LocalHandlerMissingError, type LambdaHandler } from "./handlers";
 import { apiGatewayEvent, findRoute, invokeRoute, json, type HttpReply } from "./http-api";
+import { journalPath, LocalJournal, type JournaledMessage } from "./journal";
 import { LOCAL_JOBS, LocalJobUnknownError, LocalScheduler, type JobRun, type JobStatus, type LocalJob } from "./jobs";
 import { SimQueue, type DeadLetter, type QueueStats } from "./sqs";
 
@@ -24,7 +25,10 @@ export interface LocalStackOptions {
   /** HTTP port for the bus, the usage API and /local/*; 0 picks a free one. Default 4000. */
   port?: number;
   host?: string;
-  /** Persist DynamoDB Local data in this directory (default: in memory). */
+  /**
+   * Persist DynamoDB Local data in this directory (default: in memory), and journal the queues
+   * there: what PutEvents accepted is fsynced before the 200 and delivered again after a crash.
+   */
   dataDir?: string;
   /** Port for the DynamoDB Local it starts (default: a free one). */
   dynamoPort?: number;
@@ -43,6 +47,8 @@ export interface LocalStackOptions {
   batchingWindowMs?: number;
   /** Batches in flight per queue (default 1: deterministic order). */
   concurrency?: number;
+  /** Batches in flight for the named rules' queues, overriding `concurrency` (`npm start`: `{ ingest: --ingest-concurrency }`). */
+  concurrencyByRule?: Readonly<Record<string, number>>;
   /** Events kept for GET /local/events (default 500). */
   recentEvents?: number;
   /** Where log lines go (default console.log). */
@@ -73,6 +79,8 @@ export interface LocalStack {
   /** Resolves once every queue is empty and no batch is in flight. */
   drain(opts?: { timeoutMs?: number }): Promise<void>;
   queues(): QueueStats[];
+  /** The queue journal (with `dataDir`): its file and the accepted messages not yet deleted. */
+  journal(): { path: string; pending: number } | null;
   deadLetters(): DeadLetter[];
   recentEvents(filter?: { source?: string; detailType?: string; limit?: number }): RecentEvent[];
   /** Absolute directory the billing export job writes to. */
@@ -126,7 +134,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   let dynamoEndpoint = opts.dynamoEndpoint;
   try {
     if (!dynamoEndpoint) {
-      dynamo = await startDynamoLocal({ port: opts.dynamoPort ?? (await freePort()), dataDir: opts.dataDir });
+      dynamo = await startDynamoLocal({ port: opts.dynamoPort ?? (await freePort()), dataDir: opts.dataDir, log });
       dynamoEndpoint = dynamo.endpoint;
     }
     // Handlers read their configuration on first use; everything they need is set before
@@ -171,6 +179,18 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     throw new StartupError(`could not prepare DynamoDB at ${dynamoEndpoint}: ${describe(error)}`, { cause: error });
   }
 
+  // With --data, the queues' journal: what the bus accepted survives a crash of this process.
+  const opened = opts.dataDir ? LocalJournal.open(journalPath(resolve(opts.dataDir))) : undefined;
+  const journal = opened?.journal;
+  const journalSafely = (what: string, write: () => void) => {
+    try {
+      write();
+    } catch (error) {
+      // Only an ack or a dead letter: at worst the message is delivered again after a restart.
+      log(`[journal] could not record ${what}: ${describe(error)}`);
+    }
+  };
+
   // One in-memory queue (with its event source mapping) per rule.
   const missingReported = new Set<string>();
   const queues = (opts.rules ?? QUEUE_RULES).map((rule) => {
@@ -182,7 +202,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       maxReceiveCount: rule.maxReceiveCount,
       visibilityTimeoutMs: opts.visibilityTimeoutMs ?? 1000,
       batchingWindowMs: opts.batchingWindowMs ?? rule.maxBatchingWindowSeconds * 1000,
-      concurrency: opts.concurrency ?? 1,
+      concurrency: opts.concurrencyByRule?.[rule.name] ?? opts.concurrency ?? 1,
       invoke: async (event) => {
         const fn = typeof rule.handler === "function" ? rule.handler : await loader.load(rule.handler);
         return fn(event, lambdaContext(functionName, region, rule.visibilityTimeoutSeconds * 1000));
@@ -195,24 +215,60 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         }
         log(`[queue ${name}] batch failed, will be redelivered: ${describe(error)}`);
       },
-      onDeadLetter: (name, letter) => log(`[queue ${name}] message ${letter.messageId} moved to the DLQ after ${letter.receiveCount} receives: ${letter.reason}`),
+      onDeadLetter: (name, letter) => {
+        if (journal) journalSafely(`dead letter ${letter.messageId}`, () => journal.deadLetter(letter));
+        log(`[queue ${name}] message ${letter.messageId} moved to the DLQ after ${letter.receiveCount} receives: ${letter.reason}`);
+      },
+      onDeleted: journal ? (_name, messageId) => journalSafely(`ack of ${messageId}`, () => journal.ack(messageId)) : undefined,
     });
     return { rule, queue };
   });
+  const queueByName = new Map(queues.map(({ queue }) => [queue.name, queue]));
+
+  // The rules on the bus: one per queue rule, and the catch rule for genai.metering.* entries no
+  // consumer takes, into the queue it names (when this stack has that queue).
+  const targets: BusTarget[] = queues.map(({ rule, queue }) => ({ name: rule.name, patterns: [rule.pattern], queue: queue.name }));
+  const catchQueue = queues.find(({ rule }) => rule.name === UNCONSUMED_METERING_RULE.target)?.queue;
+  if (catchQueue) targets.push({ name: UNCONSUMED_METERING_RULE.name, patterns: UNCONSUMED_METERING_RULE.patterns, queue: catchQueue.name });
 
   const bus = new LocalBus({
     busName,
     region,
     recentLimit: opts.recentEvents ?? 500,
-    targets: queues.map(({ rule, queue }) => ({
-      name: rule.name,
-      pattern: rule.pattern,
-      deliver: (envelope: EventEnvelope) => void queue.send(JSON.stringify(envelope)),
-    })),
+    targets,
+    dispatch: (deliveries: Delivery[]) => {
+      const sentAt = Date.now();
+      const messages: JournaledMessage[] = deliveries.map((d) => ({ queue: d.queue, messageId: randomUUID(), body: JSON.stringify(d.envelope), sentAt }));
+      // Persisted (fsync) before any queue sees them and before the 200; a failure fails the request.
+      journal?.append(messages);
+      for (const m of messages) queueByName.get(m.queue)!.send(m.body, { messageId: m.messageId, sentAt: m.sentAt });
+    },
     onEvent: (event) => {
       if (event.envelope.source === ENFORCEMENT_SOURCE) log(enforcementLine(event.envelope));
     },
+    onDefaultBus: (event) =>
+      log(
+        `[bus] WARNING: event ${event.envelope.id} (${event.envelope.source} / ${event.envelope["detail-type"]}) went to the account's default bus ` +
+          `(EventBusName omitted or 'default'): on AWS no rule of this stack sees it, so it is counted nowhere. Send it to '${busName}'.`,
+      ),
   });
+
+  if (opened) {
+    const unknown = new Map<string, number>();
+    for (const m of opened.pending) {
+      const queue = queueByName.get(m.queue);
+      if (queue) queue.send(m.body, { messageId: m.messageId, sentAt: m.sentAt });
+      else unknown.set(m.queue, (unknown.get(m.queue) ?? 0) + 1);
+    }
+    for (const letter of opened.deadLetters) queueByName.get(letter.queue)?.restoreDeadLetter(letter);
+    const redelivered = opened.pending.length - [...unknown.values()].reduce((a, b) => a + b, 0);
+    log(
+      `[journal] ${journal!.path}: ${redelivered} accepted message(s) not processed before the last stop delivered again` +
+        (opened.deadLetters.length ? `, ${opened.deadLetters.length} dead letter(s) listed again` : "") +
+        (opened.skippedLines ? `, ${opened.skippedLines} torn line(s) skipped` : ""),
+    );
+    for (const [name, n] of unknown) log(`[journal] ${n} message(s) for queue ${name}, which this stack does not have, are kept in the journal`);
+  }
 
   // Built before the server handles requests; a bad schedule expression fails startup here.
   const scheduler = new LocalScheduler({ jobs: opts.jobs ?? LOCAL_JOBS, region, load: (spec) => loader.load(spec), log });
@@ -254,10 +310,13 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
           tableName,
           busName,
           region,
+          pid: process.pid,
+          dynamoPid: dynamo?.pid ?? null,
+          journal: journalStatus(),
           uptimeSeconds: Math.round((Date.now() - started) / 1000),
         });
       case "/local/queues":
-        return json(200, { queues: queues.map(({ rule, queue }) => ({ rule: rule.name, ...queue.stats() })), bus: bus.stats() });
+        return json(200, { queues: queues.map(({ rule, queue }) => ({ rule: rule.name, ...queue.stats() })), bus: bus.stats(), journal: journalStatus() });
       case "/local/dlq": {
         const name = u.searchParams.get("queue");
         return json(200, { deadLetters: deadLetters().filter((d) => !name || d.queue === name) });
@@ -279,6 +338,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   };
 
   const deadLetters = () => queues.flatMap(({ queue }) => queue.deadLetters);
+  const journalStatus = () => (journal ? { path: journal.path, pending: journal.pendingCount() } : null);
   ready();
   if (opts.scheduleJobs) scheduler.start();
 
@@ -291,6 +351,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     busName,
     region,
     queues: () => queues.map(({ queue }) => queue.stats()),
+    journal: journalStatus,
     deadLetters,
     recentEvents: (filter) => bus.recentEvents(filter),
     billingExportDir,
@@ -310,6 +371,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     stop() {
       stopping ??= (async () => {
         for (const { queue } of queues) queue.stop();
+        journal?.close();
         await scheduler.stop();
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));

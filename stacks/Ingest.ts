@@ -1,8 +1,10 @@
 import { Duration } from "aws-cdk-lib";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { EventBus, Queue, use, type App, type Function as SstFunction, type Stack, type StackContext, type Table } from "sst/constructs";
-import { QUEUE_RULES, type QueueRule } from "../shared/events/rules";
+import { QUEUE_RULES, UNCONSUMED_METERING_RULE, type QueueRule } from "../shared/events/rules";
 import { Storage } from "./Storage";
 import {
   baseEnvironment,
@@ -55,6 +57,7 @@ export function Ingest({ stack, app }: StackContext) {
   const consumers = QUEUE_RULES.map((rule) => queueConsumer(stack, app, bus, table, rule));
   const ingest = consumers.find((c) => c.rule.name === "ingest");
   if (!ingest) throw new Error("QUEUE_RULES has no 'ingest' rule; the Ops alarms depend on it");
+  catchRule(stack, bus, consumers);
 
   stack.addOutputs({
     EventBusName: { value: bus.eventBusName, exportName: app.logicalPrefixedName("EventBusName") },
@@ -121,6 +124,26 @@ function queueConsumer(stack: Stack, app: App, bus: EventBus, table: Table, rule
   });
 
   return { rule, queue: queue.cdk.queue, dlq, fn: queue.consumerFunction as SstFunction };
+}
+
+/**
+ * `genai.metering.*` entries no consumer takes go to the catch rule's queue (the ingest), which
+ * quarantines them with their reason instead of EventBridge dropping them silently. One rule per
+ * pattern of UNCONSUMED_METERING_RULE (disjoint patterns: no entry is delivered twice).
+ */
+function catchRule(stack: Stack, bus: EventBus, consumers: QueueConsumer[]): void {
+  const rule = UNCONSUMED_METERING_RULE;
+  const target = consumers.find((c) => c.rule.name === rule.target);
+  if (!target) throw new Error(`the ${rule.name} rule targets '${rule.target}', which QUEUE_RULES does not have`);
+  rule.patterns.forEach((pattern, i) => {
+    new events.Rule(stack, `${pascal(rule.name)}${i + 1}`, {
+      eventBus: bus.cdk.eventBus,
+      description: `genai.metering.* entries no consumer takes (${i + 1}/${rule.patterns.length}) -> ${rule.target} queue, which quarantines them`,
+      // Matchers ({ prefix }, { "anything-but" }) are EventBridge pattern syntax; CDK's types only say string[].
+      eventPattern: { source: pattern.source as string[] | undefined, detailType: pattern["detail-type"] as string[] | undefined },
+      targets: [new targets.SqsQueue(target.queue, { deadLetterQueue: target.dlq, retryAttempts: TARGET_RETRY_ATTEMPTS })],
+    });
+  });
 }
 
 function pascal(name: string): string {

@@ -130,8 +130,15 @@ export function parseInvocationMessage(body: string): InvocationEventV1 {
       "unexpected-detail-type",
     );
   }
+  // The ingest rule takes only the invocation sources; anything else reached the queue through
+  // the catch rule (shared/events/rules.ts) and must not be counted as usage.
+  if (!INVOCATION_SOURCE_SET.has(envelope.data.source)) {
+    throw new InvalidInvocationEventError(`unknown source '${truncate(envelope.data.source)}'`, "unknown-source");
+  }
   return parseInvocationDetail(envelope.data.detail);
 }
+
+const INVOCATION_SOURCE_SET: ReadonlySet<string> = new Set(Object.values(INVOCATION_SOURCES));
 
 export function parseInvocationDetail(detail: unknown): InvocationEventV1 {
   const parsed = invocationEventV1Schema.safeParse(detail);

@@ -163,7 +163,7 @@ describe.skipIf(!HANDLERS_PRESENT)("acceptance: exactly-once usage through the l
     }
     // PutEvents itself refuses a detail that is not JSON: that never reaches the queue
     const malformed = await client.send(
-      new PutEventsCommand({ Entries: [{ Source: INVOCATION_SOURCES.bedrock, DetailType: INVOCATION_DETAIL_TYPE, Detail: "{\"eventId\":" }] }),
+      new PutEventsCommand({ Entries: [{ Source: INVOCATION_SOURCES.bedrock, DetailType: INVOCATION_DETAIL_TYPE, Detail: "{\"eventId\":", EventBusName: "local-bus" }] }),
     );
     expect(malformed.Entries?.[0]?.ErrorCode).toBe("MalformedDetail");
 

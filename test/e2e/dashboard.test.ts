@@ -22,6 +22,7 @@ beforeAll(async () => {
       Source: INVOCATION_SOURCES.bedrock,
       DetailType: INVOCATION_DETAIL_TYPE,
       Detail: JSON.stringify(invocation({ tenantId, modelId: "anthropic.claude-3-5-sonnet-20240620-v1:0" })),
+      EventBusName: stack.busName,
     })),
   );
   for (let i = 0; i < entries.length; i += 10) await eb.send(new PutEventsCommand({ Entries: entries.slice(i, i + 10) }));

@@ -45,8 +45,8 @@ describe("local EventBridge PutEvents endpoint (real @aws-sdk/client-eventbridge
       new PutEventsCommand({
         Entries: [
           { Source: "test.orders", DetailType: "Order Placed", Detail: JSON.stringify({ n: 1 }), EventBusName: stack.busName, Time: time, Resources: ["arn:aws:x:::r1"] },
-          { Source: "test.orders", DetailType: "Order Placed", Detail: JSON.stringify({ n: 2 }) },
-          { Source: "test.other", DetailType: "Order Placed", Detail: JSON.stringify({ n: 3 }), EventBusName: "default" },
+          { Source: "test.orders", DetailType: "Order Placed", Detail: JSON.stringify({ n: 2 }), EventBusName: `arn:aws:events:us-west-2:000000000000:event-bus/${stack.busName}` },
+          { Source: "test.other", DetailType: "Order Placed", Detail: JSON.stringify({ n: 3 }), EventBusName: stack.busName },
         ],
       }),
     );
@@ -79,17 +79,17 @@ describe("local EventBridge PutEvents endpoint (real @aws-sdk/client-eventbridge
   it("reports per-entry errors the way EventBridge does and still accepts the valid entries", async () => {
     // prepare
     delivered.length = 0;
-    const big = JSON.stringify({ pad: "x".repeat(256 * 1024) });
+    const bus = stack.busName;
     // act
     const out = await client.send(
       new PutEventsCommand({
         Entries: [
-          { Source: "test.orders", DetailType: "Order Placed", Detail: "{not json" },
-          { Source: "test.orders", DetailType: "Order Placed", Detail: "[1,2]" },
-          { DetailType: "Order Placed", Detail: "{}" },
-          { Source: "test.orders", DetailType: "Order Placed", Detail: big },
+          { Source: "test.orders", DetailType: "Order Placed", Detail: "{not json", EventBusName: bus },
+          { Source: "test.orders", DetailType: "Order Placed", Detail: "[1,2]", EventBusName: bus },
+          { DetailType: "Order Placed", Detail: "{}", EventBusName: bus },
           { Source: "test.orders", DetailType: "Order Placed", Detail: "{}", EventBusName: "no-such-bus" },
-          { Source: "test.orders", DetailType: "Order Placed", Detail: JSON.stringify({ ok: true }) },
+          { Source: "aws.ec2", DetailType: "EC2 Instance State-change Notification", Detail: "{}", EventBusName: bus },
+          { Source: "test.orders", DetailType: "Order Placed", Detail: JSON.stringify({ ok: true }), EventBusName: bus },
         ],
       }),
     );
@@ -97,11 +97,61 @@ describe("local EventBridge PutEvents endpoint (real @aws-sdk/client-eventbridge
     // assess
     expect(out.FailedEntryCount).toBe(5);
     const codes = out.Entries!.map((e) => e.ErrorCode ?? "ok");
-    expect(codes).toEqual(["MalformedDetail", "MalformedDetail", "InvalidArgument", "InvalidArgument", "ResourceNotFoundException", "ok"]);
+    expect(codes).toEqual(["MalformedDetail", "MalformedDetail", "InvalidArgument", "ResourceNotFoundException", "NotAuthorizedForSourceException", "ok"]);
     expect(out.Entries![2].ErrorMessage).toMatch(/Source is a required argument/);
-    expect(out.Entries![3].ErrorMessage).toMatch(/exceeds the limit of 262144 bytes/);
+    expect(out.Entries![3].ErrorMessage).toBe("Event bus no-such-bus does not exist.");
+    expect(out.Entries![4].ErrorMessage).toBe("Not authorized for the source.");
     expect(out.Entries![5].EventId).toBeTruthy();
     expect(delivered.map((d) => d.detail)).toEqual([{ ok: true }]);
+  });
+
+  it("accepts entries for the account's default bus (omitted, 'default' or its ARN) like AWS, routes them to no rule, and says so", async () => {
+    // prepare
+    delivered.length = 0;
+    const before = (await (await fetch(`${stack.url}/local/queues`)).json()) as { bus: { toDefaultBus: number } };
+    const entry = { Source: "test.orders", DetailType: "Order Placed", Detail: JSON.stringify({ lost: true }) };
+    // act
+    const out = await client.send(
+      new PutEventsCommand({
+        Entries: [entry, { ...entry, EventBusName: "default" }, { ...entry, EventBusName: "arn:aws:events:us-west-2:000000000000:event-bus/default" }],
+      }),
+    );
+    await stack.drain({ timeoutMs: 10_000 });
+    // assess: 200 with an EventId each (as AWS answers), but no rule of this stack got them
+    expect(out.FailedEntryCount).toBe(0);
+    expect(out.Entries!.every((e) => e.EventId)).toBe(true);
+    expect(delivered).toEqual([]);
+    const after = (await (await fetch(`${stack.url}/local/queues`)).json()) as { bus: { toDefaultBus: number } };
+    expect(after.bus.toDefaultBus - before.bus.toDefaultBus).toBe(3);
+    const warnings = logs.filter((l) => l.startsWith("[bus] WARNING") && out.Entries!.some((e) => l.includes(e.EventId!)));
+    expect(warnings).toHaveLength(3);
+    expect(warnings[0]).toMatch(/default bus .*counted nowhere/);
+    const kept = stack.recentEvents({ source: "test.orders" }).filter((e) => out.Entries!.some((x) => x.EventId === e.envelope.id));
+    expect(kept.map((e) => [e.eventBusName, e.matchedRules])).toEqual([["default", []], ["default", []], ["default", []]]);
+  });
+
+  it("rejects a request whose entries total more than 256 KB as a ValidationException, and accepts one of exactly 256 KB", async () => {
+    // prepare: entry size = UTF-8 bytes of Source + DetailType + Detail (+ 14 with Time)
+    delivered.length = 0;
+    const source = "test.orders";
+    const detailType = "Order Placed";
+    const detailOf = (bytes: number) => JSON.stringify({ pad: "x".repeat(bytes - 10) }); // {"pad":"..."} = 10 + n bytes
+    const half = 128 * 1024 - source.length - detailType.length;
+    const exact = [0, 1].map(() => ({ Source: source, DetailType: detailType, Detail: detailOf(half), EventBusName: stack.busName }));
+    const over = [...exact.slice(0, 1), { ...exact[1], Time: new Date() }];
+    const oneHuge = [{ Source: source, DetailType: detailType, Detail: detailOf(256 * 1024), EventBusName: stack.busName }];
+    // act + assess
+    for (const entries of [over, oneHuge]) {
+      await expect(client.send(new PutEventsCommand({ Entries: entries }))).rejects.toMatchObject({
+        name: "ValidationException",
+        $metadata: { httpStatusCode: 400 },
+        message: "Total size of the entries in the request is over the limit.",
+      });
+    }
+    const ok = await client.send(new PutEventsCommand({ Entries: exact }));
+    await stack.drain({ timeoutMs: 10_000 });
+    expect(ok.FailedEntryCount).toBe(0);
+    expect(delivered).toHaveLength(2);
   });
 
   it("rejects a call with more than 10 entries as a ValidationException", async () => {
@@ -125,6 +175,7 @@ describe("local EventBridge PutEvents endpoint (real @aws-sdk/client-eventbridge
             Source: "genai.metering.quota",
             DetailType: "Tenant Throttled",
             Detail: JSON.stringify({ tenantId: "t-07", tier: "advanced", month: "2026-11", usedTokens: 1200, limitTokens: 1000, window: { minutes: 1 } }),
+            EventBusName: stack.busName,
           },
         ],
       }),

@@ -39,7 +39,7 @@ describe("soak of the local stack", () => {
         calls.push(
           eb.send(
             new PutEventsCommand({
-              Entries: [...slice, ...dup].slice(0, 10).map((d) => ({ Source: INVOCATION_SOURCES.bedrock, DetailType: INVOCATION_DETAIL_TYPE, Detail: JSON.stringify(d) })),
+              Entries: [...slice, ...dup].slice(0, 10).map((d) => ({ Source: INVOCATION_SOURCES.bedrock, DetailType: INVOCATION_DETAIL_TYPE, Detail: JSON.stringify(d), EventBusName: stack.busName })),
             }),
           ),
         );

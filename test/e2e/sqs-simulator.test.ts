@@ -83,7 +83,7 @@ describe("local SQS simulator (event source mapping semantics)", () => {
     for (let i = 0; i < keys.length; i += 10) {
       const out = await client.send(
         new PutEventsCommand({
-          Entries: keys.slice(i, i + 10).map((key) => ({ Source: `test.${source}`, DetailType: "Test", Detail: JSON.stringify({ key }) })),
+          Entries: keys.slice(i, i + 10).map((key) => ({ Source: `test.${source}`, DetailType: "Test", Detail: JSON.stringify({ key }), EventBusName: stack.busName })),
         }),
       );
       expect(out.FailedEntryCount).toBe(0);

@@ -1,7 +1,7 @@
 import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HTTP_ROUTES } from "../../shared/http/routes";
-import { QUEUE_RULES } from "../../shared/events/rules";
+import { QUEUE_RULES, UNCONSUMED_METERING_RULE } from "../../shared/events/rules";
 import { PIPELINE_METRICS } from "../../shared/observability/metric-names";
 import { USAGE_TABLE } from "../../shared/storage/table";
 import { Alerts } from "../../stacks/Alerts";
@@ -139,13 +139,19 @@ describe("Ingest", () => {
         ingest.hasResourceProperties("AWS::SQS::Queue", { QueueName: `${queueName}-dlq`, SqsManagedSseEnabled: true });
       });
 
-      it("lets only this rule's EventBridge send to the queue", () => {
+      it("lets only the EventBridge rules targeting the queue (this rule, and the catch rule's for the ingest) send to it", () => {
         const policy = only(resources(ingest, "AWS::SQS::QueuePolicy", { Queues: [{ Ref: queueId() }] }), "queue policy")[1];
         const allows = (policy.Properties.PolicyDocument.Statement as any[]).filter((st) => st.Effect === "Allow");
-        const allow = only(allows, "allow statements");
-        expect(allow.Principal).toEqual({ Service: "events.amazonaws.com" });
-        expect(asArray(allow.Action)).toContain("sqs:SendMessage");
-        expect(allow.Condition).toEqual({ ArnEquals: { "aws:SourceArn": { "Fn::GetAtt": [ruleEntry()[0], "Arn"] } } });
+        const senders = resources(ingest, "AWS::Events::Rule")
+          .filter(([, r]) => (r.Properties.Targets as any[]).some((t) => JSON.stringify(t.Arn) === JSON.stringify({ "Fn::GetAtt": [queueId(), "Arn"] })))
+          .map(([id]) => id);
+        expect(senders).toContain(ruleEntry()[0]);
+        expect(senders).toHaveLength(rule.name === UNCONSUMED_METERING_RULE.target ? 1 + UNCONSUMED_METERING_RULE.patterns.length : 1);
+        for (const allow of allows) {
+          expect(allow.Principal).toEqual({ Service: "events.amazonaws.com" });
+          expect(asArray(allow.Action)).toContain("sqs:SendMessage");
+        }
+        expect(allows.map((a) => a.Condition.ArnEquals["aws:SourceArn"]["Fn::GetAtt"][0]).sort()).toEqual([...senders].sort());
       });
 
       it("consumes with the rule's batch size, window and concurrency and reports partial batch failures", () => {

@@ -22,6 +22,8 @@ describe("event contract v1", () => {
     ["malformed JSON", "{", /^malformed-json/],
     ["not an envelope", JSON.stringify({ hello: 1 }), /^not-an-envelope/],
     ["wrong detail-type", envelope(invocation(), { "detail-type": "Other" }), /^unexpected-detail-type/],
+    ["unknown source (caught by the catch rule)", envelope(invocation(), { source: "genai.metering.openai" }), /^unknown-source: unknown source 'genai.metering.openai'/],
+    ["enforcement source with the invocation detail-type", envelope(invocation(), { source: "genai.metering.quota" }), /^unknown-source/],
     ["tenant with key delimiter", envelope({ ...invocation(), tenantId: "a#b" }), /^schema: invalid invocation event: tenantId/],
     ["injection attempt in tenant", envelope({ ...invocation(), tenantId: "x' OR 1=1 --" }), /^schema: invalid invocation event: tenantId/],
     ["tenant too long", envelope({ ...invocation(), tenantId: "t".repeat(65) }), /^schema: invalid invocation event: tenantId/],
