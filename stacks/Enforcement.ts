@@ -1,12 +1,13 @@
 import { Duration } from "aws-cdk-lib";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { use, type StackContext } from "sst/constructs";
 import { Alerts } from "./Alerts";
 import { Ingest } from "./Ingest";
-import { deadLetterQueue, workQueueProps } from "./support";
+import { deadLetterQueue, putEventsStatement, workQueueProps } from "./support";
 
 /** Source of the quota domain's enforcement events on the pipeline bus. */
 export const ENFORCEMENT_SOURCE = "genai.metering.quota";
@@ -63,10 +64,13 @@ export function Enforcement({ stack, app }: StackContext) {
   ];
   const dataPlaneBusArn = process.env.DATA_PLANE_BUS_ARN;
   if (dataPlaneBusArn) {
-    // Cross-account: the target creates a role allowed events:PutEvents on that bus only; the
-    // data-plane bus's resource policy must allow this account.
+    // Cross-account: EventBridge forwards through a role allowed events:PutEvents on that bus only,
+    // and only for enforcement events; the data-plane bus's resource policy must allow this account.
     const remote = events.EventBus.fromEventBusArn(stack, "DataPlaneBus", dataPlaneBusArn);
-    dataPlaneTargets.push(new targets.EventBus(remote, { deadLetterQueue: deliveryDlq }));
+    const role = new iam.Role(stack, "DataPlaneBusRole", { assumedBy: new iam.ServicePrincipal("events.amazonaws.com") });
+    role.addToPolicy(putEventsStatement(remote, [ENFORCEMENT_SOURCE]));
+    // withoutPolicyUpdates: the target would otherwise add its own, unconditioned PutEvents grant.
+    dataPlaneTargets.push(new targets.EventBus(remote, { deadLetterQueue: deliveryDlq, role: role.withoutPolicyUpdates() }));
   }
   new events.Rule(stack, "ToDataPlane", {
     eventBus: bus.cdk.eventBus,

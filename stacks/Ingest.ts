@@ -5,12 +5,14 @@ import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { EventBus, Queue, use, type App, type Function as SstFunction, type Stack, type StackContext, type Table } from "sst/constructs";
 import { QUEUE_RULES, UNCONSUMED_METERING_RULE, type QueueRule } from "../shared/events/rules";
+import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import { Storage } from "./Storage";
 import {
   baseEnvironment,
   baseFunctionProps,
   consumerVisibilityTimeout,
   deadLetterQueue,
+  putEventsStatement,
   tableStatement,
   workQueueProps,
 } from "./support";
@@ -27,7 +29,7 @@ const TARGET_RETRY_ATTEMPTS = 8;
 
 /** What the ingest consumer may do on the usage table: record events once, bump aggregates, evaluate quotas. */
 export const INGEST_TABLE_ACTIONS = [
-  "dynamodb:TransactWriteItems",
+  // the marker + aggregate ADDs transaction (Put, Update, ConditionCheck items; no deletes)
   "dynamodb:UpdateItem",
   "dynamodb:PutItem",
   // ledger claims: INSERT in BatchExecuteStatement (a conditional put, 25 per request)
@@ -94,7 +96,8 @@ function queueConsumer(stack: Stack, app: App, bus: EventBus, table: Table, rule
         },
         permissions: [
           tableStatement(table.cdk.table, INGEST_TABLE_ACTIONS),
-          new PolicyStatement({ effect: Effect.ALLOW, actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),
+          // enforcement events only: a consumer can never publish usage (Model Invocation) events
+          putEventsStatement(bus, [ENFORCEMENT_SOURCE]),
         ],
       },
       cdk: {

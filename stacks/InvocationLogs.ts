@@ -6,10 +6,11 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from "aws-cdk-lib/custom-resources";
 import { Function as SstFunction, use, type StackContext } from "sst/constructs";
+import { INVOCATION_SOURCES } from "../shared/events/invocation";
 import { keys } from "../shared/storage/keys";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
-import { baseEnvironment, baseFunctionProps, dataRemovalPolicy, deadLetterQueue, partitionPrefix, tableStatement } from "./support";
+import { baseEnvironment, baseFunctionProps, dataRemovalPolicy, deadLetterQueue, partitionPrefix, putEventsStatement, tableStatement } from "./support";
 import { tenantPrincipalMapSchema } from "../shared/invocation-log/tenant-binding";
 
 export const INVOCATION_LOG_HANDLER = "functions/s3/invocation-log.handler";
@@ -137,7 +138,8 @@ export function InvocationLogs({ stack, app }: StackContext) {
       // Built from the fixed name, not bucket.bucketArn: a reference to the bucket would make
       // the function depend on the bucket that depends on the function's invoke permission.
       new PolicyStatement({ effect: Effect.ALLOW, actions: ["s3:GetObject"], resources: [`${bucketArn}/*`] }),
-      new PolicyStatement({ effect: Effect.ALLOW, actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),
+      // usage events of this source only (the same ids as the wrappers', counted once)
+      putEventsStatement(bus, [INVOCATION_SOURCES.invocationLog]),
       // Rejected records only: the quarantine partitions, nothing else of the table.
       tableStatement(table.cdk.table, ["dynamodb:PutItem"], { leadingKeyPrefixes: [QUARANTINE_KEY_PREFIX] }),
     ],

@@ -1,8 +1,10 @@
 import { Duration } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Cron, use, type Function as SstFunction, type StackContext } from "sst/constructs";
 import { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE, SCHEDULED_JOBS } from "../shared/runtime/schedules";
+import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import { USAGE_TABLE } from "../shared/storage/table";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
@@ -12,18 +14,16 @@ import {
   baseEnvironment,
   baseFunctionProps,
   dataRemovalPolicy,
+  deadLetterQueue,
   isDisposableStage,
+  putEventsStatement,
   tableStatement,
 } from "./support";
 
 export { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE };
 
-export const ALLOCATE_WRITE_ACTIONS = [
-  "dynamodb:PutItem",
-  "dynamodb:UpdateItem",
-  "dynamodb:TransactWriteItems",
-  "dynamodb:ConditionCheckItem",
-] as const;
+/** The allocation's writes: its transaction's item actions (Put marker, Update tenants, ConditionCheck). */
+export const ALLOCATE_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"] as const;
 
 /**
  * What the outbox sweeper writes: lease compare-and-sets, outbox-entry and index-key removals on
@@ -31,6 +31,9 @@ export const ALLOCATE_WRITE_ACTIONS = [
  * ENFORCEMENT# partitions (IAM matches partition keys only).
  */
 export const OUTBOX_SWEEP_WRITE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"] as const;
+
+/** EventBridge retries of a cron's Lambda invoke before the event goes to the jobs DLQ. */
+export const JOB_TARGET_RETRY_ATTEMPTS = 4;
 
 export const ALLOCATE_HANDLER = SCHEDULED_JOBS.allocate.handler;
 export const BILLING_EXPORT_HANDLER = SCHEDULED_JOBS["billing-export"].handler;
@@ -57,6 +60,12 @@ export function Jobs({ stack, app }: StackContext) {
     lifecycleRules: isDisposableStage(app) ? [{ expiration: Duration.days(30) }] : [],
   });
 
+  // One DLQ for the three crons: the scheduler event of a run EventBridge could not invoke
+  // (after its retries), and the event of a run that failed all of Lambda's async retries, so a
+  // missed run is kept (with its time) and alarmed on (Ops), not lost. Rerun it by hand from it.
+  const failures = deadLetterQueue(stack, "JobFailures", app, "jobs");
+  const target = { deadLetterQueue: failures, retryAttempts: JOB_TARGET_RETRY_ATTEMPTS, maxEventAge: Duration.hours(2) };
+
   // BILLING_EXPORT_BUCKET is for the S3 export writer; until it exists (it needs
   // @aws-sdk/client-s3) the handler fails loudly on Lambda instead of pretending to export.
   const environment = { ...baseEnvironment(table), BILLING_EXPORT_BUCKET: bucket.bucketName };
@@ -64,6 +73,7 @@ export function Jobs({ stack, app }: StackContext) {
   const allocate = new Cron(stack, "Allocate", {
     schedule: ALLOCATE_SCHEDULE,
     job: {
+      cdk: { target },
       function: {
         ...baseFunctionProps(),
         handler: ALLOCATE_HANDLER,
@@ -81,6 +91,7 @@ export function Jobs({ stack, app }: StackContext) {
   const billingExport = new Cron(stack, "BillingExport", {
     schedule: BILLING_EXPORT_SCHEDULE,
     job: {
+      cdk: { target },
       function: {
         ...baseFunctionProps(),
         handler: BILLING_EXPORT_HANDLER,
@@ -99,6 +110,7 @@ export function Jobs({ stack, app }: StackContext) {
   const outboxSweep = new Cron(stack, "OutboxSweep", {
     schedule: OUTBOX_SWEEP_SCHEDULE,
     job: {
+      cdk: { target },
       function: {
         ...baseFunctionProps(),
         handler: OUTBOX_SWEEP_HANDLER,
@@ -113,11 +125,15 @@ export function Jobs({ stack, app }: StackContext) {
             resources: [`${table.cdk.table.tableArn}/index/${USAGE_TABLE.gsi1.name}`],
           }),
           tableStatement(table.cdk.table, OUTBOX_SWEEP_WRITE_ACTIONS, { leadingKeyPrefixes: ENFORCEMENT_WRITE_PARTITIONS }),
-          new PolicyStatement({ effect: Effect.ALLOW, actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),
+          putEventsStatement(bus, [ENFORCEMENT_SOURCE]),
         ],
       },
     },
   });
+
+  for (const cron of [allocate, billingExport, outboxSweep]) {
+    cron.jobFunction.configureAsyncInvoke({ retryAttempts: 2, onFailure: new SqsDestination(failures) });
+  }
 
   stack.addOutputs({ BillingExportBucket: bucket.bucketName });
   const jobs: ScheduledJob[] = [
@@ -140,7 +156,7 @@ export function Jobs({ stack, app }: StackContext) {
         "enforcement events (throttle, downgrade, restore, warning) whose publish failed, of tenants not evaluated since, stay unpublished, so data planes and ops are not told. They stay in the outbox; the next run (every 5 minutes) retries them.",
     },
   ];
-  return { bucket, jobs };
+  return { bucket, jobs, failures };
 }
 
 /** A scheduled job, for the Ops alarm on its errors. */

@@ -28,7 +28,7 @@ export function Ops({ stack, app }: StackContext) {
   const { topic } = use(Alerts);
   const { consumers, ingest } = use(Ingest);
   const enforcement = use(Enforcement);
-  const { jobs } = use(Jobs);
+  const { jobs, failures: jobsFailures } = use(Jobs);
   const invocationLogs = use(InvocationLogs);
   const action = new SnsAction(topic);
 
@@ -48,6 +48,7 @@ export function Ops({ stack, app }: StackContext) {
     // S3 events the invocation-log function failed on after its async retries: those log
     // objects are not on the bus yet (a redrive re-reads them; same ids, counted once).
     { name: "invocation-log-dlq", queue: invocationLogs.failures },
+    { name: "jobs-dlq", queue: jobsFailures },
   ];
   const dlqDepth = (queue: sqs.IQueue, name: string) =>
     queue.metricApproximateNumberOfMessagesVisible({ statistic: "Maximum", period: Duration.minutes(1), label: name });

@@ -6,6 +6,7 @@ import type { Construct } from "constructs";
 import type { App, FunctionProps } from "sst/constructs";
 import { METRICS_NAMESPACE_DEFAULT } from "../shared/observability/metric-names";
 import { keys } from "../shared/storage/keys";
+import { USAGE_TABLE } from "../shared/storage/table";
 
 /**
  * Helpers shared by the stack functions: stage policy, function defaults, queue shapes and
@@ -83,6 +84,22 @@ export function consumerVisibilityTimeout(functionTimeoutSeconds: number, batchi
   return Duration.seconds(Math.max(floorSeconds, 6 * functionTimeoutSeconds + batchingWindowSeconds));
 }
 
+/**
+ * `events:PutEvents` on the pipeline bus for the given sources only. EventBridge authorises each
+ * entry of a PutEvents call on its own `events:source` (a wrong one fails that entry with
+ * `NotAuthorizedForSourceException`), so a role can publish nothing but what it is meant to: the
+ * ingest cannot forge usage events, a data-plane role cannot forge enforcement events.
+ */
+export function putEventsStatement(bus: { eventBusArn: string }, sources: readonly string[]): PolicyStatement {
+  if (sources.length === 0) throw new Error("putEventsStatement: name the sources the function may publish");
+  return new PolicyStatement({
+    effect: Effect.ALLOW,
+    actions: ["events:PutEvents"],
+    resources: [bus.eventBusArn],
+    conditions: { StringEquals: { "events:source": sources.length === 1 ? sources[0] : [...sources] } },
+  });
+}
+
 /** Reads: single items, tenant-partition batches (quota decision), key-condition queries. Never Scan. */
 export const DYNAMO_READ_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"] as const;
 
@@ -99,7 +116,8 @@ export function tableStatement(
   return new PolicyStatement({
     effect: Effect.ALLOW,
     actions: [...actions],
-    resources: options.indexes ? [table.tableArn, `${table.tableArn}/index/*`] : [table.tableArn],
+    // The table's one index by name, not index/*: an index added later is not readable by default.
+    resources: options.indexes ? [table.tableArn, `${table.tableArn}/index/${USAGE_TABLE.gsi1.name}`] : [table.tableArn],
     conditions: options.leadingKeyPrefixes
       ? { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": options.leadingKeyPrefixes.map((p) => `${p}*`) } }
       : undefined,

@@ -1,46 +1,62 @@
-import middy from "@middy/core";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { tenantIdSchema } from "../../shared/events/invocation";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { CursorCodec } from "../../shared/http/cursor";
+import { HttpInputInvalidError } from "../../shared/http/errors";
+import { pathParam, routeKeyOf } from "../../shared/http/routes";
 import { quotaServiceFromConfig } from "../../shared/quota/adapters/runtime";
 import type { QuotaEvaluator } from "../../shared/quota/service";
-import { config } from "../../shared/runtime/config";
-import { intParam, json, query } from "../../shared/runtime/http";
+import { config, observabilityConfig } from "../../shared/runtime/config";
+import { cursorCodec, httpHandler, intParam, json, lazy, query, tenantIdParam } from "../../shared/runtime/http";
+import { observability } from "../../shared/runtime/observability";
 import { DAY_PATTERN } from "../../shared/usage/periods";
-import { pathParam, routeKeyOf } from "./tenants";
+
+export interface QuotaRouteDeps {
+  service: QuotaEvaluator;
+  cursors: CursorCodec;
+}
 
 /**
  * Data-plane and ops reads of quota enforcement:
  * - GET /tenants/{tenantId}/decision   allow | downgrade | throttle for the tenant's next call (cached 5 s)
  * - GET /enforcement/events?day=yyyy-mm-dd&limit=&cursor=   enforcement events published that day
  */
-export function decisionHandler(service: () => QuotaEvaluator) {
-  return async function route(event: APIGatewayProxyEventV2, context?: Context): Promise<APIGatewayProxyStructuredResultV2> {
-    const q = query(event);
-    try {
+export function decisionHandler(deps: () => QuotaRouteDeps) {
+  const { logger, metrics } = observability(observabilityConfig(), "decision-api");
+  return httpHandler(
+    async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
+      const { service, cursors } = deps();
+      const q = query(event);
       switch (routeKeyOf(event)) {
         case "GET /tenants/{tenantId}/decision": {
-          const tenantId = tenantIdSchema.safeParse(event.pathParameters?.tenantId ?? pathParam(event, "tenantId") ?? "");
-          if (!tenantId.success) return json(400, { error: "InvalidTenantId", reasons: tenantId.error.issues.map((i) => i.message) });
-          const d = await service().decision(tenantId.data);
+          const d = await service.decision(tenantIdParam(pathParam(event, "tenantId")));
           return json(200, d, { "cache-control": "max-age=5" });
         }
         case "GET /enforcement/events": {
           const day = q.day ?? new Date().toISOString().slice(0, 10);
-          const limit = intParam(q.limit, 100);
           const reasons: string[] = [];
           if (!DAY_PATTERN.test(day)) reasons.push("day: expected yyyy-mm-dd");
-          if (!Number.isInteger(limit) || limit < 1 || limit > 1000) reasons.push("limit: expected an integer 1..1000");
-          if (reasons.length > 0) return json(400, { error: "InvalidQuery", reasons });
-          return json(200, await service().events(day, limit, q.cursor));
+          let limit = 100;
+          try {
+            limit = intParam(q.limit, 100, "limit", 1, 1000);
+          } catch (error) {
+            if (!(error instanceof HttpInputInvalidError)) throw error;
+            reasons.push(...error.reasons);
+          }
+          if (reasons.length > 0) throw new HttpInputInvalidError("invalid query", reasons, { code: "InvalidQuery" });
+          const scope = `enforcement/${day}`;
+          const page = await service.events(day, limit, cursors.open(q.cursor, scope));
+          return json(200, { ...page, cursor: cursors.seal(page.cursor, scope) });
         }
         default:
           return json(404, { error: "NotFound", message: `no route ${event.requestContext?.http?.method} ${event.rawPath}` });
       }
-    } catch (error) {
-      console.error(JSON.stringify({ message: "enforcement read failed", error: String(error), rawPath: event.rawPath }));
-      return json(500, { error: "InternalError", requestId: context?.awsRequestId });
-    }
-  };
+    },
+    { logger, metrics },
+  );
 }
 
-export const handler = middy(decisionHandler(() => quotaServiceFromConfig(config())));
+export const handler = decisionHandler(
+  lazy(() => {
+    const cfg = config();
+    return { service: quotaServiceFromConfig(cfg), cursors: cursorCodec(cfg) };
+  }),
+);

@@ -27,6 +27,15 @@ export const PIPELINE_METRICS = {
   emitterDropped: "EmitterBufferOverflow",
 } as const;
 
+/** HTTP API requests per handler (service dimension only). */
+export const HTTP_METRICS = {
+  requests: "ApiRequests",
+  /** Answered 4xx: bad input, an invalid cursor, an unknown route. */
+  clientErrors: "ApiClientErrors",
+  /** Answered 500: an unexpected failure (logged with its cause). */
+  serverErrors: "ApiServerErrors",
+} as const;
+
 /** Cost-allocation metrics, dimensioned by tenant, tier and model (see README: cardinality). */
 export const COST_METRICS = {
   costUsd: "CostUsd",

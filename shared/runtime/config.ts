@@ -87,6 +87,14 @@ const schema = z.object({
       }
       return parsed.data;
     }),
+  /**
+   * Key that signs the HTTP API's page cursors (HMAC-SHA256, at least 32 characters). Required on
+   * Lambda (the Api stack sets it from a generated Secrets Manager secret); when absent elsewhere
+   * (local stack, tests) each process uses a random key. Changing it invalidates open cursors.
+   */
+  CURSOR_SECRET: z.string().min(32, "CURSOR_SECRET must be at least 32 characters").optional(),
+  /** Set by Lambda itself; used only to tell "on Lambda" from the local stack. */
+  AWS_LAMBDA_FUNCTION_NAME: z.string().min(1).optional(),
   /** Bucket the monthly billing export writes `billing/<yyyy-mm>/...` to (set by stacks/Jobs.ts). */
   BILLING_EXPORT_BUCKET: z.string().min(1).optional(),
   /** Directory the billing export writes to when no bucket is set (local stack). */
@@ -122,6 +130,16 @@ export function eventBusName(cfg: Pick<RuntimeConfig, "EVENT_BUS_NAME">): string
     );
   }
   return cfg.EVENT_BUS_NAME;
+}
+
+/**
+ * Only the logger/metrics settings, for handlers that build their Powertools middlewares at
+ * import, before the rest of their configuration is needed.
+ */
+export function observabilityConfig(env: Record<string, string | undefined> = process.env): Pick<RuntimeConfig, "SERVICE_NAME" | "METRICS_NAMESPACE"> {
+  const parsed = schema.pick({ SERVICE_NAME: true, METRICS_NAMESPACE: true }).safeParse(env);
+  if (!parsed.success) throw new ConfigurationError(`invalid configuration: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+  return parsed.data;
 }
 
 let cached: RuntimeConfig | undefined;

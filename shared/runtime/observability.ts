@@ -7,7 +7,7 @@ import type { RuntimeConfig } from "./config";
  * calls, no added latency); logs are JSON and never carry prompts, bodies of model calls or
  * secrets: usage events hold counts and ids only.
  */
-export function observability(cfg: RuntimeConfig, handlerName: string) {
+export function observability(cfg: Pick<RuntimeConfig, "SERVICE_NAME" | "METRICS_NAMESPACE">, handlerName: string) {
   const logger = new Logger({ serviceName: cfg.SERVICE_NAME, persistentLogAttributes: { handler: handlerName } });
   const metrics = new Metrics({ namespace: cfg.METRICS_NAMESPACE, serviceName: cfg.SERVICE_NAME });
   return { logger, metrics };

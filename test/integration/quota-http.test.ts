@@ -8,6 +8,7 @@ import type { QuotaEvaluator } from "../../shared/quota/service";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { keys } from "../../shared/storage/keys";
 import { UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { CursorCodec } from "../../shared/http/cursor";
 import { RecordingPublisher } from "../unit/quota/fakes";
 import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
 
@@ -50,8 +51,9 @@ function apiEvent(method: string, path: string, opts: { query?: Record<string, s
   } as APIGatewayProxyEventV2;
 }
 
-const tenants = () => tenantsHandler(() => service);
-const decisions = () => decisionHandler(() => service);
+const cursors = new CursorCodec("quota-http-test-cursor-key-0123456789");
+const tenants = () => tenantsHandler(() => ({ service }));
+const decisions = () => decisionHandler(() => ({ service, cursors }));
 const body = (r: { body?: string }) => JSON.parse(r.body ?? "null");
 
 describe("tenants handler", () => {
@@ -126,6 +128,18 @@ describe("decision handler", () => {
     for (const i of items) expect(() => enforcementEventDetailSchema.parse(i.detail)).not.toThrow();
     const dec = body(await decisions()(apiEvent("GET", "/enforcement/events", { query: { day: "2026-12-01" } })));
     expect(dec.items.map((i: { detailType: string }) => i.detailType)).toEqual(["Tenant Restored"]);
+
+    // Pages of one: each genuine cursor leads on; a tampered one, or one of another day, is a 400.
+    const first = body(await decisions()(apiEvent("GET", "/enforcement/events", { query: { day: "2026-11-25", limit: "1" } })));
+    expect(first.items).toHaveLength(1);
+    const second = await decisions()(apiEvent("GET", "/enforcement/events", { query: { day: "2026-11-25", limit: "1", cursor: first.cursor } }));
+    expect(second.statusCode).toBe(200);
+    expect([first.items[0].detailType, body(second).items[0].detailType].sort()).toEqual(["Tenant Downgraded", "Tenant Quota Warning"]);
+    const otherDay = await decisions()(apiEvent("GET", "/enforcement/events", { query: { day: "2026-12-01", cursor: first.cursor } }));
+    expect(otherDay.statusCode).toBe(400);
+    expect(body(otherDay).error).toBe("InvalidCursor");
+    const tampered = await decisions()(apiEvent("GET", "/enforcement/events", { query: { day: "2026-11-25", cursor: `${first.cursor}A` } }));
+    expect(tampered.statusCode).toBe(400);
 
     const bad = await decisions()(apiEvent("GET", "/enforcement/events", { query: { day: "yesterday" } }));
     expect(bad.statusCode).toBe(400);

@@ -179,6 +179,8 @@ describe("InvocationLogs stack: the Bedrock invocation-log bucket", () => {
 
     const put = own.find((st) => st.Action === "events:PutEvents")!;
     expect(JSON.stringify(put.Resource)).toMatch(/EventBusArn|Bus/);
+    // usage events of its own source only
+    expect(put.Condition).toEqual({ StringEquals: { "events:source": "genai.metering.invocation-log" } });
 
     const dynamo = own.find((st) => st.Action === "dynamodb:PutItem")!;
     expect(asArray(dynamo.Resource)).toHaveLength(1);

@@ -65,10 +65,14 @@ describe("outbox sweep job", () => {
     expect(events).toHaveLength(1);
     expect(events[0].Action).toBe("events:PutEvents");
     expect(JSON.stringify(events[0].Resource)).toMatch(BUS_ARN);
+    // enforcement events only
+    expect(events[0].Condition).toEqual({ StringEquals: { "events:source": "genai.metering.quota" } });
 
-    // and nothing else besides X-Ray tracing
+    // and nothing else besides X-Ray tracing and sending a failed run to the jobs DLQ
     const others = allowedActions(stmts).filter((a) => !a.startsWith("dynamodb:") && !a.startsWith("events:"));
-    expect(others.sort()).toEqual(["xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
+    expect(others.sort()).toEqual(["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
+    const sqsStmt = stmts.find((st) => asArray<string>(st.Action).includes("sqs:SendMessage"))!;
+    expect(JSON.stringify(sqsStmt.Resource)).toMatch(/JobFailures/);
   });
 
   it("has an errors alarm to the ops topic", () => {

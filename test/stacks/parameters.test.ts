@@ -37,6 +37,8 @@ describe("stage and parameters", () => {
     const stmts = roleStatements(t, roleId).filter((st) => st.Effect === "Allow");
     expect(stmts.flatMap((st) => asArray(st.Action))).toEqual(["events:PutEvents"]);
     expect(stmts.flatMap((st) => asArray(st.Resource))).toEqual([DATA_PLANE_BUS_ARN]);
+    // enforcement events only
+    expect(stmts.map((st) => st.Condition)).toEqual([{ StringEquals: { "events:source": ENFORCEMENT_SOURCE } }]);
   });
 
   it("subscribes OPS_ALERT_EMAIL to the ops topic when set, and nothing when unset", async () => {

@@ -199,6 +199,8 @@ describe("Ingest", () => {
         const events = only(stmts.filter((st) => asArray<string>(st.Action).some((a) => a.startsWith("events:"))), "events statements");
         expect(events.Action).toBe("events:PutEvents");
         expect(events.Resource).toEqual({ "Fn::GetAtt": [only(resources(ingest, "AWS::Events::EventBus"), "bus")[0], "Arn"] });
+        // enforcement events only: the ingest cannot forge usage events
+        expect(events.Condition).toEqual({ StringEquals: { "events:source": "genai.metering.quota" } });
       });
     });
   }
@@ -280,6 +282,7 @@ describe("Api", () => {
       expect(publishes.map((st) => st.Resource)).toEqual(
         route.method === "GET" ? [] : [{ "Fn::ImportValue": expect.stringMatching(/-Ingest:ExportsOutputFnGetAttBusEventBus.*Arn/) }],
       );
+      for (const st of publishes) expect(st.Condition).toEqual({ StringEquals: { "events:source": "genai.metering.quota" } });
       for (const st of dynamo) {
         for (const resource of asArray<any>(st.Resource)) expect(JSON.stringify(resource)).toMatch(/-Storage:ExportsOutputFnGetAttUsageTable.*Arn/);
       }

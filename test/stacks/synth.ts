@@ -8,9 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initProject, setProject, useProject } from "sst/project.js";
 import config from "../../sst.config";
+import { addNagChecks, nagErrors } from "./nag";
 
 /**
  * Synthesizes the whole app offline, in the order sst.config.ts gives, without `sst deploy`.
+ * Every app synthesized here runs cdk-nag's AwsSolutions pack (suppressions: one list,
+ * stacks/nag-suppressions.ts): `template()` fails on any unsuppressed error of its stack, so
+ * every stack any test looks at is checked.
  *
  * Function code is not bundled: SST's Function gives every Lambda placeholder inline code and
  * defers the esbuild bundling to `app.finish()` (which `sst deploy` calls). Tests that need the
@@ -54,6 +58,7 @@ export async function synth(options: { stage?: string; env?: Record<string, stri
   try {
     const app = new App({ mode: "deploy", stage, name: project.name, region: project.region ?? "us-west-2" });
     await config.stacks(app);
+    addNagChecks(app);
     const templates = new Map<FunctionalStack<unknown>, Template>();
     return {
       app,
@@ -61,7 +66,10 @@ export async function synth(options: { stage?: string; env?: Record<string, stri
       template(fn) {
         let t = templates.get(fn);
         if (!t) {
-          t = Template.fromStack(getStack(fn) as CdkStack);
+          const stack = getStack(fn) as CdkStack;
+          t = Template.fromStack(stack);
+          const errors = nagErrors(stack);
+          if (errors.length > 0) throw new Error(`cdk-nag (AwsSolutions) errors in ${stack.stackName}:\n${errors.join("\n")}`);
           templates.set(fn, t);
         }
         return t;
