@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, parseInvocationMessage, type InvocationEventV1 } from "../events/invocation";
-import type { PriceCatalog } from "../pricing/catalog";
+import type { PriceCatalog, PricingDimensions } from "../pricing/catalog";
 import { coalesce, correctionDeltas, countedAt, groupForAggregates } from "./coalesce";
 import { retryWrites, type RetryOptions } from "./retry";
 import { COUNTER_NAMES, subtract, zeroCounters, type PricedEvent, type UsageCounters } from "./model";
@@ -220,6 +220,7 @@ export class IngestService {
     counters.outputTokens = event.outputTokens;
     counters.cacheReadInputTokens = event.cacheReadInputTokens ?? 0;
     counters.cacheWriteInputTokens = event.cacheWriteInputTokens ?? 0;
+    counters.cacheWrite1hInputTokens = event.cacheWrite1hInputTokens ?? 0;
     counters.costNanoUsd = result.costNanoUsd;
     counters.unpricedRequests = !result.priced && result.reason === "unknown-model" ? 1 : 0;
     counters.estimatedRequests = event.estimated ? 1 : 0;
@@ -229,6 +230,7 @@ export class IngestService {
       baseModelId: result.baseModelId,
       counters,
       unpricedReason: result.priced ? undefined : result.reason,
+      pricing: pricingOf(event),
     };
   }
 
@@ -506,4 +508,13 @@ function peek(body: string): { source?: string; tenantId?: string; eventId?: str
   } catch {
     return {};
   }
+}
+
+/** An event's pricing dimensions besides model and tokens, only those it carries. */
+function pricingOf(e: InvocationEventV1): PricingDimensions | undefined {
+  const p: PricingDimensions = {};
+  if (e.region) p.region = e.region;
+  if (e.serviceTier) p.serviceTier = e.serviceTier;
+  if (e.invokedModelId) p.invokedModelId = e.invokedModelId;
+  return Object.keys(p).length ? p : undefined;
 }

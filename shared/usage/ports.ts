@@ -1,4 +1,5 @@
 import type { AggregateDelta } from "./coalesce";
+import type { PricingDimensions } from "../pricing/catalog";
 import type { PricedEvent, UsageCounters } from "./model";
 
 /**
@@ -26,6 +27,8 @@ export interface CountedEstimate {
   modelId: string;
   endpointName?: string;
   counters: UsageCounters;
+  /** Pricing dimensions of an unpriced entry (region, service tier, invoked model), so a reprice prices it as the ingest would have. */
+  pricing?: PricingDimensions;
 }
 
 /** Outcome of replacing a counted estimate by exact counts. */
@@ -94,6 +97,7 @@ export interface UsageTotals {
   outputTokens: number;
   cacheReadInputTokens: number;
   cacheWriteInputTokens: number;
+  cacheWrite1hInputTokens: number;
   costUsd: number;
   costNanoUsd: number;
   allocatedCostUsd: number;
