@@ -231,6 +231,8 @@ export type PriceResult =
       detail?: string;
     };
 
+const VERSION_SUFFIX = /-v\d+(:\d+)?$/;
+
 const SCOPE_CHAIN: Record<PriceScope, readonly string[]> = {
   "in-region": ["in-region", "*"],
   geo: ["geo", "in-region", "*"],
@@ -274,11 +276,18 @@ export class PriceCatalog {
     return [...this.byModel.keys()];
   }
 
-  /** Rows of one base model, exact id first, else a version-less row id (`anthropic.claude-opus-5` for `...-v1:0`). */
+  /**
+   * Rows of one base model: the exact id, else rows whose id differs only by the release date
+   * and version the source leaves out (`anthropic.claude-opus-4-5-v1:0` serves
+   * `anthropic.claude-opus-4-5-20251101-v1:0`; `anthropic.claude-opus-5` serves `...-opus-5-v1:0`).
+   */
   private rowsOf(base: string): ModelPrice[] | undefined {
     const exact = this.byModel.get(base);
     if (exact) return exact;
-    for (const [id, rows] of this.byModel) if (base.startsWith(`${id}-v`) || base.startsWith(`${id}:`)) return rows;
+    for (const [id, rows] of this.byModel) {
+      const stem = id.replace(VERSION_SUFFIX, "");
+      if (base === stem || (base.startsWith(`${stem}-`) && /^(\d{8}-)?v\d+(:\d+)?$/.test(base.slice(stem.length + 1)))) return rows;
+    }
     return undefined;
   }
 
