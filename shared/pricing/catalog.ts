@@ -284,12 +284,20 @@ export class PriceCatalog {
   private rowsOf(base: string): ModelPrice[] | undefined {
     const exact = this.byModel.get(base);
     if (exact) return exact;
+    if (this.stemmed.has(base)) return this.stemmed.get(base);
+    let found: ModelPrice[] | undefined;
     for (const [id, rows] of this.byModel) {
       const stem = id.replace(VERSION_SUFFIX, "");
-      if (base === stem || (base.startsWith(`${stem}-`) && /^(\d{8}-)?v\d+(:\d+)?$/.test(base.slice(stem.length + 1)))) return rows;
+      if (base === stem || (base.startsWith(`${stem}-`) && /^(\d{8}-)?v\d+(:\d+)?$/.test(base.slice(stem.length + 1)))) {
+        found = rows;
+        break;
+      }
     }
-    return undefined;
+    // bounded: ids come from validated events; a flood of distinct unknown ids only costs the scan
+    if (this.stemmed.size < 10_000) this.stemmed.set(base, found);
+    return found;
   }
+  private readonly stemmed = new Map<string, ModelPrice[] | undefined>();
 
   /**
    * The row in force: among rows of the model whose scope serves the call's scope, whose
