@@ -146,6 +146,7 @@ async function refresh() {
       const q = quotaOf(d), decision = (d && d.decision) || "unknown";
       return '<tr class="tenant" data-id="' + esc(t.tenantId) + '"><td>' + esc(t.tenantId) + "</td><td>" + esc(tier) + '</td><td class="num">' + fmt(t.totals.requests) +
         '</td><td class="num">' + fmt(t.totals.inputTokens + t.totals.outputTokens) + '</td><td class="num" title="API $' + fmt(t.totals.costUsd, 4) + " + allocated fixed $" + fmt(t.totals.allocatedCostUsd || 0, 4) + '">' + fmt(t.totals.costUsd + (t.totals.allocatedCostUsd || 0), 4) +
+        (t.totals.unpricedRequests ? ' <span class="pill unpriced" title="calls without a list price, not in this cost: add the price, then npm run cli -- reprice">' + fmt(t.totals.unpricedRequests) + " unpriced</span>" : "") +
         "</td><td>" + (q ? bar(q) : "-") + '</td><td><span class="pill ' + esc(decision) + '">' + esc(decision) + (d && d.targetModelId ? " → " + esc(d.targetModelId.split(".").pop()) : "") + "</span></td></tr>";
     }).join("") || '<tr><td colspan="7" class="empty">no usage this month yet</td></tr>';
     document.querySelectorAll("tr.tenant").forEach((tr) => tr.addEventListener("click", () => showTenant(tr.dataset.id)));

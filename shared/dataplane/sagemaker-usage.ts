@@ -5,7 +5,8 @@ import { asRecord, count, textOfJson, type ReportedUsage } from "./usage";
  * - DJL LMI / Hugging Face TGI: `{ generated_text, details: { generated_tokens, prompt_tokens?, prefill? } }`
  *   (TGI returns a one-element array). `details` is only present when the request asked for it
  *   (`parameters.details: true`); `prefill` only with `decoder_input_details: true`.
- * - OpenAI-style chat completions (LMI messages API, vLLM): `{ choices, usage: { prompt_tokens, completion_tokens } }`.
+ * - OpenAI-style chat completions (LMI messages API, vLLM): `{ choices, usage: { prompt_tokens, completion_tokens,
+ *   prompt_tokens_details?: { cached_tokens } } }` (vLLM with prefix caching reports the cached part).
  */
 export interface ServerReply {
   reported: ReportedUsage;
@@ -19,8 +20,17 @@ export function parseServerReply(json: unknown): ServerReply {
   if (!r) return { reported: {}, outputText: typeof root === "string" ? root : "" };
   const usage = asRecord(r.usage);
   if (usage) {
+    // OpenAI-style `prompt_tokens` includes `prompt_tokens_details.cached_tokens`; the event
+    // contract follows Bedrock (input excludes cache reads), so the cached part is split out.
+    const prompt = count(usage.prompt_tokens);
+    const cached = count(asRecord(usage.prompt_tokens_details)?.cached_tokens);
+    const cacheRead = prompt !== undefined && cached !== undefined ? Math.min(cached, prompt) : undefined;
     return {
-      reported: compact({ inputTokens: count(usage.prompt_tokens), outputTokens: count(usage.completion_tokens) }),
+      reported: compact({
+        inputTokens: prompt === undefined ? undefined : prompt - (cacheRead ?? 0),
+        outputTokens: count(usage.completion_tokens),
+        cacheReadInputTokens: cacheRead || undefined,
+      }),
       outputText: chatText(r),
     };
   }

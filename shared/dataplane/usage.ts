@@ -6,13 +6,23 @@ import type { TokenEstimator } from "./ports";
  * the adapters hand in plain headers, decoded JSON and text.
  */
 
+/** Bedrock service tiers a response can report it was served in. */
+export type ReportedServiceTier = "priority" | "default" | "flex" | "reserved";
+
 /** Token counts as reported by a server; undefined = not reported. */
 export interface ReportedUsage {
   inputTokens?: number;
   outputTokens?: number;
   cacheReadInputTokens?: number;
+  /** All cache writes (5-minute and 1-hour TTL). */
   cacheWriteInputTokens?: number;
+  /** The part of the cache writes with a 1-hour TTL. */
+  cacheWrite1hInputTokens?: number;
   latencyMs?: number;
+  /** Service tier the response says served the call. */
+  serviceTier?: ReportedServiceTier;
+  /** Model a prompt router invoked (the one billed). */
+  invokedModelId?: string;
 }
 
 export interface ResolvedUsage {
@@ -20,6 +30,9 @@ export interface ResolvedUsage {
   outputTokens: number;
   cacheReadInputTokens?: number;
   cacheWriteInputTokens?: number;
+  cacheWrite1hInputTokens?: number;
+  serviceTier?: ReportedServiceTier;
+  invokedModelId?: string;
   /** True when at least one of the counts came from an estimator, not the server. */
   estimated: boolean;
 }
@@ -31,8 +44,28 @@ export const BEDROCK_HEADERS = {
   cacheReadInputTokens: "x-amzn-bedrock-cache-read-input-token-count",
   cacheWriteInputTokens: "x-amzn-bedrock-cache-write-input-token-count",
   latencyMs: "x-amzn-bedrock-invocation-latency",
+  serviceTier: "x-amzn-bedrock-service-tier",
   requestId: "x-amzn-requestid",
 } as const;
+
+const SERVICE_TIERS: readonly string[] = ["priority", "default", "flex", "reserved"];
+
+/** A service tier as Bedrock reports it (header value, `serviceTier.type`, or `{ type }`); undefined if unknown. */
+export function serviceTierOf(v: unknown): ReportedServiceTier | undefined {
+  const t = typeof v === "string" ? v : asRecord(v)?.type;
+  return typeof t === "string" && SERVICE_TIERS.includes(t.trim().toLowerCase()) ? (t.trim().toLowerCase() as ReportedServiceTier) : undefined;
+}
+
+/** Converse / ConverseStream metadata beyond the counts: the tier that served it and the model a prompt router invoked. */
+export function callFactsFromConverse(response: unknown): Pick<ReportedUsage, "serviceTier" | "invokedModelId"> {
+  const r = asRecord(response);
+  if (!r) return {};
+  const invoked = asRecord(asRecord(r.trace)?.promptRouter)?.invokedModelId;
+  return compact({
+    serviceTier: serviceTierOf(r.serviceTier),
+    invokedModelId: typeof invoked === "string" && invoked ? invoked : undefined,
+  });
+}
 
 export function usageFromHeaders(headers: Record<string, string | undefined>): ReportedUsage {
   const lower: Record<string, string | undefined> = {};
@@ -43,18 +76,29 @@ export function usageFromHeaders(headers: Record<string, string | undefined>): R
     cacheReadInputTokens: count(lower[BEDROCK_HEADERS.cacheReadInputTokens]),
     cacheWriteInputTokens: count(lower[BEDROCK_HEADERS.cacheWriteInputTokens]),
     latencyMs: count(lower[BEDROCK_HEADERS.latencyMs]),
+    serviceTier: serviceTierOf(lower[BEDROCK_HEADERS.serviceTier]),
   });
 }
 
-/** Converse / ConverseStream `usage` (TokenUsage). */
+/**
+ * Converse / ConverseStream `usage` (TokenUsage): `cacheWriteInputTokens` is all writes,
+ * `cacheDetails` splits them by TTL (`[{ ttl: "1h", inputTokens }, { ttl: "5m", inputTokens }]`).
+ * Also reads Nova's InvokeModel body usage, which names its cache counts
+ * `cacheReadInputTokenCount` / `cacheWriteInputTokenCount`.
+ */
 export function usageFromConverse(usage: unknown): ReportedUsage {
   const u = asRecord(usage);
   if (!u) return {};
+  const details = Array.isArray(u.cacheDetails) ? u.cacheDetails.map(asRecord) : undefined;
+  const oneHour = details
+    ?.filter((d) => d?.ttl === "1h")
+    .reduce<number | undefined>((s, d) => (s === undefined || count(d?.inputTokens) === undefined ? undefined : s + count(d?.inputTokens)!), 0);
   return compact({
     inputTokens: count(u.inputTokens),
     outputTokens: count(u.outputTokens),
-    cacheReadInputTokens: count(u.cacheReadInputTokens),
-    cacheWriteInputTokens: count(u.cacheWriteInputTokens),
+    cacheReadInputTokens: count(u.cacheReadInputTokens) ?? count(u.cacheReadInputTokenCount),
+    cacheWriteInputTokens: count(u.cacheWriteInputTokens) ?? count(u.cacheWriteInputTokenCount),
+    cacheWrite1hInputTokens: oneHour,
   });
 }
 
@@ -81,11 +125,13 @@ export function usageFromBedrockBody(body: unknown): ReportedUsage {
   if (!b) return {};
   const usage = asRecord(b.usage);
   if (usage && (usage.input_tokens !== undefined || usage.output_tokens !== undefined)) {
+    // Anthropic: cache_creation_input_tokens is all writes; cache_creation splits them by TTL
     return compact({
       inputTokens: count(usage.input_tokens),
       outputTokens: count(usage.output_tokens),
       cacheReadInputTokens: count(usage.cache_read_input_tokens),
       cacheWriteInputTokens: count(usage.cache_creation_input_tokens),
+      cacheWrite1hInputTokens: count(asRecord(usage.cache_creation)?.ephemeral_1h_input_tokens),
     });
   }
   if (usage && (usage.inputTokens !== undefined || usage.outputTokens !== undefined)) return usageFromConverse(usage);
@@ -98,6 +144,11 @@ export function usageFromBedrockBody(body: unknown): ReportedUsage {
       return n === undefined || s === undefined ? undefined : s + n;
     }, 0);
     return compact({ inputTokens: count(b.inputTextTokenCount), outputTokens: out });
+  }
+  // Embeddings (Titan Text Embeddings `{ embedding, inputTextTokenCount }`, Nova multimodal
+  // `{ embeddings: [...] }`, Cohere `{ embeddings, texts }`): input only, no output tokens.
+  if (Array.isArray(b.embedding) || Array.isArray(b.embeddings) || asRecord(b.embeddings) || asRecord(b.embeddingsByType)) {
+    return compact({ inputTokens: count(b.inputTextTokenCount) ?? count(b.inputTokenCount), outputTokens: 0 });
   }
   const billed = asRecord(asRecord(b.meta)?.billed_units);
   if (billed) return compact({ inputTokens: count(billed.input_tokens), outputTokens: count(billed.output_tokens) });
@@ -119,6 +170,7 @@ export function usageFromAnthropicStreamEvent(chunk: unknown): ReportedUsage | u
       inputTokens: count(u.input_tokens),
       cacheReadInputTokens: count(u.cache_read_input_tokens),
       cacheWriteInputTokens: count(u.cache_creation_input_tokens),
+      cacheWrite1hInputTokens: count(asRecord(u.cache_creation)?.ephemeral_1h_input_tokens),
     });
   }
   if (c.type === "message_delta") {
@@ -191,6 +243,11 @@ export function resolveUsage(
     outputTokens,
     cacheReadInputTokens: reported.cacheReadInputTokens,
     cacheWriteInputTokens: reported.cacheWriteInputTokens,
+    // a 1h count is part of the writes: never more than them (a partial report cannot inflate the price)
+    cacheWrite1hInputTokens:
+      reported.cacheWrite1hInputTokens === undefined ? undefined : Math.min(reported.cacheWrite1hInputTokens, reported.cacheWriteInputTokens ?? 0),
+    serviceTier: reported.serviceTier,
+    invokedModelId: reported.invokedModelId,
     estimated,
   }) as ResolvedUsage;
 }

@@ -64,7 +64,19 @@ export const invocationEventV1Schema = z
     inputTokens: tokenCount,
     outputTokens: tokenCount,
     cacheReadInputTokens: tokenCount.optional(),
+    /** All cache writes (5-minute and 1-hour TTL), as Bedrock reports `cacheWriteInputTokens`. */
     cacheWriteInputTokens: tokenCount.optional(),
+    /** The part of `cacheWriteInputTokens` written with a 1-hour TTL (billed higher than 5-minute writes). */
+    cacheWrite1hInputTokens: tokenCount.optional(),
+    /** Bedrock service tier that served the call, from the response (`default` when absent). */
+    serviceTier: z.enum(["priority", "default", "flex", "reserved"]).optional(),
+    /** Model a prompt router actually invoked (Converse trace `promptRouter.invokedModelId`): priced instead of `modelId`. */
+    invokedModelId: modelIdSchema.optional(),
+    /** AWS region the call was made in (the source region of a cross-region profile): prices follow it. */
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, "region must be an AWS region name like us-west-2")
+      .optional(),
     endpointName: optionalName,
     variantName: optionalName,
     inferenceComponentName: optionalName,
@@ -80,7 +92,11 @@ export const invocationEventV1Schema = z
     requestedModelId: modelIdSchema.optional(),
     schemaVersion: z.literal(INVOCATION_SCHEMA_VERSION).optional(),
   })
-  .strict();
+  .strict()
+  .refine((e) => (e.cacheWrite1hInputTokens ?? 0) <= (e.cacheWriteInputTokens ?? 0), {
+    message: "cacheWrite1hInputTokens is part of cacheWriteInputTokens and cannot exceed it",
+    path: ["cacheWrite1hInputTokens"],
+  });
 
 export type InvocationEventV1 = z.infer<typeof invocationEventV1Schema>;
 

@@ -1,3 +1,4 @@
+import { callFactsFromConverse, usageFromConverse } from "../dataplane/usage";
 import {
   INVOCATION_SCHEMA_VERSION,
   formatIssues,
@@ -109,6 +110,10 @@ export function parseInvocationLogRecord(raw: unknown, opts: InvocationLogParseO
     outputTokens: outputTokens ?? 0,
     cacheReadInputTokens: input?.cacheReadInputTokenCount,
     cacheWriteInputTokens: input?.cacheWriteInputTokenCount,
+    // pricing facts (shared/pricing): the log's region, and what a Converse body says of tier, router and 1h writes
+    region: str(r.region),
+    cacheWrite1hInputTokens: usageFromConverse(record(output?.outputBodyJson)?.usage).cacheWrite1hInputTokens,
+    ...callFactsFromConverse(output?.outputBodyJson),
     latencyMs: typeof latency === "number" ? latency : undefined,
     feature: str(metadata?.feature),
     tier: label(metadata?.tier),

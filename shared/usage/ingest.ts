@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, parseInvocationMessage, type InvocationEventV1 } from "../events/invocation";
-import type { PriceCatalog } from "../pricing/catalog";
+import type { PriceCatalog, PricingDimensions } from "../pricing/catalog";
 import { coalesce, correctionDeltas, countedAt, groupForAggregates } from "./coalesce";
 import { retryWrites, type RetryOptions } from "./retry";
 import { COUNTER_NAMES, subtract, zeroCounters, type PricedEvent, type UsageCounters } from "./model";
@@ -221,6 +221,7 @@ export class IngestService {
     counters.outputTokens = event.outputTokens;
     counters.cacheReadInputTokens = event.cacheReadInputTokens ?? 0;
     counters.cacheWriteInputTokens = event.cacheWriteInputTokens ?? 0;
+    counters.cacheWrite1hInputTokens = event.cacheWrite1hInputTokens ?? 0;
     counters.costNanoUsd = result.costNanoUsd;
     counters.unpricedRequests = !result.priced && result.reason === "unknown-model" ? 1 : 0;
     counters.estimatedRequests = event.estimated ? 1 : 0;
@@ -230,6 +231,7 @@ export class IngestService {
       baseModelId: result.baseModelId,
       counters,
       unpricedReason: result.priced ? undefined : result.reason,
+      pricing: pricingOf(event),
     };
   }
 
@@ -498,3 +500,11 @@ function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
+/** An event's pricing dimensions besides model and tokens, only those it carries. */
+function pricingOf(e: InvocationEventV1): PricingDimensions | undefined {
+  const p: PricingDimensions = {};
+  if (e.region) p.region = e.region;
+  if (e.serviceTier) p.serviceTier = e.serviceTier;
+  if (e.invokedModelId) p.invokedModelId = e.invokedModelId;
+  return Object.keys(p).length ? p : undefined;
+}

@@ -1,4 +1,5 @@
 import type { InvocationEventV1 } from "../events/invocation";
+import type { PricingDimensions } from "../pricing/catalog";
 
 /** Counters kept on every aggregate item. Costs are integer nano-USD (1e-9 USD). */
 export interface UsageCounters {
@@ -7,6 +8,8 @@ export interface UsageCounters {
   outputTokens: number;
   cacheReadInputTokens: number;
   cacheWriteInputTokens: number;
+  /** The part of `cacheWriteInputTokens` written with a 1-hour TTL. */
+  cacheWrite1hInputTokens: number;
   /** Pay-per-token cost from the price catalog. */
   costNanoUsd: number;
   /** Fixed endpoint cost shared to the tenant by the allocation job (issue 5). */
@@ -25,6 +28,7 @@ export const COUNTER_NAMES: readonly (keyof UsageCounters)[] = [
   "outputTokens",
   "cacheReadInputTokens",
   "cacheWriteInputTokens",
+  "cacheWrite1hInputTokens",
   "costNanoUsd",
   "allocatedCostNanoUsd",
   "unpricedRequests",
@@ -39,6 +43,7 @@ export function zeroCounters(): UsageCounters {
     outputTokens: 0,
     cacheReadInputTokens: 0,
     cacheWriteInputTokens: 0,
+    cacheWrite1hInputTokens: 0,
     costNanoUsd: 0,
     allocatedCostNanoUsd: 0,
     unpricedRequests: 0,
@@ -65,6 +70,8 @@ export interface PricedEvent {
   counters: UsageCounters;
   /** Why the event carries no per-token cost, if it does not. */
   unpricedReason?: "unknown-model" | "fixed-cost";
+  /** What besides model and tokens set the price (kept on an unpriced ledger entry, so a reprice uses the same). */
+  pricing?: PricingDimensions;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { RecordShape } from "./quarantine";
 import type { AggregateDelta } from "./coalesce";
+import type { PricingDimensions } from "../pricing/catalog";
 import type { PricedEvent, UsageCounters } from "./model";
 
 /**
@@ -27,6 +28,8 @@ export interface CountedEstimate {
   modelId: string;
   endpointName?: string;
   counters: UsageCounters;
+  /** Pricing dimensions of an unpriced entry (region, service tier, invoked model), so a reprice prices it as the ingest would have. */
+  pricing?: PricingDimensions;
 }
 
 /** Outcome of replacing a counted estimate by exact counts. */
@@ -100,6 +103,7 @@ export interface UsageTotals {
   outputTokens: number;
   cacheReadInputTokens: number;
   cacheWriteInputTokens: number;
+  cacheWrite1hInputTokens: number;
   costUsd: number;
   costNanoUsd: number;
   allocatedCostUsd: number;

@@ -37,6 +37,7 @@ export function totalsOf(c: UsageCounters): UsageTotals {
     outputTokens: c.outputTokens,
     cacheReadInputTokens: c.cacheReadInputTokens,
     cacheWriteInputTokens: c.cacheWriteInputTokens,
+    cacheWrite1hInputTokens: c.cacheWrite1hInputTokens,
     costNanoUsd: c.costNanoUsd,
     costUsd: roundUsd(nanoToUsd(c.costNanoUsd)),
     allocatedCostUsd: roundUsd(nanoToUsd(c.allocatedCostNanoUsd)),

@@ -92,6 +92,8 @@ export class RepriceService {
         outputTokens: counters.outputTokens,
         cacheReadInputTokens: counters.cacheReadInputTokens,
         cacheWriteInputTokens: counters.cacheWriteInputTokens,
+        cacheWrite1hInputTokens: counters.cacheWrite1hInputTokens,
+        ...entry.pricing,
       },
       this.opts.region,
     );

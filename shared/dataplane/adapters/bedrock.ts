@@ -28,6 +28,8 @@ import {
   resolveUsage,
   textOfBedrockChunk,
   textOfJson,
+  callFactsFromConverse,
+  serviceTierOf,
   usageFromAnthropicStreamEvent,
   usageFromBedrockBody,
   usageFromConverse,
@@ -72,6 +74,7 @@ export class MeteredBedrock {
   private readonly logger: DataplaneLogger;
   private readonly clock: () => Date;
   private readonly counters: MeteredBedrockStats = { emitted: 0, throttled: 0, downgraded: 0 };
+  private region: string | undefined;
 
   constructor(private readonly opts: MeteredBedrockOptions) {
     this.decisions = opts.decisions ?? allowAll;
@@ -91,7 +94,7 @@ export class MeteredBedrock {
     const output = await this.opts.client.send(
       new ConverseCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing) }),
     );
-    const usage = resolveUsage(usageFromConverse(output.usage), {
+    const usage = resolveUsage({ ...usageFromConverse(output.usage), ...callFactsFromConverse(output) }, {
       promptText: () => textOfJson([input.system, input.messages]),
       outputText: () => textOfJson(output.output?.message?.content),
       estimator: this.estimator,
@@ -122,7 +125,7 @@ export class MeteredBedrock {
     const observe = (event: ConverseStreamOutput) => {
       items++;
       if (event.metadata) {
-        reported = mergeUsage(reported, usageFromConverse(event.metadata.usage));
+        reported = mergeUsage(reported, { ...usageFromConverse(event.metadata.usage), ...callFactsFromConverse(event.metadata) });
         if (event.metadata.metrics?.latencyMs !== undefined) reported.latencyMs = event.metadata.metrics.latencyMs;
       }
       const delta = event.contentBlockDelta?.delta;
@@ -166,7 +169,7 @@ export class MeteredBedrock {
     let headers: HeaderMap = {};
     captureResponseHeaders(command.middlewareStack, (h) => (headers = h));
     const output = await this.opts.client.send(command);
-    const fromHeaders = usageFromHeaders(headers);
+    const fromHeaders = { ...usageFromHeaders(headers), ...stripUndefined({ serviceTier: serviceTierOf(output.serviceTier) }) };
     const responseJson = () => parseJson(decodeUtf8(output.body));
     const reported =
       fromHeaders.inputTokens !== undefined && fromHeaders.outputTokens !== undefined
@@ -203,7 +206,7 @@ export class MeteredBedrock {
     );
     if (!output.body) return output;
     const eventId = eventIdFrom(output.$metadata?.requestId);
-    let reported: ReportedUsage = {};
+    let reported: ReportedUsage = stripUndefined({ serviceTier: serviceTierOf(output.serviceTier) });
     let metrics: ReportedUsage | undefined;
     let text = "";
     let items = 0;
@@ -241,6 +244,8 @@ export class MeteredBedrock {
 
   private async route(ctx: CallContext, modelId: string | undefined): Promise<Routing> {
     assertTenant(ctx);
+    // the client's region: prices follow the source region (read once; a provider function in SDK v3)
+    this.region ??= await regionOf(this.opts.client);
     try {
       const routing = await route(this.decisions, ctx.tenantId, modelId ?? "", true, this.logger);
       if (routing.requestedModelId) this.counters.downgraded++;
@@ -254,7 +259,11 @@ export class MeteredBedrock {
   private emit(
     ctx: CallContext,
     routing: Routing,
-    e: Pick<InvocationEventV1, "eventId" | "occurredAt" | "inputTokens" | "outputTokens" | "cacheReadInputTokens" | "cacheWriteInputTokens" | "latencyMs" | "status"> & { estimated: boolean },
+    e: Pick<
+      InvocationEventV1,
+      | "eventId" | "occurredAt" | "inputTokens" | "outputTokens" | "cacheReadInputTokens" | "cacheWriteInputTokens"
+      | "cacheWrite1hInputTokens" | "serviceTier" | "invokedModelId" | "latencyMs" | "status"
+    > & { estimated: boolean },
   ): void {
     const event: InvocationEventV1 = stripUndefined({
       ...e,
@@ -266,6 +275,7 @@ export class MeteredBedrock {
       modelId: routing.modelId,
       requestedModelId: routing.requestedModelId,
       tier: routing.decision.tier,
+      region: this.region,
       schemaVersion: INVOCATION_SCHEMA_VERSION,
     });
     this.counters.emitted++;
@@ -318,4 +328,17 @@ function metadataHeader(callerJson: string | undefined, ctx: CallContext, routin
     caller = parsed as Record<string, string>;
   }
   return JSON.stringify(withTenant(caller, ctx, routing));
+}
+
+const REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+/** The region a client sends to, if it names one (a custom endpoint without a region gives none). */
+async function regionOf(client: BedrockRuntimeClient): Promise<string | undefined> {
+  try {
+    const r = client.config.region;
+    const region = typeof r === "function" ? await r() : r;
+    return typeof region === "string" && REGION_NAME.test(region) ? region : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -189,6 +189,7 @@ export class MeteredSageMaker {
         modelId: modelIdOf(request),
         inputTokens: usage.inputTokens,
         outputTokens: usage.outputTokens,
+        cacheReadInputTokens: usage.cacheReadInputTokens,
         endpointName: request.EndpointName,
         variantName: invokedVariant ?? request.TargetVariant,
         inferenceComponentName: request.InferenceComponentName,

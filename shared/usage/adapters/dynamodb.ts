@@ -285,6 +285,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       ...(e.event.estimated || e.unpricedReason === "unknown-model"
         ? { counters: { ...e.counters }, ...(e.event.endpointName ? { endpointName: e.event.endpointName } : {}) }
         : {}),
+      ...(e.unpricedReason === "unknown-model" && e.pricing ? { pricing: { ...e.pricing } } : {}),
     };
   }
 
@@ -448,6 +449,7 @@ function countedOf(i: Item): CountedEstimate {
     modelId: String(i.modelId),
     endpointName: typeof i.endpointName === "string" ? i.endpointName : undefined,
     counters: countersOf(i.counters as Item),
+    ...(i.pricing && typeof i.pricing === "object" ? { pricing: i.pricing as CountedEstimate["pricing"] } : {}),
   };
 }
 

@@ -34,6 +34,7 @@ describe("parseInvocationLogRecord", () => {
         outputTokens: 533,
         cacheReadInputTokens: 120,
         cacheWriteInputTokens: 0,
+        region: "us-west-2",
         latencyMs: 4400,
         feature: "chat",
         status: "success",

@@ -84,7 +84,13 @@ describe("price catalog", () => {
 
   it("reports an unknown model as unpriced with a reason, never as a silent $0", () => {
     const r = new PriceCatalog().price(call("cohere.command-r-plus-v1:0"), "us-west-2");
-    expect(r).toEqual({ priced: false, costNanoUsd: 0, baseModelId: "cohere.command-r-plus-v1:0", reason: "unknown-model" });
+    expect(r).toEqual({
+      priced: false,
+      costNanoUsd: 0,
+      baseModelId: "cohere.command-r-plus-v1:0",
+      reason: "unknown-model",
+      detail: "no default-tier in-region price for cohere.command-r-plus-v1:0 in us-west-2 on 2026-11-25",
+    });
   });
 
   it("reports SageMaker calls as fixed-cost (shared by the allocation job), not as unknown", () => {
