@@ -50,6 +50,8 @@ export const keys = {
     return { gsi1pk: `OUTBOX#${outboxShard(tenantId)}`, gsi1sk: `TENANT#${tenantId}#ENFORCE#${period}` };
   },
   outboxPartition: (shard: number) => `OUTBOX#${shard}`,
+  /** What the reconciliation of one hour last signalled (report digest, unmetered tokens): metrics once per hour. */
+  reconciliationSignal: (hour: string) => ({ pk: `RECON#${hour}`, sk: "SIGNAL" }),
 };
 
 /** FNV-1a: stable across runtimes and cheap. */
