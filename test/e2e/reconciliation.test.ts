@@ -137,7 +137,7 @@ describe("reconciliation through the local stack (wrapper events vs simulated AW
     // two runs, one signal: the re-run added nothing
     expect(byId.unmetered.Values).toEqual([report.totals.unmeteredTokens]);
     expect(byId.drift.Values).toEqual([report.totals.driftPercent]);
-    expect(byId.drift.Timestamps?.map((t) => t.toISOString())).toEqual([new Date(shadowHour).toISOString()]);
+    expect(byId.drift.Timestamps?.map((t: Date) => t.toISOString())).toEqual([new Date(shadowHour).toISOString()]);
   });
 
   it("without shadow usage the drift is 0 and no alarm is raised", async () => {
