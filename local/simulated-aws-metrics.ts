@@ -11,6 +11,9 @@ import type { LocalCloudWatch } from "./cloudwatch";
  *
  * Only the local stack can do this (AWS/ namespaces are AWS's; PutMetricData refuses them).
  */
+/** Share of AWS's Bedrock usage the demo's simulated metrics hold that no wrapper reported. */
+export const DEMO_SHADOW_SHARE = 0.02;
+
 export interface SimulationSummary {
   bedrockCalls: number;
   sageMakerCalls: number;
