@@ -9,6 +9,8 @@ const COMMANDS: Record<string, { module: string; about: string }> = {
   allocate: { module: "./allocate", about: "share fixed endpoint cost of an hour among its tenants" },
   "outbox-sweep": { module: "./outbox-sweep", about: "publish pending enforcement events no evaluation retried" },
   reprice: { module: "./reprice", about: "price usage counted before its model had a price" },
+  attribution: { module: "./attribution", about: "per-tenant Bedrock inference profiles (plan/create), CUR 2.0 cost by tenant tag vs ours" },
+  reconcile: { module: "./reconcile", about: "compare metered usage with AWS's CloudWatch figures per model and hour; drift report" },
 };
 
 async function main(argv: string[]): Promise<number> {

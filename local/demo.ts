@@ -1,3 +1,4 @@
+import { DEMO_SHADOW_SHARE, publishSimulatedAwsMetrics } from "./simulated-aws-metrics";
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../shared/events/invocation";
 import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
@@ -353,6 +354,7 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
   );
   client.destroy();
   await stack.drain();
+  publishSimulatedAwsMetrics(stack.cloudwatch, events.map((e) => e.detail), { shadowShare: DEMO_SHADOW_SHARE }); // what AWS/Bedrock would show, 2% shadow usage (issue 15)
   polling = false;
   await poller;
   await poll();

@@ -49,6 +49,14 @@ export const LOCAL_JOBS: readonly LocalJob[] = [
       return s.published === 0 && !s.leaseHeld && !s.claimLost && s.complete === true;
     },
   },
+  {
+    name: "reconcile",
+    ...SCHEDULED_JOBS["reconcile"],
+    summarize: (r) => {
+      const { hour, driftPercent, unmeteredTokens, alarm, signal } = r as { hour?: string; driftPercent?: number; unmeteredTokens?: number; alarm?: boolean; signal?: string };
+      return `hour ${hour}: drift ${driftPercent}%, ${unmeteredTokens} unmetered token(s)${alarm ? " ALARM" : ""} (${signal})`;
+    },
+  },
 ];
 
 /** What `functions/scheduled/allocate.handler` returns (the fields read here). */

@@ -15,6 +15,7 @@ import { apiGatewayEvent, findRoute, invokeRoute, json, type HttpReply } from ".
 import { journalPath, LocalJournal, type JournaledMessage } from "./journal";
 import { LOCAL_JOBS, LocalJobUnknownError, LocalScheduler, type JobRun, type JobStatus, type LocalJob } from "./jobs";
 import { SimQueue, type DeadLetter, type QueueStats } from "./sqs";
+import { LocalCloudWatch, isCloudWatchRequest } from "./cloudwatch";
 
 /** A queue rule whose handler may also be a function (tests inject their own). */
 export interface LocalQueueRule extends Omit<QueueRule, "handler"> {
@@ -92,6 +93,8 @@ export interface LocalStack {
    * now). Resolves with the run, failed or not; rejects only for an unknown job.
    */
   runJob(name: string, opts?: { time?: Date }): Promise<JobRun>;
+  /** The local CloudWatch (`POST /` with a CloudWatch X-Amz-Target): metrics put, EMF captured, simulated AWS/ metrics. */
+  cloudwatch: LocalCloudWatch;
   stop(): Promise<void>;
 }
 
@@ -143,6 +146,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       USAGE_TABLE_NAME: tableName,
       AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
       AWS_ENDPOINT_URL_EVENTBRIDGE: url,
+      AWS_ENDPOINT_URL_CLOUDWATCH: url,
       EVENT_BUS_NAME: busName,
       AWS_REGION: region,
       AWS_DEFAULT_REGION: region,
@@ -160,7 +164,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     process.env.INGEST_CLAIM_LEASE_SECONDS ??= "5";
     if (opts.handlerLogs === "quiet") {
       process.env.POWERTOOLS_LOG_LEVEL ??= "ERROR";
-      process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
+      // EMF lines stay on (the local CloudWatch keeps them) but are not printed: see captureEmf below
     }
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
@@ -273,11 +277,19 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   // Built before the server handles requests; a bad schedule expression fails startup here.
   const scheduler = new LocalScheduler({ jobs: opts.jobs ?? LOCAL_JOBS, region, load: (spec) => loader.load(spec), log });
 
+  // The handlers' EMF lines become metrics of the local CloudWatch, as CloudWatch Logs extracts them on AWS.
+  const cloudwatch = new LocalCloudWatch();
+  const stopEmfCapture = cloudwatch.captureEmf(process.stdout, { swallow: opts.handlerLogs === "quiet" });
+
   const routes = opts.routes ?? HTTP_ROUTES;
   handle = async (req, res) => {
     const reqUrl = new URL(req.url ?? "/", url);
     const body = await readBody(req);
     const method = req.method ?? "GET";
+    if (method === "POST" && reqUrl.pathname === "/" && isCloudWatchRequest(req.headers)) return send(res, cloudwatch.handle(req.headers, body));
+    if (method === "GET" && reqUrl.pathname === "/local/metrics") {
+      return send(res, json(200, { metrics: cloudwatch.list({ namespace: reqUrl.searchParams.get("namespace") ?? undefined }) }));
+    }
     if (method === "POST" && reqUrl.pathname === "/") {
       return send(res, eventBridge(bus, req, body));
     }
@@ -357,6 +369,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     billingExportDir,
     jobs: () => scheduler.status(),
     runJob: (name, runOpts) => scheduler.trigger(name, runOpts),
+    cloudwatch,
     async drain({ timeoutMs } = {}) {
       const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
       // Polling keeps this simple and race-free: a batch that publishes follow-up events
@@ -373,6 +386,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         for (const { queue } of queues) queue.stop();
         journal?.close();
         await scheduler.stop();
+        stopEmfCapture();
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));
         await dynamo?.stop();

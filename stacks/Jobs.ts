@@ -1,4 +1,6 @@
 import { Duration } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import * as s3 from "aws-cdk-lib/aws-s3";
@@ -6,6 +8,9 @@ import { Cron, use, type Function as SstFunction, type StackContext } from "sst/
 import { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE, SCHEDULED_JOBS } from "../shared/runtime/schedules";
 import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import { USAGE_TABLE } from "../shared/storage/table";
+import { keys } from "../shared/storage/keys";
+import { RECONCILE_SCHEDULE } from "../shared/runtime/schedules";
+import { Alerts } from "./Alerts";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
 import {
@@ -18,6 +23,9 @@ import {
   isDisposableStage,
   putEventsStatement,
   tableStatement,
+  partitionPrefix,
+  METRICS_NAMESPACE,
+  SERVICE_NAME,
 } from "./support";
 
 export { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE };
@@ -38,6 +46,19 @@ export const JOB_TARGET_RETRY_ATTEMPTS = 4;
 export const ALLOCATE_HANDLER = SCHEDULED_JOBS.allocate.handler;
 export const BILLING_EXPORT_HANDLER = SCHEDULED_JOBS["billing-export"].handler;
 export const OUTBOX_SWEEP_HANDLER = SCHEDULED_JOBS["outbox-sweep"].handler;
+export const RECONCILE_HANDLER = SCHEDULED_JOBS.reconcile.handler;
+export { RECONCILE_SCHEDULE };
+
+/**
+ * CloudWatch reads of the reconciliation job. Neither action supports resource-level
+ * permissions or condition keys (Service Authorization Reference, Amazon CloudWatch), so the
+ * statement must name resource `*`: it can read any metric of the account, and nothing else.
+ */
+export const RECONCILE_CLOUDWATCH_ACTIONS = ["cloudwatch:ListMetrics", "cloudwatch:GetMetricData"] as const;
+/** The reconciliation job's own record per hour (RECON#<hour>): create it, or move it to a new report digest. */
+export const RECONCILE_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:UpdateItem"] as const;
+/** Default drift (percent) above which the ops alarm fires; a stage sets RECONCILE_DRIFT_THRESHOLD_PERCENT at synth. */
+export const DEFAULT_DRIFT_THRESHOLD_PERCENT = 0.5;
 
 /**
  * Scheduled jobs (issue 5): hourly allocation of fixed endpoint cost to the tenants that used the
@@ -131,7 +152,47 @@ export function Jobs({ stack, app }: StackContext) {
     },
   });
 
-  for (const cron of [allocate, billingExport, outboxSweep]) {
+  // Reconciliation (shared/reconciliation): hourly, our aggregates against AWS/Bedrock and AWS/SageMaker.
+  const driftThreshold = Number(process.env.RECONCILE_DRIFT_THRESHOLD_PERCENT ?? DEFAULT_DRIFT_THRESHOLD_PERCENT);
+  if (!Number.isFinite(driftThreshold) || driftThreshold < 0 || driftThreshold > 100) {
+    throw new Error(`RECONCILE_DRIFT_THRESHOLD_PERCENT must be a percentage 0-100, got ${process.env.RECONCILE_DRIFT_THRESHOLD_PERCENT}`);
+  }
+  const reconcile = new Cron(stack, "Reconcile", {
+    schedule: RECONCILE_SCHEDULE,
+    job: {
+      function: {
+        ...baseFunctionProps(),
+        handler: RECONCILE_HANDLER,
+        timeout: SCHEDULED_JOBS.reconcile.timeoutSeconds,
+        environment: { ...environment, RECONCILE_DRIFT_THRESHOLD_PERCENT: String(driftThreshold) },
+        permissions: [
+          // Tenants of the month through gsi1, their model-hour items, endpoint-hour items.
+          tableStatement(table.cdk.table, ["dynamodb:GetItem", "dynamodb:Query"], { indexes: true }),
+          tableStatement(table.cdk.table, RECONCILE_WRITE_ACTIONS, { leadingKeyPrefixes: [partitionPrefix(keys.reconciliationSignal("h").pk)] }),
+          new PolicyStatement({ effect: Effect.ALLOW, actions: [...RECONCILE_CLOUDWATCH_ACTIONS], resources: ["*"] }),
+          new PolicyStatement({ effect: Effect.ALLOW, actions: ["s3:PutObject"], resources: [bucket.arnForObjects("reconciliation/*")] }),
+        ],
+      },
+    },
+  });
+  const driftAlarm = new cloudwatch.Alarm(stack, "ReconciliationDrift", {
+    alarmName: app.logicalPrefixedName("ReconciliationDrift"),
+    alarmDescription: `Our metered usage and AWS's own CloudWatch figures (AWS/Bedrock, AWS/SageMaker) differ by more than ${driftThreshold}% in an hour: usage that bypassed the wrappers (unmetered) or counted beyond AWS's figures. See the hour's report under reconciliation/ in the billing-exports bucket.`,
+    metric: new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: "DriftPercent",
+      dimensionsMap: { service: SERVICE_NAME },
+      statistic: "Maximum",
+      period: Duration.hours(1),
+    }),
+    threshold: driftThreshold,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 1,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  });
+  driftAlarm.addAlarmAction(new SnsAction(use(Alerts).topic));
+
+  for (const cron of [allocate, billingExport, outboxSweep, reconcile]) {
     cron.jobFunction.configureAsyncInvoke({ retryAttempts: 2, onFailure: new SqsDestination(failures) });
   }
 
@@ -155,8 +216,14 @@ export function Jobs({ stack, app }: StackContext) {
       failureImpact:
         "enforcement events (throttle, downgrade, restore, warning) whose publish failed, of tenants not evaluated since, stay unpublished, so data planes and ops are not told. They stay in the outbox; the next run (every 5 minutes) retries them.",
     },
+    {
+      name: "reconcile",
+      fn: reconcile.jobFunction,
+      failureImpact:
+        "an hour of metered usage was not compared with AWS's own CloudWatch figures: no drift report, no UnmeteredTokens/DriftPercent, so usage that bypassed the wrappers goes unseen. Rerun it with npm run cli -- reconcile --from --to (same report, metrics signalled once).",
+    },
   ];
-  return { bucket, jobs, failures };
+  return { bucket, jobs, failures, driftAlarm };
 }
 
 /** A scheduled job, for the Ops alarm on its errors. */

@@ -99,6 +99,15 @@ const schema = z.object({
   BILLING_EXPORT_BUCKET: z.string().min(1).optional(),
   /** Directory the billing export writes to when no bucket is set (local stack). */
   BILLING_EXPORT_DIR: z.string().min(1).optional(),
+  /** CloudWatch endpoint override (the local stack's CloudWatch API); unset on Lambda. */
+  AWS_ENDPOINT_URL_CLOUDWATCH: z.string().url().optional(),
+  /** Reconciliation: drift (percent of AWS's tokens or SageMaker calls) above which the report and the ops alarm fire. */
+  RECONCILE_DRIFT_THRESHOLD_PERCENT: z.coerce.number().min(0).max(100).default(0.5),
+  /** Reconciliation: full hours the hourly run waits after an hour ends (invocation logs and AWS metrics arrive late). */
+  RECONCILE_LAG_HOURS: z.coerce.number().int().min(0).max(72).default(1),
+  /** Where drift reports go: `reconciliation/<day>/<hour>.{json,csv}` (default: the billing export bucket / directory). */
+  RECONCILIATION_REPORT_BUCKET: z.string().min(1).optional(),
+  RECONCILIATION_REPORT_DIR: z.string().min(1).optional(),
 });
 
 export type RuntimeConfig = z.infer<typeof schema>;

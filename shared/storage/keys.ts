@@ -6,7 +6,7 @@ import { USAGE_TABLE } from "./table";
  */
 export type AggregateScope =
   | { kind: "tenant"; granularity: "month" | "day" | "hour"; period: string }
-  | { kind: "model"; granularity: "month" | "day"; period: string; modelId: string };
+  | { kind: "model"; granularity: "month" | "day" | "hour"; period: string; modelId: string };
 
 const G = { month: "M", day: "D", hour: "H" } as const;
 
@@ -24,7 +24,7 @@ export const keys = {
   },
   /** sk prefix for a range query of one tenant's tenant-level aggregates of a granularity. */
   usagePrefix: (granularity: "month" | "day" | "hour") => `USAGE#${G[granularity]}#`,
-  modelPrefix: (granularity: "month" | "day", period: string) => `MODEL#${G[granularity]}#${period}#`,
+  modelPrefix: (granularity: "month" | "day" | "hour", period: string) => `MODEL#${G[granularity]}#${period}#`,
   minute: (tenantId: string, minute: string) => ({ pk: `TENANT#${tenantId}`, sk: `MINUTE#${minute}` }),
   config: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: "CONFIG" }),
   enforcement: (tenantId: string, period: string) => ({ pk: `TENANT#${tenantId}`, sk: `ENFORCE#${period}` }),
@@ -50,6 +50,8 @@ export const keys = {
     return { gsi1pk: `OUTBOX#${outboxShard(tenantId)}`, gsi1sk: `TENANT#${tenantId}#ENFORCE#${period}` };
   },
   outboxPartition: (shard: number) => `OUTBOX#${shard}`,
+  /** What the reconciliation of one hour last signalled (report digest, unmetered tokens): metrics once per hour. */
+  reconciliationSignal: (hour: string) => ({ pk: `RECON#${hour}`, sk: "SIGNAL" }),
 };
 
 /** FNV-1a: stable across runtimes and cheap. */

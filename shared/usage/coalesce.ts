@@ -18,6 +18,8 @@ export function targetsOf(e: PricedEvent): AggregateTarget[] {
     { kind: "tenant", tenantId, granularity: "hour", period: p.hour },
     { kind: "model", tenantId, granularity: "month", period: p.month, modelId },
     { kind: "model", tenantId, granularity: "day", period: p.day, modelId },
+    // read by reconciliation (shared/reconciliation): per model and hour against AWS's own metrics
+    { kind: "model", tenantId, granularity: "hour", period: p.hour, modelId },
     { kind: "minute", tenantId, minute: p.minute },
   ];
   if (provider === "sagemaker") {

@@ -77,12 +77,12 @@ export interface PricedEvent {
 /**
  * Aggregate targets, all keyed by event time:
  * - tenant x {month, day, hour}
- * - tenant x model x {month, day}
+ * - tenant x model x {month, day, hour} (hour: for reconciliation against AWS's per-model metrics)
  * - endpoint x hour x tenant (SageMaker only), read by the fixed-cost allocation job
  * - tenant x minute (noisy-neighbour windows, with TTL)
  */
 export type AggregateTarget =
   | { kind: "tenant"; tenantId: string; granularity: "month" | "day" | "hour"; period: string }
-  | { kind: "model"; tenantId: string; granularity: "month" | "day"; period: string; modelId: string }
+  | { kind: "model"; tenantId: string; granularity: "month" | "day" | "hour"; period: string; modelId: string }
   | { kind: "endpoint"; tenantId: string; endpointName: string; hour: string }
   | { kind: "minute"; tenantId: string; minute: string };

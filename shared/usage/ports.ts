@@ -126,7 +126,7 @@ export interface Page<T> {
 /** Port: reads of aggregates for the usage API and billing. */
 export interface UsageReader {
   tenantPeriods(tenantId: string, granularity: "month" | "day" | "hour", from: string, to: string): Promise<AggregateRow[]>;
-  modelPeriods(tenantId: string, granularity: "month" | "day", from: string, to: string): Promise<AggregateRow[]>;
+  modelPeriods(tenantId: string, granularity: "month" | "day" | "hour", from: string, to: string): Promise<AggregateRow[]>;
   monthOfAllTenants(month: string, limit: number, cursor?: string): Promise<Page<AggregateRow>>;
   quarantined(day: string, limit: number, cursor?: string): Promise<Page<QuarantineRecord>>;
 }

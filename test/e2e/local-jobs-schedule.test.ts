@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { LOCAL_JOBS, LocalScheduler, type LocalJob } from "../../local/jobs";
 import { parseSchedule, ScheduleExpressionInvalidError } from "../../local/schedule";
-import { ALLOCATE_HANDLER, ALLOCATE_SCHEDULE, BILLING_EXPORT_HANDLER, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_HANDLER, OUTBOX_SWEEP_SCHEDULE } from "../../stacks/Jobs";
+import { ALLOCATE_HANDLER, ALLOCATE_SCHEDULE, BILLING_EXPORT_HANDLER, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_HANDLER, OUTBOX_SWEEP_SCHEDULE, RECONCILE_HANDLER, RECONCILE_SCHEDULE } from "../../stacks/Jobs";
 
 const at = (iso: string) => new Date(iso);
 const nextOf = (expr: string, after: string, anchor?: string) => parseSchedule(expr, anchor ? at(anchor) : undefined).next(at(after)).toISOString();
@@ -12,6 +12,7 @@ describe("schedule expressions (local/schedule.ts)", () => {
       ["allocate", ALLOCATE_HANDLER, ALLOCATE_SCHEDULE],
       ["billing-export", BILLING_EXPORT_HANDLER, BILLING_EXPORT_SCHEDULE],
       ["outbox-sweep", OUTBOX_SWEEP_HANDLER, OUTBOX_SWEEP_SCHEDULE],
+      ["reconcile", RECONCILE_HANDLER, RECONCILE_SCHEDULE],
     ]);
   });
 
@@ -97,6 +98,7 @@ describe("LocalScheduler timers (fake clock, no real waiting)", () => {
       allocate: "2026-11-25T12:05:00.000Z",
       "billing-export": "2026-12-01T03:00:00.000Z",
       "outbox-sweep": "2026-11-25T12:08:00.000Z",
+      reconcile: "2026-11-25T12:25:00.000Z",
     });
 
     // act: one hour and five minutes of fake time
@@ -111,6 +113,7 @@ describe("LocalScheduler timers (fake clock, no real waiting)", () => {
     expect(sweeps[0]).toBe("2026-11-25T12:08:00Z");
     expect(sweeps[12]).toBe("2026-11-25T13:08:00Z");
     expect(calls.some((c) => c.job === "billing-export")).toBe(false);
+    expect(calls.filter((c) => c.job === "reconcile").map((c) => c.time)).toEqual(["2026-11-25T12:25:00Z"]);
     const status = Object.fromEntries(scheduler.status().map((s) => [s.name, s]));
     expect(status.allocate).toMatchObject({ runs: 2, failures: 0, nextRunAt: "2026-11-25T14:05:00.000Z", lastRun: { ok: true, trigger: "schedule", result: { ran: "allocate" } } });
     expect(status["outbox-sweep"].nextRunAt).toBe("2026-11-25T13:13:00.000Z");

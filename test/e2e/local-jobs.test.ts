@@ -243,7 +243,7 @@ describe("scheduled jobs through the local stack (real handlers, DynamoDB Local)
       await page.waitForSelector("body[data-ready=true]", { timeout: 30_000 });
       const rows = await page.$$eval("#jobs tbody tr", (trs) => trs.map((tr) => Array.from(tr.querySelectorAll("td"), (td) => td.textContent ?? "")));
       const byJob = Object.fromEntries(rows.map((r) => [r[0], r]));
-      expect(Object.keys(byJob)).toEqual(["allocate", "billing-export", "outbox-sweep", "broken"]);
+      expect(Object.keys(byJob)).toEqual(["allocate", "billing-export", "outbox-sweep", "reconcile", "broken"]);
       expect(byJob.allocate[1]).toBe("cron(5 * * * ? *)");
       expect(byJob.allocate[2]).toBe("not scheduled");
       expect(byJob.allocate[4]).toContain('"hour"');
@@ -262,7 +262,7 @@ describe("scheduled jobs through the local stack (real handlers, DynamoDB Local)
   it("answers 404 for an unknown job and 400 for a bad time", async () => {
     const unknown = await fetch(`${stack.url}/local/jobs/nope`, { method: "POST" });
     expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toMatchObject({ jobs: ["allocate", "billing-export", "outbox-sweep", "broken"] });
+    expect(await unknown.json()).toMatchObject({ jobs: ["allocate", "billing-export", "outbox-sweep", "reconcile", "broken"] });
     const bad = await fetch(`${stack.url}/local/jobs/allocate?time=yesterday`, { method: "POST" });
     expect(bad.status).toBe(400);
     const body = await fetch(`${stack.url}/local/jobs/allocate`, { method: "POST", body: "{not json" });

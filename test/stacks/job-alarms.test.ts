@@ -26,7 +26,7 @@ function jobAlarms(): Map<string, Resource> {
 
 describe("scheduled job error alarms", () => {
   it("keep one alarm per job under its existing name", () => {
-    expect([...jobAlarms().keys()].sort()).toEqual(["allocate", "billing-export", "outbox-sweep"]);
+    expect([...jobAlarms().keys()].sort()).toEqual(["allocate", "billing-export", "outbox-sweep", "reconcile"]);
   });
 
   it("describe what each job's failure leaves undone, not a shared allocation/export text", () => {

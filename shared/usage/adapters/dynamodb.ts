@@ -343,7 +343,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     return items.map(toRow);
   }
 
-  async modelPeriods(tenantId: string, granularity: "month" | "day", from: string, to: string): Promise<AggregateRow[]> {
+  async modelPeriods(tenantId: string, granularity: "month" | "day" | "hour", from: string, to: string): Promise<AggregateRow[]> {
     const start = keys.modelPrefix(granularity, from);
     // '$' sorts after '#', so every model of the last period is inside the range
     const end = `${keys.modelPrefix(granularity, to).slice(0, -1)}$`;

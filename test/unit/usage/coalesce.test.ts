@@ -28,7 +28,7 @@ describe("coalescing", () => {
   it("sums events of one tenant/model/hour into one delta per aggregate item", () => {
     const events = Array.from({ length: 50 }, () => priced({ occurredAt: "2026-11-25T10:15:00Z" }));
     const deltas = coalesce(events);
-    expect(deltas).toHaveLength(6); // month, day, hour, model-month, model-day, minute
+    expect(deltas).toHaveLength(7); // month, day, hour, model-month, model-day, model-hour, minute
     for (const d of deltas) {
       expect(d.counters.requests).toBe(50);
       expect(d.counters.inputTokens).toBe(50 * 307);
