@@ -7,6 +7,7 @@ import { callFactsFromConverse, resolveUsage, usageFromBedrockBody, usageFromCon
 import { charsPerTokenEstimate } from "../../../shared/dataplane/ports";
 import { parseInvocationDetail } from "../../../shared/events/invocation";
 import { parseInvocationLogRecord } from "../../../shared/invocation-log/parse";
+import { trustMap } from "../../../shared/invocation-log/tenant-binding";
 import { converseRecord } from "../invocation-log/samples";
 import { CollectingSink, bytes, quietLogger } from "./fakes";
 
@@ -171,7 +172,7 @@ describe("wrappers and the invocation log record what sets the price", () => {
       },
       input: { inputTokenCount: 20, cacheReadInputTokenCount: 0, cacheWriteInputTokenCount: 3500 },
     });
-    const parsed = parseInvocationLogRecord(record);
+    const parsed = parseInvocationLogRecord(record, { binding: trustMap({ "*": ["*"] }) });
     expect(parsed).toMatchObject({
       kind: "event",
       event: { region: "us-east-1", serviceTier: "flex", cacheWrite1hInputTokens: 2500, invokedModelId: CONVERSE_ROUTED.trace.promptRouter.invokedModelId },
