@@ -185,27 +185,39 @@ export class IngestService {
     let busy: { priced: PricedEvent; fate: EventFate }[] = [];
     let groupNumber = 0;
     const commitAll = async (sets: PricedEvent[][]) => {
-      const claims = sets.map(() => ({ run, group: groupNumber++ }));
-      // Phase 1 for every group at once: 25 ledger entries a request whatever their group,
-      // so many small groups (many tenants) do not each send a short request.
-      const first = await this.insertAll(
-        sets.flatMap((events, g) => events.map((event) => ({ event, claim: claims[g] }))),
-        limit,
-      );
+      // Waves of consecutive groups with at most 25 events in all: a wave's claims go out in one
+      // request whatever their groups (many small groups, many tenants), and each group commits
+      // right after its wave is claimed, so a claim is held for a few requests, not the run.
+      const waves: PricedEvent[][][] = [];
+      let size = 0;
+      for (const events of sets) {
+        if (waves.length === 0 || size + events.length > LEDGER_BATCH_MAX) {
+          waves.push([]);
+          size = 0;
+        }
+        waves[waves.length - 1].push(events);
+        size += events.length;
+      }
       let next = 0;
       const worker = async () => {
-        while (next < sets.length) {
-          const g = next++;
-          const events = sets[g];
-          const fates = await this.commitGroup(events, claims[g], first, limit, markers);
-          for (const priced of events) {
-            const fate = fates.get(ledgerKey(priced.event)) ?? { kind: "failed", error: "no outcome (bug)" };
-            if (fate.kind === "busy") busy.push({ priced, fate });
-            else await record(priced, fate);
+        while (next < waves.length) {
+          const wave = waves[next++];
+          const claims = wave.map(() => ({ run, group: groupNumber++ }));
+          const first = await this.insertAll(
+            wave.flatMap((events, g) => events.map((event) => ({ event, claim: claims[g] }))),
+            limit,
+          );
+          for (const [g, events] of wave.entries()) {
+            const fates = await this.commitGroup(events, claims[g], first, limit, markers);
+            for (const priced of events) {
+              const fate = fates.get(ledgerKey(priced.event)) ?? { kind: "failed", error: "no outcome (bug)" };
+              if (fate.kind === "busy") busy.push({ priced, fate });
+              else await record(priced, fate);
+            }
           }
         }
       };
-      await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, sets.length) }, worker));
+      await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, waves.length) }, worker));
     };
     await commitAll(groups);
     for (const delay of this.opts.busyRetryDelaysMs ?? BUSY_RETRY_DELAYS_MS) {

@@ -273,7 +273,7 @@ describe("IngestService", () => {
         const f: Fault =
           op === "apply"
             ? x < 0.1 ? "throw" : x < 0.15 ? "lost" : x < 0.3 ? "retryable" : "ok"
-            : x < 0.02 ? "throw" : x < 0.04 ? "lost" : "ok";
+            : x < 0.03 ? "throw" : x < 0.06 ? "lost" : "ok";
         if (f !== "ok") faults[f]++;
         return f;
       };
@@ -304,14 +304,15 @@ describe("IngestService: requests per batch", () => {
     return { store: new FaultyStore(inner, (_, op) => (ops.push(op), "ok")), ops };
   };
 
-  it("claims the ledger entries of many small groups 25 a request, not one short request per group", async () => {
+  it("claims the ledger entries of many small groups in shared requests (waves of up to 25 events), not one short request per group", async () => {
     const { store, ops } = counting(new MemoryUsageStore());
     // 50 tenants, one event each: 6 aggregates per tenant, at most 19 per group: 17 groups
     const events = Array.from({ length: 50 }, (_, i) => invocation({ tenantId: `g${i}`, occurredAt: "2026-11-25T11:00:00Z" }));
     const r = await service(store, 20).ingest(events.map(recordOf));
     expect(r.stats.counted).toBe(50);
     expect(ops.filter((o) => o === "apply").length).toBe(17);
-    expect(ops.filter((o) => o === "insertLedgers").length).toBe(2);
+    // 3 events per group, 8 groups (24 events) a wave: 3 requests
+    expect(ops.filter((o) => o === "insertLedgers").length).toBe(3);
   });
 
   it("reads a committed group's marker once per batch, however many of its events come again", async () => {
