@@ -104,10 +104,10 @@ export async function runOurs(doc: DynamoDBDocumentClient, table: string, w: Wor
       awsWcu++; // a plain put of an item < 1 KB; a failed condition is billed the same
       return r;
     },
-    insertLedgers: async (events, claim, now) => {
-      const r = await inner.insertLedgers(events, claim, now);
-      itemWrites += events.length;
-      awsWcu += events.length; // PartiQL INSERT is billed like PutItem, a failed one too
+    insertLedgers: async (entries, now) => {
+      const r = await inner.insertLedgers(entries, now);
+      itemWrites += entries.length;
+      awsWcu += entries.length; // PartiQL INSERT is billed like PutItem, a failed one too
       return r;
     },
     moveLedger: async (e, from, to, now) => {

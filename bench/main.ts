@@ -28,7 +28,16 @@ function args(argv: string[]): Args {
 }
 
 async function main() {
-  const a = args(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const scenario = argv.includes("--scenario") ? argv[argv.indexOf("--scenario") + 1] : undefined;
+  if (scenario === "grid") {
+    const { runGrid } = await import("./grid");
+    const out = argv.includes("--out") ? argv[argv.indexOf("--out") + 1] : "bench/grid.json";
+    const scale = argv.includes("--scale") ? Number(argv[argv.indexOf("--scale") + 1]) : 1;
+    const dynamoEndpoint = argv.includes("--dynamo-endpoint") ? argv[argv.indexOf("--dynamo-endpoint") + 1] : undefined;
+    return runGrid({ out, detailsOut: out.replace(/\.json$/, "") + "-details.json", scale, dynamoEndpoint, log: (s) => process.stderr.write(`${s}\n`) });
+  }
+  const a = args(argv);
   process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
   const dynamo = await startDynamoLocal();
   const client = new DynamoDBClient({ endpoint: dynamo.endpoint, region: "us-west-2", credentials: { accessKeyId: "local", secretAccessKey: "local" } });

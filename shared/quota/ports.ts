@@ -34,8 +34,21 @@ export interface Page<T> {
 }
 
 /** Port: enforcement state, tenant config and the enforcement log (DynamoDB adapter). */
+/** What one evaluation reads: the tenant, its month and the month before, the minute windows it needs. */
+export interface EvaluationQuery {
+  tenantId: string;
+  month: string;
+  prevMonth: string;
+  minutes: string[];
+}
+
 export interface QuotaStore {
-  loadForEvaluation(q: { tenantId: string; month: string; prevMonth: string; minutes: string[] }): Promise<EvaluationSnapshot>;
+  loadForEvaluation(q: EvaluationQuery): Promise<EvaluationSnapshot>;
+  /**
+   * `loadForEvaluation` of many tenants in as few round trips as the store allows (DynamoDB: shared
+   * BatchGetItems of up to 100 keys across tenants). Optional: without it each tenant is read alone.
+   */
+  loadManyForEvaluation?(qs: readonly EvaluationQuery[]): Promise<Map<string, EvaluationSnapshot>>;
   /** Cheap read for the data plane (eventually consistent). */
   loadForDecision(q: { tenantId: string; month: string; prevMonth: string }): Promise<DecisionSnapshot>;
   /**

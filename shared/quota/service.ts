@@ -14,7 +14,7 @@ import {
 } from "./model";
 import { QuotaConfigInvalidError } from "./errors";
 import { claimExpired, publishHeld } from "./outbox";
-import type { EnforcementLogEntry, EnforcementPublisher, Page, QuotaStore } from "./ports";
+import type { EnforcementLogEntry, EnforcementPublisher, EvaluationQuery, EvaluationSnapshot, Page, QuotaStore } from "./ports";
 import { DEFAULT_TIERS, type TierCatalog, type TierName, type TierPolicy } from "./tiers";
 
 export interface EvaluateInput {
@@ -41,6 +41,11 @@ export interface QuotaServiceDeps {
 const MAX_ROUNDS = 5;
 /** Live minute windows read per evaluation (the current minute and clock-skewed later ones). */
 const MAX_WINDOWS = 3;
+const TIER_SEEN_MAX = 10_000;
+
+function hasMinuteLimits(p: TierPolicy): boolean {
+  return p.tokensPerMinute !== undefined || p.requestsPerMinute !== undefined;
+}
 
 /**
  * Quota enforcement: evaluates a tenant's month and minute windows after the ingest counted
@@ -51,11 +56,21 @@ export class QuotaEvaluator {
   private readonly tiers: TierCatalog;
   private readonly defaultTier: TierName;
   private readonly clock: () => Date;
+  /**
+   * Tier of each tenant as its last evaluation read it: which keys the next evaluation needs
+   * (a tier without per-minute limits needs no minute windows). Bounded, like a cache.
+   */
+  private readonly tierSeen = new Map<string, TierName>();
 
   constructor(private readonly deps: QuotaServiceDeps) {
     this.tiers = deps.tiers ?? DEFAULT_TIERS;
     this.defaultTier = deps.defaultTier ?? "basic";
     this.clock = deps.clock ?? (() => new Date());
+  }
+
+  private noteTier(tenantId: string, tier: TierName): void {
+    if (this.tierSeen.size >= TIER_SEEN_MAX && !this.tierSeen.has(tenantId)) this.tierSeen.clear();
+    this.tierSeen.set(tenantId, tier);
   }
 
   policyOf(config: TenantConfig | undefined): TierPolicy {
@@ -70,21 +85,77 @@ export class QuotaEvaluator {
    * with the same id).
    */
   async evaluate(input: EvaluateInput): Promise<EnforcementOutcome[]> {
-    const { tenantId, now } = input;
-    const current = monthOf(now);
+    return this.evaluateWith(input);
+  }
+
+  /**
+   * `evaluate` for many tenants (an ingest batch's): their first reads share round trips
+   * (`QuotaStore.loadManyForEvaluation`), and minute windows are not read for a tenant whose
+   * tier, as last seen, has no per-minute limits. Each tenant's result is its own: one failure
+   * does not fail the others.
+   */
+  async evaluateMany(
+    inputs: readonly EvaluateInput[],
+    opts: { concurrency?: number } = {},
+  ): Promise<Map<string, { outcomes: EnforcementOutcome[] } | { error: unknown }>> {
+    const queries = inputs.map((input) => {
+      const q = this.queryOf(input);
+      const tier = this.tierSeen.get(input.tenantId);
+      return tier && !hasMinuteLimits(this.tiers[tier]) ? { ...q, minutes: [] } : q;
+    });
+    const results = new Map<string, { outcomes: EnforcementOutcome[] } | { error: unknown }>();
+    let preloaded = new Map<string, EvaluationSnapshot>();
+    if (this.deps.store.loadManyForEvaluation && inputs.length > 0) {
+      try {
+        preloaded = await this.deps.store.loadManyForEvaluation(queries);
+      } catch (error) {
+        for (const input of inputs) results.set(input.tenantId, { error });
+        return results;
+      }
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < inputs.length) {
+        const i = next++;
+        const input = inputs[i];
+        let first = preloaded.get(input.tenantId);
+        // The tier changed to one with per-minute limits: the windows skipped are needed after all.
+        if (first && queries[i].minutes.length === 0 && hasMinuteLimits(this.policyOf(first.config))) first = undefined;
+        try {
+          results.set(input.tenantId, { outcomes: await this.evaluateWith(input, first) });
+        } catch (error) {
+          results.set(input.tenantId, { error });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 16, inputs.length) }, worker));
+    return results;
+  }
+
+  private queryOf(input: EvaluateInput): EvaluationQuery {
+    const current = monthOf(input.now);
     const month = input.month > current ? input.month : current;
-    const currentMinute = minuteOf(now);
+    const currentMinute = minuteOf(input.now);
     const minutes = [...new Set([currentMinute, ...input.minutes.filter((m) => m >= currentMinute)])].sort().slice(0, MAX_WINDOWS);
+    return { tenantId: input.tenantId, month, prevMonth: previousMonth(month), minutes };
+  }
+
+  /** One evaluation; `first` is a snapshot already read for its first round. */
+  private async evaluateWith(input: EvaluateInput, first?: EvaluationSnapshot): Promise<EnforcementOutcome[]> {
+    const { tenantId, now } = input;
+    const query = this.queryOf(input);
+    const { month } = query;
 
     const own = new Map<string, { period: string; entry: OutboxEntry; breach: boolean }>();
     let snapshotStates: EnforcementState[] = [];
     let settled = false;
     for (let round = 0; round < MAX_ROUNDS && !settled; round++) {
-      const snap = await this.deps.store.loadForEvaluation({ tenantId, month, prevMonth: previousMonth(month), minutes });
+      const snap = round === 0 && first ? first : await this.deps.store.loadForEvaluation(query);
       snapshotStates = [snap.prevState, snap.state].filter((s): s is EnforcementState => s !== undefined);
-      if (round === 0 && this.deps.onUsage) {
+      if (round === 0) {
         const policy = this.policyOf(snap.config);
-        this.deps.onUsage({ tenantId, tier: policy.tier, month, usedRatio: usedRatio(usageSnapshot(snap.monthTotals), policy) });
+        this.noteTier(tenantId, policy.tier);
+        this.deps.onUsage?.({ tenantId, tier: policy.tier, month, usedRatio: usedRatio(usageSnapshot(snap.monthTotals), policy) });
       }
       const plan = planTransitions({
         tenantId,

@@ -1,4 +1,4 @@
-import { periodsOf } from "./periods";
+import { periodsOf, type Periods } from "./periods";
 import type { InvocationEventV1 } from "../events/invocation";
 import { COUNTER_NAMES, addCounters, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "./model";
 
@@ -8,10 +8,26 @@ export interface AggregateDelta {
   counters: UsageCounters;
 }
 
-/** Every aggregate an event contributes to, by event time. */
+const periodsCache = new WeakMap<PricedEvent, Periods>();
+const targetsCache = new WeakMap<PricedEvent, AggregateTarget[]>();
+
+/** The event's periods (by event time), computed once per priced event. */
+export function periodsOfEvent(e: PricedEvent): Periods {
+  let p = periodsCache.get(e);
+  if (!p) periodsCache.set(e, (p = periodsOf(e.event.occurredAt)));
+  return p;
+}
+
+/** Every aggregate an event contributes to, by event time (computed once per priced event). */
 export function targetsOf(e: PricedEvent): AggregateTarget[] {
-  const { tenantId, occurredAt, modelId, endpointName, provider } = e.event;
-  const p = periodsOf(occurredAt);
+  let targets = targetsCache.get(e);
+  if (!targets) targetsCache.set(e, (targets = targetsFor(e)));
+  return targets;
+}
+
+function targetsFor(e: PricedEvent): AggregateTarget[] {
+  const { tenantId, modelId, endpointName, provider } = e.event;
+  const p = periodsOfEvent(e);
   const targets: AggregateTarget[] = [
     { kind: "tenant", tenantId, granularity: "month", period: p.month },
     { kind: "tenant", tenantId, granularity: "day", period: p.day },

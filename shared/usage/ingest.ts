@@ -2,16 +2,22 @@ import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, parseInvocationMessage, type InvocationEventV1 } from "../events/invocation";
 import type { PriceCatalog, PricingDimensions } from "../pricing/catalog";
 import { coalesce, correctionDeltas, countedAt, groupForAggregates } from "./coalesce";
+import type { MarkerState } from "./ports";
 import { retryWrites, type RetryOptions } from "./retry";
 import { COUNTER_NAMES, subtract, zeroCounters, type PricedEvent, type UsageCounters } from "./model";
-import { periodsOf } from "./periods";
 import { contentFreeMessage, describeShape, envelopeIds } from "./quarantine";
+import { periodsOfEvent } from "./coalesce";
 import { LEDGER_BATCH_MAX, type Claim, type CountedEstimate, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
 
 /** One delivered message (an SQS record, or anything with a stable id and a body). */
 export interface IngestRecord {
   messageId: string;
   body: string;
+  /**
+   * How many times the queue has delivered this record (SQS `ApproximateReceiveCount`); unknown
+   * when absent. A duplicate on its first delivery needs no quota evaluation (see `touched`).
+   */
+  receiveCount?: number;
 }
 
 export type RecordOutcome =
@@ -21,7 +27,11 @@ export type RecordOutcome =
   /** Could not be committed now; the caller must have it redelivered. */
   | { kind: "failed"; error: string };
 
-/** A tenant whose totals changed (or may have: duplicates are included), for quota evaluation. */
+/**
+ * A tenant whose totals changed, for quota evaluation. Duplicates count only when redelivered
+ * (or their receive count is unknown): a redelivery may follow a failed evaluation, which must be
+ * tried again; a first delivery of a duplicate follows a delivery that was evaluated itself.
+ */
 export interface TouchedTenant {
   tenantId: string;
   months: string[];
@@ -137,6 +147,11 @@ export class IngestService {
       this.opts.maxTransactionItems - 1,
     );
     const messageIdsOf = new Map(entries.map((e) => [ledgerKey(e.priced.event), e.messageIds]));
+    const redelivered = new Set(records.filter((r) => r.receiveCount === undefined || r.receiveCount > 1).map((r) => r.messageId));
+    /** Events whose counts this call changed (counted, or an estimate corrected). */
+    const changed = new Set<string>();
+    /** Commit markers read in this call: a decided marker never changes, so it is read once. */
+    const markers = new Map<string, Promise<MarkerState | undefined>>();
     const run = this.runId();
     const limit = limiter(this.opts.claimConcurrency ?? 32);
     const record = async (priced: PricedEvent, fate: EventFate) => {
@@ -151,6 +166,7 @@ export class IngestService {
         outcomes.set(messageId, outcome);
         stats[outcome.kind === "counted" ? "counted" : outcome.kind === "duplicate" ? "duplicates" : "failed"]++;
       }
+      if (fate.kind === "counted" || fate.kind === "corrected") changed.add(key);
       if (fate.kind === "corrected") {
         stats.corrected++;
         corrections.push({ ...priced, counters: fate.difference });
@@ -170,19 +186,39 @@ export class IngestService {
     let busy: { priced: PricedEvent; fate: EventFate }[] = [];
     let groupNumber = 0;
     const commitAll = async (sets: PricedEvent[][]) => {
+      // Waves of consecutive groups with at most 25 events in all: a wave's claims go out in one
+      // request whatever their groups (many small groups, many tenants), and each group commits
+      // right after its wave is claimed, so a claim is held for a few requests, not the run.
+      const waves: PricedEvent[][][] = [];
+      let size = 0;
+      for (const events of sets) {
+        if (waves.length === 0 || size + events.length > LEDGER_BATCH_MAX) {
+          waves.push([]);
+          size = 0;
+        }
+        waves[waves.length - 1].push(events);
+        size += events.length;
+      }
       let next = 0;
       const worker = async () => {
-        while (next < sets.length) {
-          const events = sets[next++];
-          const fates = await this.commitGroup(events, { run, group: groupNumber++ }, limit);
-          for (const priced of events) {
-            const fate = fates.get(ledgerKey(priced.event)) ?? { kind: "failed", error: "no outcome (bug)" };
-            if (fate.kind === "busy") busy.push({ priced, fate });
-            else await record(priced, fate);
+        while (next < waves.length) {
+          const wave = waves[next++];
+          const claims = wave.map(() => ({ run, group: groupNumber++ }));
+          const first = await this.insertAll(
+            wave.flatMap((events, g) => events.map((event) => ({ event, claim: claims[g] }))),
+            limit,
+          );
+          for (const [g, events] of wave.entries()) {
+            const fates = await this.commitGroup(events, claims[g], first, limit, markers);
+            for (const priced of events) {
+              const fate = fates.get(ledgerKey(priced.event)) ?? { kind: "failed", error: "no outcome (bug)" };
+              if (fate.kind === "busy") busy.push({ priced, fate });
+              else await record(priced, fate);
+            }
           }
         }
       };
-      await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, sets.length) }, worker));
+      await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, waves.length) }, worker));
     };
     await commitAll(groups);
     for (const delay of this.opts.busyRetryDelaysMs ?? BUSY_RETRY_DELAYS_MS) {
@@ -194,7 +230,7 @@ export class IngestService {
     }
     for (const b of busy) await record(b.priced, b.fate);
 
-    return { outcomes, counted, corrections, touched: touchedTenants(entries, outcomes), stats };
+    return { outcomes, counted, corrections, touched: touchedTenants(entries, (key, messageId) => changed.has(key) || (redelivered.has(messageId) && outcomes.get(messageId)?.kind === "duplicate")), stats };
   }
 
   private checkTimeWindow(event: InvocationEventV1, now: Date): void {
@@ -236,31 +272,48 @@ export class IngestService {
   }
 
   /**
-   * Phase 1 and 2 for one group: claims every event's ledger entry, then commits the group's
-   * marker with the aggregates of the events it claimed. Never throws: an event whose fate
-   * is unknown is reported failed, and its redelivery settles it.
+   * Phase 1: claims the ledger entries of events of any groups, 25 a request. Returns the first
+   * write's outcome by ledger key; absent where the request failed (its outcome is unknown: the
+   * event is claimed again one by one, which is safe, since an entry that turns out to be ours
+   * is recognised as ours).
    */
-  private async commitGroup(events: readonly PricedEvent[], claim: Claim, limit: Limiter): Promise<Map<string, EventFate>> {
-    const fates = new Map<string, EventFate>();
-    // Most events are new: one request writes 25 ledger entries. Entries that exist (or
-    // whose write failed) are settled one by one; retrying a write is safe, since an entry
-    // that turns out to be ours is recognised as ours.
-    const first: (LedgerWrite | undefined)[] = [];
+  private async insertAll(entries: { event: PricedEvent; claim: Claim }[], limit: Limiter): Promise<Map<string, LedgerWrite>> {
+    const first = new Map<string, LedgerWrite>();
     await Promise.all(
-      Array.from({ length: Math.ceil(events.length / LEDGER_BATCH_MAX) }, (_, b) =>
+      Array.from({ length: Math.ceil(entries.length / LEDGER_BATCH_MAX) }, (_, b) =>
         limit(async () => {
-          const slice = events.slice(b * LEDGER_BATCH_MAX, (b + 1) * LEDGER_BATCH_MAX);
-          const out = await this.opts.store.insertLedgers(slice, claim, this.clock()).catch(() => slice.map(() => undefined));
-          out.forEach((w, i) => (first[b * LEDGER_BATCH_MAX + i] = w?.kind === "error" ? undefined : w));
+          const slice = entries.slice(b * LEDGER_BATCH_MAX, (b + 1) * LEDGER_BATCH_MAX);
+          const out = await this.opts.store.insertLedgers(slice, this.clock()).catch(() => slice.map(() => undefined));
+          out.forEach((w, i) => {
+            if (w && w.kind !== "error") first.set(ledgerKey(slice[i].event.event), w);
+          });
         }),
       ),
     );
+    return first;
+  }
+
+  /**
+   * Phase 1 (what the batched claim left open) and 2 for one group: settles every event's
+   * ledger entry, then commits the group's marker with the aggregates of the events it
+   * claimed. Never throws: an event whose fate is unknown is reported failed, and its
+   * redelivery settles it.
+   */
+  private async commitGroup(
+    events: readonly PricedEvent[],
+    claim: Claim,
+    first: Map<string, LedgerWrite>,
+    limit: Limiter,
+    markers: Map<string, Promise<MarkerState | undefined>>,
+  ): Promise<Map<string, EventFate>> {
+    const fates = new Map<string, EventFate>();
     const claims = await Promise.all(
-      events.map((e, i) =>
-        first[i]?.kind === "created"
+      events.map((e) => {
+        const w = first.get(ledgerKey(e.event));
+        return w?.kind === "created"
           ? ({ kind: "claimed" } as const)
-          : limit(() => this.claimOne(e, claim, first[i]).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) }))),
-      ),
+          : limit(() => this.claimOne(e, claim, w, markers).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) })));
+      }),
     );
     const claimed: PricedEvent[] = [];
     const corrections: { e: PricedEvent; held: Claim; estimate: CountedEstimate }[] = [];
@@ -293,7 +346,7 @@ export class IngestService {
   }
 
   /** Takes the event's ledger entry for `claim`: created, our own, or taken over from a dead group. */
-  private async claimOne(e: PricedEvent, claim: Claim, firstWrite?: LedgerWrite): Promise<ClaimOutcome> {
+  private async claimOne(e: PricedEvent, claim: Claim, firstWrite: LedgerWrite | undefined, markers: Map<string, Promise<MarkerState | undefined>>): Promise<ClaimOutcome> {
     let holder: LedgerHolder = {};
     for (let attempt = 0; attempt < 4; attempt++) {
       const now = this.clock();
@@ -305,13 +358,22 @@ export class IngestService {
       // Our own put, retried after a lost response.
       if (holder.run === claim.run && holder.group === claim.group) return { kind: "claimed" };
       const held: Claim = { run: holder.run, group: holder.group };
-      let state = await this.opts.store.marker(held);
+      const markerId = `${held.run}#${held.group}`;
+      let read = markers.get(markerId);
+      if (!read) {
+        // Shared by the concurrent claims of the same group; forgotten while undecided or failed.
+        read = this.opts.store.marker(held);
+        markers.set(markerId, read);
+        read.then((s) => s === undefined && markers.delete(markerId), () => markers.delete(markerId));
+      }
+      let state = await read;
       if (state === undefined) {
         // Undecided: its run may still be working. Respect its lease; after that the run is
         // dead (a run lives at most the consumer timeout), so its group is aborted.
         const age = now.getTime() - Date.parse(holder.claimedAt ?? "");
         if (age < this.leaseMs) return { kind: "busy", holder };
         state = await this.opts.store.abort(held, now);
+        markers.set(markerId, Promise.resolve(state));
       }
       if (state === "committed") {
         // An exact report of a call that was counted from an estimate (an abandoned stream,
@@ -475,13 +537,14 @@ export function ledgerKey(event: Pick<InvocationEventV1, "tenantId" | "eventId">
 
 function touchedTenants(
   entries: { priced: PricedEvent; messageIds: string[] }[],
-  outcomes: Map<string, RecordOutcome>,
+  touches: (key: string, messageId: string) => boolean,
 ): TouchedTenant[] {
   const byTenant = new Map<string, { months: Set<string>; minutes: Set<string>; messageIds: string[] }>();
   for (const { priced, messageIds } of entries) {
-    if (!messageIds.some((m) => { const o = outcomes.get(m); return o?.kind === "counted" || o?.kind === "duplicate"; })) continue;
+    const key = ledgerKey(priced.event);
+    if (!messageIds.some((m) => touches(key, m))) continue;
     const t = byTenant.get(priced.event.tenantId) ?? { months: new Set(), minutes: new Set(), messageIds: [] };
-    const p = periodsOf(priced.event.occurredAt);
+    const p = periodsOfEvent(priced);
     t.months.add(p.month);
     t.minutes.add(p.minute);
     t.messageIds.push(...messageIds);

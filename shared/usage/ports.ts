@@ -77,10 +77,11 @@ export interface UsageStore {
   /** Writes the event's ledger entry held by `claim`, only if absent; else reports its holder. */
   putLedger(event: PricedEvent, claim: Claim, now: Date): Promise<LedgerWrite>;
   /**
-   * `putLedger` for up to `LEDGER_BATCH_MAX` events in one request (distinct events). Each
-   * event gets its own outcome; an `error` means its write did not happen or is unknown.
+   * `putLedger` for up to `LEDGER_BATCH_MAX` events in one request (distinct events, each held
+   * by its own claim: the groups of a run share requests). Each event gets its own outcome; an
+   * `error` means its write did not happen or is unknown.
    */
-  insertLedgers(events: readonly PricedEvent[], claim: Claim, now: Date): Promise<(LedgerWrite | { kind: "error"; error: string })[]>;
+  insertLedgers(entries: readonly { event: PricedEvent; claim: Claim }[], now: Date): Promise<(LedgerWrite | { kind: "error"; error: string })[]>;
   /** Rewrites the ledger entry for `to`, only if `from` still holds it; false if it does not. */
   moveLedger(event: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean>;
   /** The group's marker, read strongly consistent; undefined while the group is undecided. */

@@ -32,10 +32,10 @@ export class MemoryUsageStore implements UsageStore {
     return { kind: "created" };
   }
 
-  async insertLedgers(events: readonly PricedEvent[], claim: Claim, now: Date): Promise<LedgerWrite[]> {
-    if (events.length > LEDGER_BATCH_MAX) throw new RangeError(`too many: ${events.length}`);
+  async insertLedgers(entries: readonly { event: PricedEvent; claim: Claim }[], now: Date): Promise<LedgerWrite[]> {
+    if (entries.length > LEDGER_BATCH_MAX) throw new RangeError(`too many: ${entries.length}`);
     const out: LedgerWrite[] = [];
-    for (const e of events) out.push(await this.putLedger(e, claim, now));
+    for (const { event, claim } of entries) out.push(await this.putLedger(event, claim, now));
     return out;
   }
 
@@ -124,8 +124,8 @@ export class FaultyStore implements UsageStore {
   putLedger(e: PricedEvent, claim: Claim, now: Date) {
     return this.run("putLedger", () => this.inner.putLedger(e, claim, now));
   }
-  insertLedgers(events: readonly PricedEvent[], claim: Claim, now: Date) {
-    return this.run("insertLedgers", () => this.inner.insertLedgers(events, claim, now));
+  insertLedgers(entries: readonly { event: PricedEvent; claim: Claim }[], now: Date) {
+    return this.run("insertLedgers", () => this.inner.insertLedgers(entries, now));
   }
   moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date) {
     return this.run("moveLedger", () => this.inner.moveLedger(e, from, to, now));

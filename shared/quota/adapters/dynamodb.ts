@@ -11,11 +11,15 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { keys } from "../../storage/keys";
 import { USAGE_TABLE } from "../../storage/table";
+import { batchGetAll } from "../../storage/adapters/dynamodb";
+
+/** Most keys one BatchGetItem may ask for. */
+const BATCH_GET_MAX = 100;
 import type { UsageCounters } from "../../usage/model";
 import { nextMonthStart } from "../../usage/periods";
 import { ENFORCEMENT_DETAIL_TYPES, enforcementEventDetailSchema } from "../events";
 import type { EnforcementState, OutboxEntry, RateState, Restriction, TenantConfig, Transition } from "../model";
-import type { DecisionSnapshot, EnforcementLogEntry, EvaluationSnapshot, Page, PendingOutboxIndex, QuotaStore } from "../ports";
+import type { DecisionSnapshot, EnforcementLogEntry, EvaluationQuery, EvaluationSnapshot, Page, PendingOutboxIndex, QuotaStore } from "../ports";
 
 type Item = Record<string, unknown>;
 
@@ -49,28 +53,49 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
     this.stateTtlDays = options.stateTtlDays ?? 400;
   }
 
-  async loadForEvaluation(q: { tenantId: string; month: string; prevMonth: string; minutes: string[] }): Promise<EvaluationSnapshot> {
-    const { tenantId } = q;
-    const aggregate = keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: q.month });
-    const minuteKeys = q.minutes.map((m) => keys.minute(tenantId, m));
-    // Consistent reads: the ingest's transaction has just committed; a stale read would
-    // delay a crossing to the next batch (or past the end of the month).
-    const items = await this.batchGet(
-      [keys.config(tenantId), aggregate, keys.enforcement(tenantId, q.month), keys.enforcement(tenantId, q.prevMonth), ...minuteKeys],
-      true,
-    );
-    const minuteTotals: Record<string, UsageCounters> = {};
-    q.minutes.forEach((m, i) => {
-      const it = items.get(minuteKeys[i].sk);
-      if (it) minuteTotals[m] = it as unknown as UsageCounters;
-    });
-    return {
-      config: configFromItem(items.get(keys.config(tenantId).sk)),
-      monthTotals: items.get(aggregate.sk) as unknown as UsageCounters | undefined,
-      minuteTotals,
-      state: stateFromItem(items.get(keys.enforcement(tenantId, q.month).sk)),
-      prevState: stateFromItem(items.get(keys.enforcement(tenantId, q.prevMonth).sk)),
-    };
+  async loadForEvaluation(q: EvaluationQuery): Promise<EvaluationSnapshot> {
+    const out = await this.loadManyForEvaluation([q]);
+    return out.get(q.tenantId)!;
+  }
+
+  /**
+   * Every tenant's evaluation keys in shared BatchGetItems of up to 100 keys (not one request per
+   * tenant). Consistent reads: the ingest's writes have just landed; a stale read would delay a
+   * crossing to the next batch (or past the end of the month).
+   */
+  async loadManyForEvaluation(qs: readonly EvaluationQuery[]): Promise<Map<string, EvaluationSnapshot>> {
+    const plan = qs.map((q) => ({
+      q,
+      config: keys.config(q.tenantId),
+      aggregate: keys.aggregate(q.tenantId, { kind: "tenant", granularity: "month", period: q.month }),
+      state: keys.enforcement(q.tenantId, q.month),
+      prevState: keys.enforcement(q.tenantId, q.prevMonth),
+      minutes: q.minutes.map((m) => keys.minute(q.tenantId, m)),
+    }));
+    const all = plan.flatMap((p) => [p.config, p.aggregate, p.state, p.prevState, ...p.minutes]);
+    const items = new Map<string, Item>();
+    for (let i = 0; i < all.length; i += BATCH_GET_MAX) {
+      for (const it of await batchGetAll(this.doc, { TableName: this.tableName, Keys: all.slice(i, i + BATCH_GET_MAX), ConsistentRead: true })) {
+        items.set(`${String(it.pk)}|${String(it.sk)}`, it);
+      }
+    }
+    const at = (k: { pk: string; sk: string }) => items.get(`${k.pk}|${k.sk}`);
+    const out = new Map<string, EvaluationSnapshot>();
+    for (const p of plan) {
+      const minuteTotals: Record<string, UsageCounters> = {};
+      p.q.minutes.forEach((m, i) => {
+        const it = at(p.minutes[i]);
+        if (it) minuteTotals[m] = it as unknown as UsageCounters;
+      });
+      out.set(p.q.tenantId, {
+        config: configFromItem(at(p.config)),
+        monthTotals: at(p.aggregate) as unknown as UsageCounters | undefined,
+        minuteTotals,
+        state: stateFromItem(at(p.state)),
+        prevState: stateFromItem(at(p.prevState)),
+      });
+    }
+    return out;
   }
 
   async loadForDecision(q: { tenantId: string; month: string; prevMonth: string }): Promise<DecisionSnapshot> {

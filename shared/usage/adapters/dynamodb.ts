@@ -63,11 +63,12 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     return { kind: "exists", holder: await this.holderOf(e) };
   }
 
-  async insertLedgers(events: readonly PricedEvent[], claim: Claim, now: Date): Promise<(LedgerWrite | { kind: "error"; error: string })[]> {
-    if (events.length > LEDGER_BATCH_MAX) throw new RangeError(`at most ${LEDGER_BATCH_MAX} ledger entries per request, got ${events.length}`);
+  async insertLedgers(entries: readonly { event: PricedEvent; claim: Claim }[], now: Date): Promise<(LedgerWrite | { kind: "error"; error: string })[]> {
+    if (entries.length > LEDGER_BATCH_MAX) throw new RangeError(`at most ${LEDGER_BATCH_MAX} ledger entries per request, got ${entries.length}`);
+    const events = entries.map((x) => x.event);
     // PartiQL INSERT fails with DuplicateItem when the key exists: a conditional put, 25 per
     // request, billed like PutItem (1 WCU per entry), unlike a transactional put (2 WCU).
-    const statements = events.map((e) => {
+    const statements = entries.map(({ event: e, claim }) => {
       const item = this.ledgerItem(e, claim, now);
       const names = Object.keys(item);
       return { Statement: `INSERT INTO "${this.tableName}" VALUE {${names.map((n) => `'${n}': ?`).join(", ")}}`, Parameters: names.map((n) => item[n]) };

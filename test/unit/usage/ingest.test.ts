@@ -273,7 +273,7 @@ describe("IngestService", () => {
         const f: Fault =
           op === "apply"
             ? x < 0.1 ? "throw" : x < 0.15 ? "lost" : x < 0.3 ? "retryable" : "ok"
-            : x < 0.01 ? "throw" : x < 0.02 ? "lost" : "ok";
+            : x < 0.03 ? "throw" : x < 0.06 ? "lost" : "ok";
         if (f !== "ok") faults[f]++;
         return f;
       };
@@ -295,5 +295,50 @@ describe("IngestService", () => {
       expect(inner.ledger.size).toBe(events.length);
       expect(inner.countedEvents()).toBe(events.length);
     }
+  });
+});
+
+describe("IngestService: requests per batch", () => {
+  const counting = (inner: MemoryUsageStore) => {
+    const ops: StoreOp[] = [];
+    return { store: new FaultyStore(inner, (_, op) => (ops.push(op), "ok")), ops };
+  };
+
+  it("claims the ledger entries of many small groups in shared requests (waves of up to 25 events), not one short request per group", async () => {
+    const { store, ops } = counting(new MemoryUsageStore());
+    // 50 tenants, one event each: 6 aggregates per tenant, at most 19 per group: 17 groups
+    const events = Array.from({ length: 50 }, (_, i) => invocation({ tenantId: `g${i}`, occurredAt: "2026-11-25T11:00:00Z" }));
+    const r = await service(store, 20).ingest(events.map(recordOf));
+    expect(r.stats.counted).toBe(50);
+    expect(ops.filter((o) => o === "apply").length).toBe(17);
+    // 3 events per group, 8 groups (24 events) a wave: 3 requests
+    expect(ops.filter((o) => o === "insertLedgers").length).toBe(3);
+  });
+
+  it("reads a committed group's marker once per batch, however many of its events come again", async () => {
+    const inner = new MemoryUsageStore();
+    const events = Array.from({ length: 30 }, () => invocation({ occurredAt: "2026-11-25T11:00:00Z" }));
+    await service(inner).ingest(events.map(recordOf));
+    const { store, ops } = counting(inner);
+    const again = await service(store).ingest(events.map(recordOf));
+    expect(again.stats.duplicates).toBe(30);
+    expect(ops.filter((o) => o === "marker").length).toBe(1);
+  });
+
+  it("asks for no quota evaluation of a tenant that only had duplicates on their first delivery, but does on a redelivery", async () => {
+    const inner = new MemoryUsageStore();
+    const e = invocation({ tenantId: "dup-only", occurredAt: "2026-11-25T11:00:00Z" });
+    const other = invocation({ tenantId: "fresh", occurredAt: "2026-11-25T11:00:00Z" });
+    const first = await service(inner).ingest([{ ...recordOf(e), receiveCount: 1 }]);
+    expect(first.touched.map((t) => t.tenantId)).toEqual(["dup-only"]);
+
+    const emittedTwice = await service(inner).ingest([{ ...recordOf(e), receiveCount: 1 }, { ...recordOf(other), receiveCount: 1 }]);
+    expect(emittedTwice.touched.map((t) => t.tenantId)).toEqual(["fresh"]);
+    // a redelivery may follow a failed evaluation: evaluated again
+    const redelivered = await service(inner).ingest([{ ...recordOf(e), receiveCount: 2 }]);
+    expect(redelivered.touched.map((t) => t.tenantId)).toEqual(["dup-only"]);
+    // no receive count (not from SQS): evaluated, to be safe
+    const unknown = await service(inner).ingest([recordOf(e)]);
+    expect(unknown.touched.map((t) => t.tenantId)).toEqual(["dup-only"]);
   });
 });
