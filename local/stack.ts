@@ -130,6 +130,10 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         else res.destroy();
       });
   });
+  // Keep idle keep-alive connections longer than SDK clients do (Node's default is 5 s): a client
+  // reusing a socket the server is just closing gets ECONNRESET, which a loaded machine makes likely.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   const port = await listen(server, opts.port ?? 4000, host);
   const url = `http://${host}:${port}`;
 
