@@ -140,13 +140,8 @@ export type PoolConfig = z.infer<typeof poolSchema>;
 
 export const admissionConfigSchema = z
   .object({
-    tiers: z
-      .record(z.enum(TIER_NAMES), tierModeSchema)
-      .default({
-        basic: { mode: "lease", leaseTokens: 20_000, defaultMaxTokens: 1_024 },
-        advanced: { mode: "lease", leaseTokens: 50_000, defaultMaxTokens: 2_048 },
-        premium: { mode: "lease", leaseTokens: 100_000, defaultMaxTokens: 4_096 },
-      }),
+    /** Per tier; a tier left out keeps its default (DEFAULT_TIER_MODES). */
+    tiers: z.partialRecord(z.enum(TIER_NAMES), tierModeSchema).default({}),
     /** Refuse a request without max_tokens instead of adding the tier default. */
     requireMaxTokens: z.boolean().default(false),
     /** How long a grant (hard reservation or lease) lives without being settled or renewed. */
@@ -163,6 +158,7 @@ export const admissionConfigSchema = z
   })
   .strict();
 export type AdmissionConfig = z.infer<typeof admissionConfigSchema>;
+export type AdmissionConfigInput = z.input<typeof admissionConfigSchema>;
 
 /**
  * Account quotas assumed when no pool is configured for a model (on-demand, in-region).
@@ -175,8 +171,17 @@ export const DEFAULT_ACCOUNT_QUOTAS: readonly { model: string; scope: string; rp
   { model: "anthropic.claude-3-haiku-20240307-v1:0", scope: "in-region", rpm: 1_000, tpm: 2_000_000 },
 ];
 
+/** Lease sizes: about 2-3% of the tier's default monthly quota per process and lease. */
+export const DEFAULT_TIER_MODES: Readonly<Record<TierName, TierMode>> = {
+  basic: { mode: "lease", leaseTokens: 20_000, defaultMaxTokens: 1_024 },
+  advanced: { mode: "lease", leaseTokens: 50_000, defaultMaxTokens: 2_048 },
+  premium: { mode: "lease", leaseTokens: 100_000, defaultMaxTokens: 4_096 },
+};
+
+/** Parses the configuration (e.g. `ADMISSION_CONFIG_JSON`); tiers not given keep their defaults. */
 export function parseAdmissionConfig(raw: unknown): AdmissionConfig {
-  return admissionConfigSchema.parse(raw ?? {});
+  const parsed = admissionConfigSchema.parse(raw ?? {});
+  return { ...parsed, tiers: { ...DEFAULT_TIER_MODES, ...parsed.tiers } };
 }
 
 // ---------------------------------------------------------------------------------------------
