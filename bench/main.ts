@@ -28,6 +28,13 @@ function args(argv: string[]): Args {
 }
 
 async function main() {
+  const argv = process.argv.slice(2);
+  const scenario = argv.indexOf("--scenario") >= 0 ? argv[argv.indexOf("--scenario") + 1] : undefined;
+  if (scenario === "admission") {
+    const { runAdmissionBench } = await import("./admission");
+    await runAdmissionBench({ out: argv.indexOf("--out") >= 0 ? argv[argv.indexOf("--out") + 1] : "bench/admission.json" });
+    return;
+  }
   const a = args(process.argv.slice(2));
   process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
   const dynamo = await startDynamoLocal();

@@ -107,6 +107,12 @@ const tierModeSchema = z
     mode: z.enum(ADMISSION_MODES),
     /** Budget tokens one process takes per lease (lease mode). Worst-case overshoot <= processes x leaseTokens. */
     leaseTokens: z.number().int().positive().default(20_000),
+    /**
+     * Largest lease one take may lend when many calls of the process wait at once (a burst is
+     * served by one take instead of a queue of them). Default 4 x leaseTokens. The bound on what
+     * processes hold out at once is processes x maxLeaseTokens.
+     */
+    maxLeaseTokens: z.number().int().positive().optional(),
     /** max_tokens put into a request that has none. */
     defaultMaxTokens: z.number().int().positive().default(1_024),
   })

@@ -91,6 +91,9 @@ interface TenantLeases {
   /** Until when (epoch ms) a call of at least `shortAt` tokens is refused without asking the store again. */
   shortUntil?: number;
   shortAt?: number;
+  shortRetry?: number;
+  /** Reservations of this process' calls waiting for budget right now. */
+  waitingTokens: number;
 }
 
 /**
@@ -284,14 +287,42 @@ export class Admission {
     const slot = this.slot(key);
     if (mode === "hard") {
       // Hard: the call's own grant, exactly its reservation.
-      const { lease } = await this.takeLease(key, limits, r.quotaTokens, r.nanoUsd);
-      if (!lease) return { refused: true, retryAfterSeconds: await this.retryAfter(key, now) };
+      if (slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!) {
+        return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
+      }
+      const res = await this.takeLease(key, limits, r.quotaTokens, r.nanoUsd);
+      const lease = res.lease;
+      if (!lease) {
+        const retryAfterSeconds = this.retryAfter(res.outstanding ?? 0, now);
+        // Calls as large or larger are refused without asking again for a moment.
+        Object.assign(slot, { shortUntil: this.now() + 100, shortAt: r.quotaTokens, shortRetry: retryAfterSeconds });
+        return { refused: true, retryAfterSeconds };
+      }
       lease.retired = true;
       this.debit(lease, r);
       slot.leases.push(lease);
       return { lease };
     }
-    const leaseTokens = Math.max(this.cfg.tiers[policy.tier]?.leaseTokens ?? 20_000, r.quotaTokens);
+    const tierMode = this.cfg.tiers[policy.tier];
+    const baseLease = tierMode?.leaseTokens ?? 20_000;
+    const maxLease = Math.max(tierMode?.maxLeaseTokens ?? baseLease * 4, r.quotaTokens);
+    slot.waitingTokens += r.quotaTokens;
+    try {
+      return await this.drawLease(slot, key, limits, r, baseLease, maxLease, now);
+    } finally {
+      slot.waitingTokens -= r.quotaTokens;
+    }
+  }
+
+  private async drawLease(
+    slot: TenantLeases,
+    key: BudgetKey,
+    limits: BudgetLimits,
+    r: Reservation,
+    baseLease: number,
+    maxLease: number,
+    now: number,
+  ): Promise<{ lease: Lease } | { refused: true; retryAfterSeconds: number }> {
     // Calls of this process wait for one take at a time; each take either lends a lease (and
     // the loop goes on) or finds the budget short (and the call is refused). So it ends.
     for (;;) {
@@ -301,18 +332,22 @@ export class Admission {
         return { lease: fit };
       }
       if (slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!) {
-        return { refused: true, retryAfterSeconds: await this.retryAfter(key, now) };
+        return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
       }
       if (slot.taking) {
         await slot.taking;
         continue;
       }
       let took: Lease | undefined;
+      let outstanding = 0;
+      // Sized to what this process' calls are waiting for (a burst takes one lease, not a queue of them).
+      const leaseTokens = Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens));
       const taking = (async () => {
         // USD is lent in proportion: the lease covers leaseTokens worth of calls like this one.
         const nano = r.quotaTokens > 0 ? Math.ceil((r.nanoUsd * leaseTokens) / r.quotaTokens) : r.nanoUsd;
         const first = await this.takeLease(key, limits, leaseTokens, nano);
         took = first.lease;
+        outstanding = first.outstanding ?? 0;
         if (!took && first.remainingTokens !== undefined && first.remainingTokens >= r.quotaTokens) {
           // Less than a lease is left: lend what is left (at least this call), so the budget is used to the end.
           const tokens = Math.min(first.remainingTokens, leaseTokens);
@@ -328,6 +363,7 @@ export class Admission {
           // asking again for a moment (a lease given back elsewhere may change that soon).
           slot.shortUntil = this.now() + 100;
           slot.shortAt = r.quotaTokens;
+          slot.shortRetry = this.retryAfter(outstanding, now);
         }
       })();
       slot.taking = taking;
@@ -336,7 +372,7 @@ export class Admission {
       } finally {
         slot.taking = undefined;
       }
-      if (!took) return { refused: true, retryAfterSeconds: await this.retryAfter(key, now) };
+      if (!took) return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
     }
   }
 
@@ -367,6 +403,8 @@ export class Admission {
 
   private finishBudget(b: { lease: Lease; tokens: number; nanoUsd: number }, spentTokens: number, spentNanoUsd: number): void {
     const l = b.lease;
+    // Budget comes back: calls refused a moment ago may fit now.
+    this.slot(l.key).shortUntil = undefined;
     l.inflight--;
     l.spentTokens += spentTokens;
     l.spentNanoUsd += spentNanoUsd;
@@ -408,7 +446,7 @@ export class Admission {
     limits: BudgetLimits,
     tokens: number,
     nanoUsd: number,
-  ): Promise<{ lease?: Lease; remainingTokens?: number; remainingNanoUsd?: number }> {
+  ): Promise<{ lease?: Lease; remainingTokens?: number; remainingNanoUsd?: number; outstanding?: number }> {
     const now = this.now();
     const id = `${this.holder}.${randomUUID().slice(0, 12)}`;
     const expiresAt = now + this.cfg.leaseSeconds * 1000;
@@ -420,7 +458,7 @@ export class Admission {
       const swept = await this.sweep(key.tenantId, key.month);
       if (swept.settled + swept.charged > 0) res = await this.deps.budgets.take(key, grant, limits, initialUse);
     }
-    if (!res.ok) return { remainingTokens: res.remainingTokens, remainingNanoUsd: res.remainingNanoUsd };
+    if (!res.ok) return { remainingTokens: res.remainingTokens, remainingNanoUsd: res.remainingNanoUsd, outstanding: res.outstandingGrants };
     this.metrics.count(ADMISSION_METRICS.leaseTaken, 1);
     return {
       lease: { id, key, tokens, nanoUsd, freeTokens: tokens, freeNanoUsd: nanoUsd, spentTokens: 0, spentNanoUsd: 0, inflight: 0, takenAt: now, expiresAt, retired: false },
@@ -428,9 +466,8 @@ export class Admission {
   }
 
   /** While grants are out, budget may come back soon; otherwise it comes back with the month. */
-  private async retryAfter(key: BudgetKey, now: number): Promise<number> {
-    const state = await this.deps.budgets.read(key);
-    if (state && state.grants.length > 0) return Math.max(1, Math.ceil(this.cfg.leaseIdleMs / 1000));
+  private retryAfter(outstandingGrants: number, now: number): number {
+    if (outstandingGrants > 0) return Math.max(1, Math.ceil(this.cfg.leaseIdleMs / 1000));
     return secondsToMonthEnd(now);
   }
 
@@ -438,7 +475,7 @@ export class Admission {
     const k = `${key.tenantId}|${key.month}`;
     let s = this.tenants.get(k);
     if (!s) {
-      s = { leases: [] };
+      s = { leases: [], waitingTokens: 0 };
       this.tenants.set(k, s);
     }
     return s;
@@ -455,7 +492,8 @@ export class Admission {
     const store = this.deps.pools!;
     const prev = this.poolQueues.get(pool.id) ?? Promise.resolve();
     const run = prev.catch(() => undefined).then(async () => {
-      for (let attempt = 0; attempt < 20; attempt++) {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
         const now = this.now();
         const window = windowOf(now, pool.windowSeconds);
         const st = await store.read(pool.id, window);

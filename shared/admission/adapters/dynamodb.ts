@@ -52,13 +52,13 @@ export class DynamoBudgetStore implements BudgetStore {
               ":lk": limitKey(limits),
               ":grant": { tokens: grant.tokens, nanoUsd: grant.nanoUsd, expiresAt: grant.expiresAt, holder: grant.holder },
             },
-            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
           }),
         );
         return { ok: true };
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        const old = (error as { Item?: Item }).Item ?? (await this.get(key));
+        // Why it failed decides what to do: read the item (consistent) rather than trust a raw error payload.
+        const old = await this.get(key);
         if (!old) {
           await this.create(key, limits, await initialUse());
           continue;
