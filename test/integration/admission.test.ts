@@ -63,13 +63,14 @@ describe("admission on DynamoDB Local", () => {
 
   it("a dead caller's grant is settled by the usage event with the same eventId (the ledger), once", async () => {
     let now = Date.now();
-    const { processes, budgets, table } = await setup({ config: { ...hard, leaseSeconds: 1, settleGraceSeconds: 600 }, clock: () => now });
+    const { processes, budgets, table } = await setup({ config: { ...hard, leaseSeconds: 30, settleGraceSeconds: 600 }, clock: () => now });
     const month = new Date(now).toISOString().slice(0, 7);
     const [a] = processes;
     const ticket = await a.admit(call("dead", 1_500, 500));
     ticket.bind("req-dead-1"); // the caller saw the response start, then died
-    await new Promise((r) => setTimeout(r, 100));
-    now += 2_000;
+    await new Promise((r) => setTimeout(r, 300));
+    // its process is gone: no renewals; the lease runs out
+    now += 31_000;
     expect(await a.sweep("dead", month)).toEqual({ settled: 0, charged: 0, waiting: 1 });
     // the usage event (same id) goes through the real ingest
     const ingest = new IngestService({ store: new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 }), prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100, sleep: async () => undefined });
