@@ -21,6 +21,7 @@ import os from "node:os";
 import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { startLocalStack, type LocalStack } from "../local/stack";
+import { startDynamoLocal, StartupError, type DynamoLocal } from "../local/dynamodb-local";
 import { DynamoBudgetStore, DynamoPoolStore, DynamoUsageTruth, QuotaPolicySource } from "../shared/admission/adapters/dynamodb";
 import { parseAdmissionConfig, type AdmissionConfigInput } from "../shared/admission/model";
 import { Admission } from "../shared/admission/service";
@@ -247,7 +248,17 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
   const log = opts.log ?? ((l: string) => console.log(l));
   process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
   const stamp = Date.now().toString(36);
-  const stack = await startLocalStack({ port: 0, tableName: `bench-admission-${stamp}`, handlerLogs: "quiet", log: () => undefined, recentEvents: 10 });
+  // On a loaded machine DynamoDB Local can miss its 30 s start-up deadline: try a few times.
+  let dynamo: DynamoLocal | undefined;
+  for (let attempt = 1; !dynamo; attempt++) {
+    try {
+      dynamo = await startDynamoLocal();
+    } catch (error) {
+      if (!(error instanceof StartupError) || attempt >= 4) throw error;
+      log(`DynamoDB Local did not start (attempt ${attempt}); again`);
+    }
+  }
+  const stack = await startLocalStack({ port: 0, dynamoEndpoint: dynamo.endpoint, tableName: `bench-admission-${stamp}`, handlerLogs: "quiet", log: () => undefined, recentEvents: 10 });
   const fake = await startFakeBedrock({ baseLatencyMs: 100, msPerOutputToken: 0.5 });
   try {
     const rand = prng(12);
@@ -290,6 +301,7 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
   } finally {
     await fake.stop();
     await stack.stop();
+    await dynamo.stop();
   }
 }
 
