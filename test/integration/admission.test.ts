@@ -34,15 +34,15 @@ async function setup(opts: { config?: AdmissionConfigInput; policy?: Partial<Tie
 const hard = { tiers: { basic: { mode: "hard" as const, leaseTokens: 1, defaultMaxTokens: 1 } } };
 
 describe("admission on DynamoDB Local", () => {
-  it("no double spend: 200 concurrent hard reservations of 4 processes, room for 50, exactly 50 admitted", { timeout: 180_000 }, async () => {
+  it("no double spend: 100 concurrent hard reservations of 4 processes, room for 25, exactly 25 admitted", { timeout: 180_000 }, async () => {
     const { processes, budgets } = await setup({ config: hard, processes: 4 });
     const month = new Date().toISOString().slice(0, 7);
-    const results = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => processes[i % 4].admit(call("race", 1_500, 500))));
-    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(50);
+    const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => processes[i % 4].admit(call("race", 3_500, 500))));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(25);
     for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(AdmissionRefusedError);
     const state = await budgets.read({ tenantId: "race", month });
     expect(state).toMatchObject({ remainingTokens: 0, usedTokens: 0 });
-    expect(state?.grants).toHaveLength(50);
+    expect(state?.grants).toHaveLength(25);
   });
 
   it("lease mode: 4 processes, 300 concurrent calls, admitted reservations never exceed the budget", { timeout: 180_000 }, async () => {
@@ -68,7 +68,7 @@ describe("admission on DynamoDB Local", () => {
     const [a] = processes;
     const ticket = await a.admit(call("dead", 1_500, 500));
     ticket.bind("req-dead-1"); // the caller saw the response start, then died
-    await new Promise((r) => setTimeout(r, 300));
+    await a.close(); // its background writes (the bind) are done; the grant itself stays out
     // its process is gone: no renewals; the lease runs out
     now += 31_000;
     expect(await a.sweep("dead", month)).toEqual({ settled: 0, charged: 0, waiting: 1 });
