@@ -7,6 +7,7 @@ import { Api } from "./stacks/Api";
 import { Jobs } from "./stacks/Jobs";
 import { InvocationLogs } from "./stacks/InvocationLogs";
 import { Ops } from "./stacks/Ops";
+import { Admission } from "./stacks/Admission";
 
 /** Orders the stacks; each stack owns one concern (see stacks/README.md). Ops comes last: it watches all of them. */
 export default {
@@ -14,6 +15,6 @@ export default {
     return { name: "genai-metering", region: input.region ?? "us-west-2" };
   },
   stacks(app) {
-    app.stack(Storage).stack(Ingest).stack(Alerts).stack(Enforcement).stack(Api).stack(Jobs).stack(InvocationLogs).stack(Ops);
+    app.stack(Storage).stack(Ingest).stack(Alerts).stack(Enforcement).stack(Api).stack(Jobs).stack(InvocationLogs).stack(Admission).stack(Ops);
   },
 } satisfies SSTConfig;

@@ -30,13 +30,20 @@ function args(argv: string[]): Args {
 async function main() {
   const argv = process.argv.slice(2);
   const scenario = argv.includes("--scenario") ? argv[argv.indexOf("--scenario") + 1] : undefined;
+  const out = argv.includes("--out") ? argv[argv.indexOf("--out") + 1] : undefined;
   if (scenario === "grid") {
     const { runGrid } = await import("./grid");
-    const out = argv.includes("--out") ? argv[argv.indexOf("--out") + 1] : "bench/grid.json";
+    const gridOut = out ?? "bench/grid.json";
     const scale = argv.includes("--scale") ? Number(argv[argv.indexOf("--scale") + 1]) : 1;
     const dynamoEndpoint = argv.includes("--dynamo-endpoint") ? argv[argv.indexOf("--dynamo-endpoint") + 1] : undefined;
-    return runGrid({ out, detailsOut: out.replace(/\.json$/, "") + "-details.json", scale, dynamoEndpoint, log: (s) => process.stderr.write(`${s}\n`) });
+    return runGrid({ out: gridOut, detailsOut: gridOut.replace(/\.json$/, "") + "-details.json", scale, dynamoEndpoint, log: (s) => process.stderr.write(`${s}\n`) });
   }
+  if (scenario === "admission") {
+    const { runAdmissionBench } = await import("./admission");
+    await runAdmissionBench({ out: out ?? "bench/admission.json" });
+    return;
+  }
+  if (scenario !== undefined) throw new Error(`unknown --scenario ${scenario}: expected grid or admission`);
   const a = args(argv);
   process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
   const dynamo = await startDynamoLocal();

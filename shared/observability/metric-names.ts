@@ -46,3 +46,23 @@ export const COST_METRICS = {
 } as const;
 
 export const DIMENSIONS = { service: "service", tenant: "tenantId", tier: "tier", model: "modelId" } as const;
+
+/**
+ * Admission before the call (shared/admission): counted by the data plane (EMF), dimensioned by
+ * tier (and `reason` for refusals: budget | pool-shed | pool-saturated).
+ */
+export const ADMISSION_METRICS = {
+  /** Calls refused before the model was called (TenantThrottledError). */
+  refused: "AdmissionRefused",
+  /** Calls moved to the tier's downgrade model because the budget was exhausted. */
+  downgraded: "AdmissionDowngraded",
+  /** Calls of a lower tier shed by an account quota pool near saturation. */
+  shed: "AdmissionShed",
+  /** Budget leases (or hard grants) taken and given back: the admission write rate. */
+  leaseTaken: "AdmissionLeaseTaken",
+  leaseReturned: "AdmissionLeaseReturned",
+  /** Grants of dead callers settled from the ledger or charged in full. */
+  reclaimed: "AdmissionGrantsReclaimed",
+  /** Tokens the ingest counted that admission had not (usage outside the wrappers). */
+  driftTokens: "AdmissionDriftTokens",
+} as const;

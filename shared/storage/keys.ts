@@ -105,3 +105,17 @@ export const endpointKeys = {
   /** sk prefix of the per-tenant delta records of one version (the trailing '#' keeps 2 from matching 21). */
   tenantReallocationPrefix: (version: number) => `REALLOCATION#${version}#`,
 };
+
+/**
+ * Admission (shared/admission). Own partitions, not `TENANT#`, so the data plane's IAM policy
+ * can write them (dynamodb:LeadingKeys `ADMIT#*`, `POOL#*`) without being able to touch
+ * aggregates, config or the ledger.
+ */
+export const admissionKeys = {
+  /** A tenant's budget of one month: limits, used, remaining, grants out. */
+  budget: (tenantId: string, month: string) => ({ pk: `ADMIT#${tenantId}`, sk: `BUDGET#${month}` }),
+  /** An account quota pool's use per tier in one window (epoch seconds of its start). */
+  poolWindow: (poolId: string, window: number) => ({ pk: `POOL#${poolId}`, sk: `WINDOW#${window}` }),
+  budgetPartitionPrefix: "ADMIT#",
+  poolPartitionPrefix: "POOL#",
+};

@@ -1,4 +1,5 @@
 import {
+  CountTokensCommand,
   ConverseCommand,
   ConverseStreamCommand,
   InvokeModelCommand,
@@ -38,6 +39,8 @@ import {
   type ReportedUsage,
 } from "../usage";
 import { captureResponseHeaders, type HeaderMap } from "./response-headers";
+import type { AdmissionTicket } from "../../admission/service";
+import { AdmissionGate, converseShape, invokeMaxTokens, invokeWithMaxTokens, jsonMessages } from "../admission";
 
 export interface MeteredBedrockOptions {
   client: BedrockRuntimeClient;
@@ -49,6 +52,14 @@ export interface MeteredBedrockOptions {
   estimator?: TokenEstimator;
   logger?: DataplaneLogger;
   clock?: () => Date;
+  /**
+   * Admission before each call (shared/admission): reserve input + max_tokens against the
+   * tenant's budget and the account quota pool, settle with the real usage after the call.
+   * Refused -> {@link TenantThrottledError}; budget exhausted on a downgrading tier -> downgrade.
+   */
+  admission?: AdmissionGate;
+  /** Ask Bedrock CountTokens for the exact input count before admission (a round trip; falls back to the estimate). */
+  countTokens?: boolean;
 }
 
 export interface MeteredBedrockStats {
@@ -88,19 +99,23 @@ export class MeteredBedrock {
   }
 
   /** Converse. The tenant (and feature) also go to Bedrock as `requestMetadata`, so the invocation log carries them. */
-  async converse(input: ConverseCommandInput, ctx: CallContext): Promise<ConverseCommandOutput> {
-    const routing = await this.route(ctx, input.modelId);
+  async converse(converseInput: ConverseCommandInput, ctx: CallContext): Promise<ConverseCommandOutput> {
+    const { request: input, routing, ticket } = await this.admitConverse(converseInput, ctx);
     const started = this.clock();
-    const output = await this.opts.client.send(
-      new ConverseCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing) }),
+    const output = await this.released(ticket, () =>
+      this.opts.client.send(
+        new ConverseCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing), ...requestedServiceTier(input, ticket) }),
+      ),
     );
     const usage = resolveUsage({ ...usageFromConverse(output.usage), ...callFactsFromConverse(output) }, {
       promptText: () => textOfJson([input.system, input.messages]),
       outputText: () => textOfJson(output.output?.message?.content),
       estimator: this.estimator,
     });
+    const eventId = eventIdFrom(output.$metadata?.requestId);
+    this.settle(ticket, routing, usage, eventId);
     this.emit(ctx, routing, {
-      eventId: eventIdFrom(output.$metadata?.requestId),
+      eventId,
       occurredAt: started.toISOString(),
       ...usage,
       latencyMs: output.metrics?.latencyMs ?? this.clock().getTime() - started.getTime(),
@@ -110,14 +125,20 @@ export class MeteredBedrock {
   }
 
   /** ConverseStream. Usage comes from the stream's `metadata` event; see the class note on aborted streams. */
-  async converseStream(input: ConverseStreamCommandInput, ctx: CallContext): Promise<ConverseStreamCommandOutput> {
-    const routing = await this.route(ctx, input.modelId);
+  async converseStream(streamInput: ConverseStreamCommandInput, ctx: CallContext): Promise<ConverseStreamCommandOutput> {
+    const { request: input, routing, ticket } = await this.admitConverse(streamInput, ctx);
     const started = this.clock();
-    const output = await this.opts.client.send(
-      new ConverseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing) }),
+    const output = await this.released(ticket, () =>
+      this.opts.client.send(
+        new ConverseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing), ...requestedServiceTier(input, ticket) }),
+      ),
     );
-    if (!output.stream) return output;
+    if (!output.stream) {
+      void ticket?.release();
+      return output;
+    }
     const eventId = eventIdFrom(output.$metadata?.requestId);
+    ticket?.bind(eventId);
     let reported: ReportedUsage = {};
     let text = "";
     let items = 0;
@@ -138,12 +159,16 @@ export class MeteredBedrock {
     };
     const finish = (end: StreamEnd) => {
       const status = inBandError && end === "success" ? "error" : end;
-      if (status === "error" && items === 0) return; // failed before anything was produced
+      if (status === "error" && items === 0) {
+        void ticket?.release();
+        return; // failed before anything was produced
+      }
       const usage = resolveUsage(reported, {
         promptText: () => textOfJson([input.system, input.messages]),
         outputText: () => text,
         estimator: this.estimator,
       });
+      this.settle(ticket, routing, usage, eventId);
       this.emit(ctx, routing, {
         eventId,
         occurredAt: started.toISOString(),
@@ -162,13 +187,18 @@ export class MeteredBedrock {
    * `X-Amzn-Bedrock-Request-Metadata` header (the SDK's `requestMetadata` member), so the
    * invocation log of the call carries it, as it does for Converse.
    */
-  async invokeModel(input: InvokeModelCommandInput, ctx: CallContext): Promise<InvokeModelCommandOutput> {
-    const routing = await this.route(ctx, input.modelId);
+  async invokeModel(invokeInput: InvokeModelCommandInput, ctx: CallContext): Promise<InvokeModelCommandOutput> {
+    const { request: input, routing, ticket } = await this.admitInvoke(invokeInput, ctx);
     const started = this.clock();
-    const command = new InvokeModelCommand({ ...input, modelId: routing.modelId, requestMetadata: metadataHeader(input.requestMetadata, ctx, routing) });
+    const command = new InvokeModelCommand({
+      ...input,
+      modelId: routing.modelId,
+      requestMetadata: metadataHeader(input.requestMetadata, ctx, routing),
+      ...invokeRequestedServiceTier(input, ticket),
+    });
     let headers: HeaderMap = {};
     captureResponseHeaders(command.middlewareStack, (h) => (headers = h));
-    const output = await this.opts.client.send(command);
+    const output = await this.released(ticket, () => this.opts.client.send(command));
     const fromHeaders = { ...usageFromHeaders(headers), ...stripUndefined({ serviceTier: serviceTierOf(output.serviceTier) }) };
     const responseJson = () => parseJson(decodeUtf8(output.body));
     const reported =
@@ -180,8 +210,10 @@ export class MeteredBedrock {
       outputText: () => textOfJson(responseJson()),
       estimator: this.estimator,
     });
+    const eventId = eventIdFrom(output.$metadata?.requestId ?? headers["x-amzn-requestid"]);
+    this.settle(ticket, routing, usage, eventId);
     this.emit(ctx, routing, {
-      eventId: eventIdFrom(output.$metadata?.requestId ?? headers["x-amzn-requestid"]),
+      eventId,
       occurredAt: started.toISOString(),
       ...usage,
       latencyMs: reported.latencyMs ?? this.clock().getTime() - started.getTime(),
@@ -196,16 +228,27 @@ export class MeteredBedrock {
    * so an aborted Claude stream still has its exact input count.
    */
   async invokeModelWithResponseStream(
-    input: InvokeModelWithResponseStreamCommandInput,
+    streamInput: InvokeModelWithResponseStreamCommandInput,
     ctx: CallContext,
   ): Promise<InvokeModelWithResponseStreamCommandOutput> {
-    const routing = await this.route(ctx, input.modelId);
+    const { request: input, routing, ticket } = await this.admitInvoke(streamInput, ctx);
     const started = this.clock();
-    const output = await this.opts.client.send(
-      new InvokeModelWithResponseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: metadataHeader(input.requestMetadata, ctx, routing) }),
+    const output = await this.released(ticket, () =>
+      this.opts.client.send(
+        new InvokeModelWithResponseStreamCommand({
+          ...input,
+          modelId: routing.modelId,
+          requestMetadata: metadataHeader(input.requestMetadata, ctx, routing),
+          ...invokeRequestedServiceTier(input, ticket),
+        }),
+      ),
     );
-    if (!output.body) return output;
+    if (!output.body) {
+      void ticket?.release();
+      return output;
+    }
     const eventId = eventIdFrom(output.$metadata?.requestId);
+    ticket?.bind(eventId);
     let reported: ReportedUsage = stripUndefined({ serviceTier: serviceTierOf(output.serviceTier) });
     let metrics: ReportedUsage | undefined;
     let text = "";
@@ -224,13 +267,17 @@ export class MeteredBedrock {
     };
     const finish = (end: StreamEnd) => {
       const status = inBandError && end === "success" ? "error" : end;
-      if (status === "error" && items === 0) return;
+      if (status === "error" && items === 0) {
+        void ticket?.release();
+        return;
+      }
       const best = metrics ? mergeUsage(reported, metrics) : reported;
       const usage = resolveUsage(best, {
         promptText: () => textOfJson(parseJson(bodyText(input.body) ?? "")),
         outputText: () => text,
         estimator: this.estimator,
       });
+      this.settle(ticket, routing, usage, eventId);
       this.emit(ctx, routing, {
         eventId,
         occurredAt: started.toISOString(),
@@ -240,6 +287,101 @@ export class MeteredBedrock {
       });
     };
     return { ...output, body: observeStream(output.body, observe, finish) };
+  }
+
+  private async admitConverse<T extends ConverseCommandInput | ConverseStreamCommandInput>(
+    input: T,
+    ctx: CallContext,
+  ): Promise<{ request: T; routing: Routing; ticket?: AdmissionTicket }> {
+    const routed = await this.route(ctx, input.modelId);
+    const gate = this.opts.admission;
+    if (!gate) return { request: input, routing: routed };
+    const exactInput = this.opts.countTokens
+      ? async () =>
+          (await this.opts.client.send(new CountTokensCommand({ modelId: routed.modelId, input: { converse: { messages: input.messages, system: input.system } } }))).inputTokens
+      : undefined;
+    return this.admitted(ctx, () =>
+      gate.admit({
+        tenantId: ctx.tenantId,
+        provider: "bedrock",
+        routing: routed,
+        canDowngrade: true,
+        request: input,
+        promptText: converseShape.promptText(input),
+        messages: converseShape.messages(input),
+        maxTokensOf: converseShape.maxTokensOf,
+        withMaxTokens: converseShape.withMaxTokens,
+        exactInput,
+      }),
+    );
+  }
+
+  private async admitInvoke<T extends InvokeModelCommandInput | InvokeModelWithResponseStreamCommandInput>(
+    input: T,
+    ctx: CallContext,
+  ): Promise<{ request: T; routing: Routing; ticket?: AdmissionTicket }> {
+    const routed = await this.route(ctx, input.modelId);
+    const gate = this.opts.admission;
+    if (!gate) return { request: input, routing: routed };
+    const exactInput = this.opts.countTokens
+      ? async () => {
+          const body = bodyText(input.body);
+          if (body === undefined) return undefined;
+          return (await this.opts.client.send(new CountTokensCommand({ modelId: routed.modelId, input: { invokeModel: { body: new TextEncoder().encode(body) } } }))).inputTokens;
+        }
+      : undefined;
+    return this.admitted(ctx, () =>
+      gate.admit({
+        tenantId: ctx.tenantId,
+        provider: "bedrock",
+        routing: routed,
+        canDowngrade: true,
+        request: input,
+        promptText: textOfJson(parseJson(bodyText(input.body) ?? "")),
+        messages: jsonMessages(input.body),
+        maxTokensOf: (r) => invokeMaxTokens(r.body),
+        withMaxTokens: (r, max) => {
+          const body = invokeWithMaxTokens(routed.modelId, r.body, max);
+          return body === undefined ? undefined : { ...r, body };
+        },
+        exactInput,
+      }),
+    );
+  }
+
+  private async admitted<T>(ctx: CallContext, admit: () => Promise<{ request: T; routing: Routing; ticket: AdmissionTicket }>) {
+    try {
+      const out = await admit();
+      if (out.ticket.downgradeTo) this.counters.downgraded++;
+      return out;
+    } catch (error) {
+      if (error instanceof TenantThrottledError) this.counters.throttled++;
+      throw error;
+    }
+  }
+
+  /** Runs the model call; a call that fails gives its reservation back. */
+  private async released<T>(ticket: AdmissionTicket | undefined, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      void ticket?.release();
+      throw error;
+    }
+  }
+
+  private settle(
+    ticket: AdmissionTicket | undefined,
+    routing: Routing,
+    usage: { inputTokens: number; outputTokens: number; cacheReadInputTokens?: number; cacheWriteInputTokens?: number },
+    eventId: string,
+  ): void {
+    if (!ticket || !this.opts.admission) return;
+    const nanoUsd = this.opts.admission.price("bedrock", routing.modelId, usage.inputTokens, usage.outputTokens, {
+      read: usage.cacheReadInputTokens,
+      write: usage.cacheWriteInputTokens,
+    });
+    void ticket.settle({ ...usage, nanoUsd }, eventId);
   }
 
   private async route(ctx: CallContext, modelId: string | undefined): Promise<Routing> {
@@ -341,4 +483,13 @@ async function regionOf(client: BedrockRuntimeClient): Promise<string | undefine
   } catch {
     return undefined;
   }
+}
+
+/** The tier's Bedrock service tier, unless the caller chose one. */
+function requestedServiceTier(input: { serviceTier?: unknown }, ticket: AdmissionTicket | undefined): { serviceTier?: { type: "priority" | "default" | "flex" } } {
+  return ticket?.serviceTier && input.serviceTier === undefined ? { serviceTier: { type: ticket.serviceTier } } : {};
+}
+
+function invokeRequestedServiceTier(input: { serviceTier?: unknown }, ticket: AdmissionTicket | undefined): { serviceTier?: "priority" | "default" | "flex" } {
+  return ticket?.serviceTier && input.serviceTier === undefined ? { serviceTier: ticket.serviceTier } : {};
 }

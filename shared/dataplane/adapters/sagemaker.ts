@@ -15,6 +15,8 @@ import { assertTenant, eventIdFrom, observeStream, route, safeEmit, stripUndefin
 import { charsPerTokenEstimate, consoleLogger, type CallContext, type DataplaneLogger, type TokenEstimator, type UsageSink } from "../ports";
 import { ServerStreamTally, parseServerReply } from "../sagemaker-usage";
 import { asRecord, bodyText, decodeUtf8, parseJson, resolveUsage, textOfJson, type ReportedUsage } from "../usage";
+import type { AdmissionTicket } from "../../admission/service";
+import { jsonMessages, sagemakerMaxTokens, sagemakerWithMaxTokens, type AdmissionGate } from "../admission";
 
 /**
  * Where a LoRA adapter is named:
@@ -50,6 +52,8 @@ export interface MeteredSageMakerOptions {
   estimator?: TokenEstimator;
   logger?: DataplaneLogger;
   clock?: () => Date;
+  /** Admission before each call (shared/admission); refused -> {@link TenantThrottledError}. No downgrade (fixed-cost endpoint). */
+  admission?: AdmissionGate;
 }
 
 export interface MeteredSageMakerStats {
@@ -86,15 +90,15 @@ export class MeteredSageMaker {
     return { ...this.counters };
   }
 
-  async invokeEndpoint(input: InvokeEndpointCommandInput, ctx: SageMakerCallContext): Promise<InvokeEndpointCommandOutput> {
-    const routing = await this.route(ctx, input);
+  async invokeEndpoint(endpointInput: InvokeEndpointCommandInput, ctx: SageMakerCallContext): Promise<InvokeEndpointCommandOutput> {
+    const { request: input, routing, ticket } = await this.admit(endpointInput, ctx);
     const request = withAdapter(input, ctx);
     const started = this.clock();
-    const output = await this.opts.client.send(new InvokeEndpointCommand(request));
+    const output = await this.released(ticket, () => this.opts.client.send(new InvokeEndpointCommand(request)));
     const latencyMs = this.clock().getTime() - started.getTime();
     const reply = parseServerReply(parseJson(decodeUtf8(output.Body)));
     // Not awaited: an async prompt tokenizer must not delay the caller's response.
-    void this.emit(ctx, routing, request, output.InvokedProductionVariant, {
+    void this.emit(ctx, routing, request, output.InvokedProductionVariant, ticket, {
       eventId: eventIdFrom(output.$metadata?.requestId),
       occurredAt: started.toISOString(),
       reported: reply.reported,
@@ -112,15 +116,19 @@ export class MeteredSageMaker {
    * with `status: "aborted" | "error"`.
    */
   async invokeEndpointWithResponseStream(
-    input: InvokeEndpointWithResponseStreamCommandInput,
+    streamInput: InvokeEndpointWithResponseStreamCommandInput,
     ctx: SageMakerCallContext,
   ): Promise<InvokeEndpointWithResponseStreamCommandOutput> {
-    const routing = await this.route(ctx, input);
+    const { request: input, routing, ticket } = await this.admit(streamInput, ctx);
     const request = withAdapter(input, ctx);
     const started = this.clock();
-    const output = await this.opts.client.send(new InvokeEndpointWithResponseStreamCommand(request));
-    if (!output.Body) return output;
+    const output = await this.released(ticket, () => this.opts.client.send(new InvokeEndpointWithResponseStreamCommand(request)));
+    if (!output.Body) {
+      void ticket?.release();
+      return output;
+    }
     const eventId = eventIdFrom(output.$metadata?.requestId);
+    ticket?.bind(eventId);
     const tally = new ServerStreamTally();
     let items = 0;
     let inBandError = false;
@@ -132,10 +140,13 @@ export class MeteredSageMaker {
     const finish = (end: StreamEnd) => {
       tally.end();
       const status = inBandError && end === "success" ? "error" : end;
-      if (status === "error" && items === 0) return;
+      if (status === "error" && items === 0) {
+        void ticket?.release();
+        return;
+      }
       // Runs in the stream's `finally`: must not throw into the consumer, and the optional
       // tokenizer may be async, so the event is completed in the background.
-      void this.emit(ctx, routing, request, output.InvokedProductionVariant, {
+      void this.emit(ctx, routing, request, output.InvokedProductionVariant, ticket, {
         eventId,
         occurredAt: started.toISOString(),
         reported: tally.usage(),
@@ -145,6 +156,43 @@ export class MeteredSageMaker {
       });
     };
     return { ...output, Body: observeStream(output.Body, observe, finish) };
+  }
+
+  private async admit<T extends InvokeEndpointCommandInput | InvokeEndpointWithResponseStreamCommandInput>(
+    input: T,
+    ctx: SageMakerCallContext,
+  ): Promise<{ request: T; routing: Routing; ticket?: AdmissionTicket }> {
+    const routing = await this.route(ctx, input);
+    const gate = this.opts.admission;
+    if (!gate) return { request: input, routing };
+    try {
+      return await gate.admit({
+        tenantId: ctx.tenantId,
+        provider: "sagemaker",
+        routing,
+        canDowngrade: false,
+        request: input,
+        promptText: textOfJson(parseJson(bodyText(input.Body) ?? "")),
+        messages: jsonMessages(input.Body),
+        maxTokensOf: (r) => sagemakerMaxTokens(r.Body),
+        withMaxTokens: (r, max) => {
+          const body = sagemakerWithMaxTokens(r.Body, max);
+          return body === undefined ? undefined : { ...r, Body: body };
+        },
+      });
+    } catch (error) {
+      if (error instanceof TenantThrottledError) this.counters.throttled++;
+      throw error;
+    }
+  }
+
+  private async released<T>(ticket: AdmissionTicket | undefined, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      void ticket?.release();
+      throw error;
+    }
   }
 
   private async route(ctx: SageMakerCallContext, input: { EndpointName: string | undefined; InferenceComponentName?: string }): Promise<Routing> {
@@ -162,6 +210,7 @@ export class MeteredSageMaker {
     routing: Routing,
     request: { EndpointName: string | undefined; Body?: unknown; TargetVariant?: string; InferenceComponentName?: string },
     invokedVariant: string | undefined,
+    ticket: AdmissionTicket | undefined,
     call: { eventId: string; occurredAt: string; reported: ReportedUsage; outputText: string; latencyMs: number; status: InvocationEventV1["status"] },
   ): Promise<void> {
     try {
@@ -181,6 +230,8 @@ export class MeteredSageMaker {
         estimator: this.estimator,
         promptTokens,
       });
+      // Fixed-cost endpoint: tokens only (its cost is allocated by the hour, not priced per call).
+      void ticket?.settle({ inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, nanoUsd: 0 }, call.eventId);
       const event: InvocationEventV1 = stripUndefined({
         eventId: call.eventId,
         tenantId: ctx.tenantId,
@@ -204,6 +255,7 @@ export class MeteredSageMaker {
       this.counters.emitted++;
       safeEmit(this.opts.sink, event, INVOCATION_SOURCES.sagemaker, this.logger);
     } catch (error) {
+      void ticket?.release();
       this.logger.error("could not build the SageMaker usage event", { tenantId: ctx.tenantId, error: String(error) });
     }
   }

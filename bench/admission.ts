@@ -1,0 +1,317 @@
+/**
+ * `npm run bench -- --scenario admission --out FILE` (issue 12): admission before the call,
+ * measured on the local stack (DynamoDB Local) with the real wrappers and a fake Bedrock endpoint.
+ *
+ * Caps: 8 data-plane worker processes (child processes) fire 1,000 concurrent Converse calls
+ * for one tenant whose monthly budget is a third of what the calls use (each call a random
+ * max_tokens and a random prompt size, usage as the fake reports it). Run three times: admission
+ * in `hard` mode, in `lease` mode, and today's event-driven path (decision endpoint + enforcement
+ * after ingest, no admission). Overshoot = tokens the fake served the tenant beyond its budget.
+ *
+ * Pools: one account quota pool (TPM per window) on the fake endpoint, which throttles like
+ * Bedrock; Basic tenants send 3x the pool's TPM while a Premium tenant sends at its floor (50%).
+ * Premium's success rate with admission pools, and without them (the same load, no admission).
+ * The pool window is 2 s instead of Bedrock's minute (TPM scaled to it) to keep the run short.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import os from "node:os";
+import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { startLocalStack, type LocalStack } from "../local/stack";
+import { startDynamoLocal } from "../local/dynamodb-local";
+import { DynamoBudgetStore, DynamoPoolStore, DynamoUsageTruth, QuotaPolicySource } from "../shared/admission/adapters/dynamodb";
+import { parseAdmissionConfig, type AdmissionConfigInput } from "../shared/admission/model";
+import { Admission } from "../shared/admission/service";
+import { AdmissionGate } from "../shared/dataplane/admission";
+import { MeteredBedrock } from "../shared/dataplane/adapters/bedrock";
+import { allowAll } from "../shared/dataplane/decisions";
+import { documentClient } from "../shared/storage/adapters/dynamodb";
+import { startFakeBedrock, fakeUsage } from "./admission-fake-bedrock";
+import type { WorkerJob, WorkerReport } from "./admission-worker";
+
+const MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+const WORKERS = 8;
+const CALLS = Number(process.env.ADMISSION_BENCH_CALLS ?? 1_000);
+const LEASE = { leaseTokens: 10_000, maxLeaseTokens: 40_000 };
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface AdmissionBenchResult {
+  hardCapOvershootTokens: number;
+  leaseOvershootTokens: number;
+  leaseOvershootBoundTokens: number;
+  eventDrivenOvershootTokens: number;
+  addedLatencyMsP50: number;
+  addedLatencyMsP99: number;
+  premiumSuccessRate: number;
+  premiumSuccessRateWithoutPools: number;
+  requests: number;
+}
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = "the tenant asked about invoices quotas models latency billing throughput adapters endpoints regions tokens cache prompt answer summary report".split(" ");
+function text(rand: () => number, chars: number): string {
+  let s = "";
+  while (s.length < chars) s += WORDS[Math.floor(rand() * WORDS.length)] + " ";
+  return s.slice(0, chars);
+}
+
+function percentile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+
+async function putConfig(stack: LocalStack, tenantId: string, body: unknown): Promise<void> {
+  const res = await fetch(`${stack.url}/tenants/${tenantId}/config`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`PUT config ${tenantId}: ${res.status} ${await res.text()}`);
+}
+
+async function runWorkers(jobs: WorkerJob[]): Promise<WorkerReport[]> {
+  const children: ChildProcess[] = [];
+  try {
+    const reports = jobs.map((job) => {
+      const child = fork(join(here, "admission-worker.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      children.push(child);
+      const ready = new Promise<void>((resolve, reject) => {
+        child.once("message", (m: { ready?: boolean }) => (m.ready ? resolve() : reject(new Error("worker: unexpected message"))));
+        child.once("exit", (code) => reject(new Error(`worker exited early with ${code}`)));
+      });
+      child.send(job);
+      return { child, ready };
+    });
+    await Promise.all(reports.map((r) => r.ready));
+    const done = reports.map(
+      (r) =>
+        new Promise<WorkerReport>((resolve, reject) => {
+          r.child.once("message", (m: { report?: WorkerReport }) => (m.report ? resolve(m.report) : reject(new Error("worker: no report"))));
+          r.child.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`worker exited with ${code}`))));
+        }),
+    );
+    if (process.env.BENCH_VERBOSE) console.log("  workers ready");
+    for (const r of reports) r.child.send({ go: true });
+    return await Promise.all(done);
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill();
+  }
+}
+
+interface CapsRun {
+  mode: "hard" | "lease" | "event";
+  servedTokens: number;
+  overshootTokens: number;
+  admitted: number;
+  refused: number;
+  errors: number;
+  admitMs: number[];
+  leaseWrites: number;
+  wallMs: number;
+}
+
+async function capsRun(p: { stack: LocalStack; bedrockUrl: string; served: Map<string, { tokens: number }>; mode: CapsRun["mode"]; calls: { text: string; maxTokens: number }[]; budget: number; stamp: string }): Promise<CapsRun> {
+  const tenantId = `adm-${p.mode}-${p.stamp}`;
+  const warmTenantId = `warm-${p.mode}-${p.stamp}`;
+  for (const t of [tenantId, warmTenantId]) {
+    // Basic tier (throttle at 100%) with the per-minute limits lifted: only the monthly budget acts.
+    await putConfig(p.stack, t, { tier: "basic", monthlyTokens: t === tenantId ? p.budget : 1_000_000_000, requestsPerMinute: 1_000_000, tokensPerMinute: 1_000_000_000 });
+  }
+  const admission: AdmissionConfigInput = {
+    tiers: { basic: p.mode === "hard" ? { mode: "hard", leaseTokens: 1, defaultMaxTokens: 1_024 } : { mode: "lease", ...LEASE, defaultMaxTokens: 1_024 } },
+  };
+  const jobs: WorkerJob[] = Array.from({ length: WORKERS }, (_, w) => ({
+    mode: p.mode,
+    tenantId,
+    warmTenantId,
+    modelId: MODEL,
+    calls: p.calls.filter((_, i) => i % WORKERS === w),
+    dynamoEndpoint: p.stack.dynamoEndpoint,
+    tableName: p.stack.tableName,
+    bedrockUrl: p.bedrockUrl,
+    stackUrl: p.stack.url,
+    busName: p.stack.busName,
+    admission,
+  }));
+  const t0 = performance.now();
+  const reports = await runWorkers(jobs);
+  const wallMs = performance.now() - t0;
+  if (p.mode === "event") await p.stack.drain({ timeoutMs: 120_000 });
+  const calls = reports.flatMap((r) => r.calls);
+  const errors = calls.filter((c) => !c.ok && !c.refused);
+  if (errors.length > 0) console.log(`  ${p.mode}: ${errors.length} calls failed, e.g. ${errors[0].error}`);
+  const servedTokens = p.served.get(tenantId)?.tokens ?? 0;
+  return {
+    mode: p.mode,
+    servedTokens,
+    overshootTokens: Math.max(0, servedTokens - p.budget),
+    admitted: calls.filter((c) => c.ok).length,
+    refused: calls.filter((c) => c.refused).length,
+    errors: errors.length,
+    admitMs: reports.flatMap((r) => r.admitMs),
+    leaseWrites: reports.reduce((s, r) => s + r.leaseWrites, 0),
+    wallMs,
+  };
+}
+
+interface PoolsRun {
+  premiumSent: number;
+  premiumOk: number;
+  basicSent: number;
+  basicOk: number;
+}
+
+async function poolsRun(p: { stack: LocalStack; withPools: boolean; stamp: string; windows: number }): Promise<PoolsRun> {
+  const windowSeconds = 2;
+  const tpm = 1_800_000; // 60,000 tokens per 2 s window
+  const fake = await startFakeBedrock({ quota: { tpm, rpm: 1_000_000, windowSeconds }, baseLatencyMs: 40, msPerOutputToken: 0.1 });
+  const dynamo = new DynamoDBClient({ endpoint: p.stack.dynamoEndpoint, region: "us-west-2", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+  const doc = documentClient(dynamo);
+  const bedrock = new BedrockRuntimeClient({ endpoint: fake.url, region: "us-west-2", credentials: { accessKeyId: "local", secretAccessKey: "local" }, maxAttempts: 1 });
+  const basics = Array.from({ length: 4 }, (_, i) => `pool-basic${i}-${p.withPools ? "on" : "off"}-${p.stamp}`);
+  const premium = `pool-premium-${p.withPools ? "on" : "off"}-${p.stamp}`;
+  for (const t of basics) await putConfig(p.stack, t, { tier: "basic", monthlyTokens: 1_000_000_000, requestsPerMinute: 1_000_000, tokensPerMinute: 1_000_000_000 });
+  await putConfig(p.stack, premium, { tier: "premium" });
+  let admission: Admission | undefined;
+  if (p.withPools) {
+    admission = new Admission({
+      config: parseAdmissionConfig({
+        tiers: { basic: { mode: "lease", leaseTokens: 50_000, defaultMaxTokens: 1_024 } },
+        pools: [{ id: `sonnet-bench-${p.stamp}@us-west-2`, models: [MODEL], scope: "us-west-2", tpm, rpm: 1_000_000, windowSeconds }],
+      }),
+      budgets: new DynamoBudgetStore(doc, p.stack.tableName),
+      pools: new DynamoPoolStore(doc, p.stack.tableName),
+      truth: new DynamoUsageTruth(doc, p.stack.tableName),
+      policies: new QuotaPolicySource(doc, p.stack.tableName),
+    });
+  }
+  const wrapper = new MeteredBedrock({
+    client: bedrock,
+    sink: { emit: () => true },
+    decisions: allowAll,
+    admission: admission ? new AdmissionGate({ admission }) : undefined,
+    logger: { warn: () => undefined, error: () => undefined },
+  });
+  // Every call: a 2,000-char prompt and max_tokens 976: the fake reserves 507 + 976 = 1,483 tokens at its start.
+  const prompt = text(prng(7), 2_000);
+  const perCall = fakeUsage(prompt, 976).inputTokens + 976;
+  const windowMs = windowSeconds * 1000;
+  const capacity = (tpm * windowSeconds) / 60;
+  const premiumPerWindow = Math.floor((0.5 * capacity) / perCall); // Premium at its floor (50%)
+  const basicPerWindow = Math.ceil((3 * capacity) / perCall); // Basic at 3x the pool
+  const run: PoolsRun = { premiumSent: 0, premiumOk: 0, basicSent: 0, basicOk: 0 };
+  const call = async (tenantId: string, isPremium: boolean) => {
+    if (isPremium) run.premiumSent++;
+    else run.basicSent++;
+    try {
+      await wrapper.converse({ modelId: MODEL, messages: [{ role: "user", content: [{ text: prompt }] }], inferenceConfig: { maxTokens: 976 } }, { tenantId });
+      if (isPremium) run.premiumOk++;
+      else run.basicOk++;
+    } catch {
+      // refused by admission or throttled by the fake Bedrock: a failed call either way
+    }
+  };
+  // Start at the beginning of a window so every window gets the same load.
+  await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 5));
+  const start = performance.now();
+  const inflight: Promise<void>[] = [];
+  const schedule = (n: number, fn: (i: number) => void) => {
+    for (let i = 0; i < n; i++) {
+      const at = ((i + 0.5) * windowMs * p.windows) / n;
+      inflight.push(new Promise<void>((r) => setTimeout(() => r(fn(i)), at - (performance.now() - start))));
+    }
+  };
+  const tasks: Promise<void>[] = [];
+  schedule(premiumPerWindow * p.windows, () => void tasks.push(call(premium, true)));
+  schedule(basicPerWindow * p.windows, (i) => void tasks.push(call(basics[i % basics.length], false)));
+  await Promise.all(inflight);
+  await Promise.all(tasks);
+  await admission?.close();
+  bedrock.destroy();
+  dynamo.destroy();
+  await fake.stop();
+  return run;
+}
+
+export async function runAdmissionBench(opts: { out: string; log?: (line: string) => void }): Promise<AdmissionBenchResult> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
+  const stamp = Date.now().toString(36);
+  const dynamo = await startDynamoLocal();
+  const stack = await startLocalStack({ port: 0, dynamoEndpoint: dynamo.endpoint, tableName: `bench-admission-${stamp}`, handlerLogs: "quiet", log: () => undefined, recentEvents: 10 });
+  const fake = await startFakeBedrock({ baseLatencyMs: 100, msPerOutputToken: 0.5 });
+  try {
+    const rand = prng(12);
+    const calls = Array.from({ length: CALLS }, () => ({ text: text(rand, 400 + Math.floor(rand() * 3_600)), maxTokens: 128 + Math.floor(rand() * 897) }));
+    const demand = calls.reduce((s, c) => {
+      const u = fakeUsage(c.text, c.maxTokens);
+      return s + u.inputTokens + u.outputTokens;
+    }, 0);
+    const budget = Math.floor(demand / 3);
+    log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, DynamoDB Local`);
+    log(`caps: ${WORKERS} worker processes, ${CALLS} concurrent calls for one tenant; the calls use ${demand} tokens, budget ${budget} (1/3)`);
+    const runs: CapsRun[] = [];
+    for (const mode of ["hard", "lease", "event"] as const) {
+      runs.push(await capsRun({ stack, bedrockUrl: fake.url, served: fake.served, mode, calls, budget, stamp }));
+      const r = runs.at(-1)!;
+      log(`  ${mode}: served ${r.servedTokens} tokens (${r.admitted} calls), refused ${r.refused}, overshoot ${r.overshootTokens}, ${r.leaseWrites} grant writes, ${r.wallMs.toFixed(0)} ms`);
+    }
+    log(`pools: 4 Basic tenants at 3x the pool's TPM, 1 Premium tenant at its 50% floor, 2 s windows x 4`);
+    const off = await poolsRun({ stack, withPools: false, stamp, windows: 4 });
+    const on = await poolsRun({ stack, withPools: true, stamp, windows: 4 });
+    log(`  without pools: premium ${off.premiumOk}/${off.premiumSent}, basic ${off.basicOk}/${off.basicSent}`);
+    log(`  with pools:    premium ${on.premiumOk}/${on.premiumSent}, basic ${on.basicOk}/${on.basicSent}`);
+    const [hard, lease, event] = runs;
+    const result: AdmissionBenchResult = {
+      hardCapOvershootTokens: hard.overshootTokens,
+      leaseOvershootTokens: lease.overshootTokens,
+      leaseOvershootBoundTokens: WORKERS * LEASE.maxLeaseTokens,
+      eventDrivenOvershootTokens: event.overshootTokens,
+      addedLatencyMsP50: round2(percentile(lease.admitMs, 0.5)),
+      addedLatencyMsP99: round2(percentile(lease.admitMs, 0.99)),
+      premiumSuccessRate: round4(on.premiumOk / on.premiumSent),
+      premiumSuccessRateWithoutPools: round4(off.premiumOk / off.premiumSent),
+      requests: CALLS,
+    };
+    log("");
+    log(formatTable(result, hard));
+    writeFileSync(opts.out, JSON.stringify({ admission: result }, null, 2) + "\n");
+    log(`\nwritten: ${opts.out}`);
+    return result;
+  } finally {
+    await fake.stop();
+    await stack.stop();
+    await dynamo.stop();
+  }
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
+
+function formatTable(r: AdmissionBenchResult, hard: CapsRun): string {
+  const rows: [string, string][] = [
+    ["hardCapOvershootTokens", String(r.hardCapOvershootTokens)],
+    ["leaseOvershootTokens", String(r.leaseOvershootTokens)],
+    ["leaseOvershootBoundTokens", String(r.leaseOvershootBoundTokens)],
+    ["eventDrivenOvershootTokens", String(r.eventDrivenOvershootTokens)],
+    ["addedLatencyMsP50 (lease)", r.addedLatencyMsP50.toFixed(2)],
+    ["addedLatencyMsP99 (lease)", r.addedLatencyMsP99.toFixed(2)],
+    ["  (hard mode p50 / p99)", `${percentile(hard.admitMs, 0.5).toFixed(2)} / ${percentile(hard.admitMs, 0.99).toFixed(2)}`],
+    ["premiumSuccessRate", r.premiumSuccessRate.toFixed(4)],
+    ["premiumSuccessRateWithoutPools", r.premiumSuccessRateWithoutPools.toFixed(4)],
+    ["requests (per caps run)", String(r.requests)],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return ["figure".padEnd(w) + "  value", ...rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`)].join("\n");
+}

@@ -1,0 +1,350 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { effectivePolicy, quotaTokens } from "../../quota/model";
+import { DynamoQuotaStore } from "../../quota/adapters/dynamodb";
+import { DEFAULT_TIERS, TIER_NAMES, type TierCatalog, type TierName, type TierPolicy } from "../../quota/tiers";
+import { admissionKeys, keys } from "../../storage/keys";
+import type { UsageCounters } from "../../usage/model";
+import { UNLIMITED, type BudgetLimits, type BudgetState, type Grant } from "../model";
+import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
+
+type Item = Record<string, unknown>;
+
+/** Budget items live ~2 months after their month (reconciliation and audits), then TTL removes them. */
+const BUDGET_TTL_SECONDS = 70 * 86_400;
+
+function limitKey(l: BudgetLimits): string {
+  return `t${l.tokens ?? "-"}:u${l.nanoUsd ?? "-"}`;
+}
+
+function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
+  return error instanceof ConditionalCheckFailedException || (error instanceof Error && error.name === "ConditionalCheckFailedException");
+}
+
+/**
+ * The tenant's month budget on the single table (`ADMIT#<tenant>` / `BUDGET#<month>`).
+ * DynamoDB conditions cannot add, so the item keeps `remaining = limit - used - held` as its
+ * own counter, and every grant is one `remaining >= :n` conditional update of it.
+ */
+export class DynamoBudgetStore implements BudgetStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async take(key: BudgetKey, grant: Grant, limits: BudgetLimits, initialUse: () => Promise<{ tokens: number; nanoUsd: number }>): Promise<TakeResult> {
+    for (let round = 0; round < 4; round++) {
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: admissionKeys.budget(key.tenantId, key.month),
+            UpdateExpression:
+              "SET remainingTokens = remainingTokens - :t, remainingNanoUsd = remainingNanoUsd - :u, heldTokens = heldTokens + :t, heldNanoUsd = heldNanoUsd + :u, grants.#g = :grant",
+            // Protects against lending budget that is not there (two processes racing for the last
+            // of it both see enough; only one decrement passes), against a grant id lent twice, and
+            // against lending under limits that changed since (the item's limits must be ours).
+            ConditionExpression: "remainingTokens >= :t AND remainingNanoUsd >= :u AND attribute_not_exists(grants.#g) AND limitKey = :lk",
+            ExpressionAttributeNames: { "#g": grant.id },
+            ExpressionAttributeValues: {
+              ":t": grant.tokens,
+              ":u": grant.nanoUsd,
+              ":lk": limitKey(limits),
+              ":grant": { tokens: grant.tokens, nanoUsd: grant.nanoUsd, expiresAt: grant.expiresAt, holder: grant.holder },
+            },
+          }),
+        );
+        return { ok: true };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        // Why it failed decides what to do: read the item (consistent) rather than trust a raw error payload.
+        const old = await this.get(key);
+        if (!old) {
+          await this.create(key, limits, await initialUse());
+          continue;
+        }
+        if (old.limitKey !== limitKey(limits)) {
+          await this.changeLimits(key, old, limits);
+          continue;
+        }
+        const state = budgetFromItem(old);
+        const now = Date.now();
+        return {
+          ok: false,
+          remainingTokens: state.remainingTokens,
+          remainingNanoUsd: state.remainingNanoUsd,
+          outstandingGrants: state.grants.length,
+          expiredGrants: state.grants.filter((g) => g.expiresAt <= now).length,
+        };
+      }
+    }
+    throw new Error(`budget of ${key.tenantId} ${key.month}: limits kept changing while taking a grant`);
+  }
+
+  async giveBack(key: BudgetKey, grant: Pick<Grant, "id" | "tokens" | "nanoUsd">, spent: { tokens: number; nanoUsd: number }): Promise<boolean> {
+    return this.conditional({
+      UpdateExpression:
+        "SET remainingTokens = remainingTokens + :backT, remainingNanoUsd = remainingNanoUsd + :backU, usedTokens = usedTokens + :st, usedNanoUsd = usedNanoUsd + :su, heldTokens = heldTokens - :gt, heldNanoUsd = heldNanoUsd - :gu REMOVE grants.#g",
+      // Once per grant: a second give-back (a retry, or the sweeper racing the holder) finds it gone.
+      ConditionExpression: "attribute_exists(grants.#g)",
+      ExpressionAttributeNames: { "#g": grant.id },
+      ExpressionAttributeValues: {
+        ":backT": grant.tokens - spent.tokens,
+        ":backU": grant.nanoUsd - spent.nanoUsd,
+        ":st": spent.tokens,
+        ":su": spent.nanoUsd,
+        ":gt": grant.tokens,
+        ":gu": grant.nanoUsd,
+      },
+    }, key);
+  }
+
+  renew(key: BudgetKey, grantId: string, expiresAt: number): Promise<boolean> {
+    return this.conditional({
+      UpdateExpression: "SET grants.#g.expiresAt = :e",
+      // A grant reclaimed as expired stays reclaimed: renewing must not recreate a map entry.
+      ConditionExpression: "attribute_exists(grants.#g)",
+      ExpressionAttributeNames: { "#g": grantId },
+      ExpressionAttributeValues: { ":e": expiresAt },
+    }, key);
+  }
+
+  bind(key: BudgetKey, grantId: string, eventId: string): Promise<boolean> {
+    return this.conditional({
+      UpdateExpression: "SET grants.#g.eventId = :e",
+      // Only a grant still out: a settled one must not come back as a partial map entry.
+      ConditionExpression: "attribute_exists(grants.#g)",
+      ExpressionAttributeNames: { "#g": grantId },
+      ExpressionAttributeValues: { ":e": eventId },
+    }, key);
+  }
+
+  async read(key: BudgetKey): Promise<BudgetState | undefined> {
+    const item = await this.get(key);
+    return item ? budgetFromItem(item) : undefined;
+  }
+
+  async reconcile(key: BudgetKey, truth: { tokens: number; nanoUsd: number }): Promise<number> {
+    for (let round = 0; round < 5; round++) {
+      const item = await this.get(key);
+      if (!item) return 0;
+      const s = budgetFromItem(item);
+      const held = Number(item.heldTokens ?? 0);
+      const heldU = Number(item.heldNanoUsd ?? 0);
+      // What the ingest counted beyond what admission charged and still holds: usage that never
+      // went through admission. Grants out may already be partly counted, so they are not added again.
+      const gapT = Math.max(0, truth.tokens - (s.usedTokens + held));
+      const gapU = Math.max(0, truth.nanoUsd - (s.usedNanoUsd + heldU));
+      if (gapT === 0 && gapU === 0) return 0;
+      const ok = await this.conditional({
+        UpdateExpression: "SET usedTokens = usedTokens + :gt, remainingTokens = remainingTokens - :gt, usedNanoUsd = usedNanoUsd + :gu, remainingNanoUsd = remainingNanoUsd - :gu",
+        // Based on the counters we read: a give-back or grant in between changes them, and the gap is computed again.
+        ConditionExpression: "usedTokens = :u AND heldTokens = :h AND usedNanoUsd = :uu AND heldNanoUsd = :hu",
+        ExpressionAttributeValues: { ":gt": gapT, ":gu": gapU, ":u": s.usedTokens, ":h": held, ":uu": s.usedNanoUsd, ":hu": heldU },
+      }, key);
+      if (ok) return gapT;
+    }
+    return 0;
+  }
+
+  private async create(key: BudgetKey, limits: BudgetLimits, used: { tokens: number; nanoUsd: number }): Promise<void> {
+    const limT = limits.tokens ?? UNLIMITED;
+    const limU = limits.nanoUsd ?? UNLIMITED;
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...admissionKeys.budget(key.tenantId, key.month),
+            type: "admission-budget",
+            tenantId: key.tenantId,
+            month: key.month,
+            limitKey: limitKey(limits),
+            limitTokens: limT,
+            limitNanoUsd: limU,
+            usedTokens: used.tokens,
+            usedNanoUsd: used.nanoUsd,
+            remainingTokens: limT - used.tokens,
+            remainingNanoUsd: limU - used.nanoUsd,
+            heldTokens: 0,
+            heldNanoUsd: 0,
+            grants: {},
+            expiresAt: Math.floor(Date.parse(`${key.month}-01T00:00:00Z`) / 1000) + BUDGET_TTL_SECONDS,
+          },
+          // Two processes creating the month's budget at once: the first wins, the second uses it.
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  private async changeLimits(key: BudgetKey, old: Item, limits: BudgetLimits): Promise<void> {
+    const oldT = Number(old.limitTokens ?? UNLIMITED);
+    const oldU = Number(old.limitNanoUsd ?? UNLIMITED);
+    const newT = limits.tokens ?? UNLIMITED;
+    const newU = limits.nanoUsd ?? UNLIMITED;
+    await this.conditional({
+      UpdateExpression: "SET limitKey = :nk, limitTokens = :nt, limitNanoUsd = :nu, remainingTokens = remainingTokens + :dt, remainingNanoUsd = remainingNanoUsd + :du",
+      // Once per change: a concurrent process applying the same change finds the new key and skips.
+      ConditionExpression: "limitKey = :ok",
+      ExpressionAttributeValues: { ":nk": limitKey(limits), ":ok": old.limitKey, ":nt": newT, ":nu": newU, ":dt": newT - oldT, ":du": newU - oldU },
+    }, key);
+  }
+
+  private async get(key: BudgetKey): Promise<Item | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: admissionKeys.budget(key.tenantId, key.month), ConsistentRead: true }));
+    return out.Item;
+  }
+
+  private async conditional(
+    expr: { UpdateExpression: string; ConditionExpression: string; ExpressionAttributeNames?: Record<string, string>; ExpressionAttributeValues: Item },
+    key: BudgetKey,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: admissionKeys.budget(key.tenantId, key.month), ...expr }));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+}
+
+export function budgetFromItem(i: Item): BudgetState {
+  const grants = Object.entries((i.grants ?? {}) as Record<string, Item>).map(([id, g]) => ({
+    id,
+    tokens: Number(g.tokens),
+    nanoUsd: Number(g.nanoUsd),
+    expiresAt: Number(g.expiresAt),
+    holder: String(g.holder ?? ""),
+    ...(typeof g.eventId === "string" ? { eventId: g.eventId } : {}),
+  }));
+  const limT = Number(i.limitTokens);
+  const limU = Number(i.limitNanoUsd);
+  return {
+    tenantId: String(i.tenantId),
+    month: String(i.month),
+    ...(limT < UNLIMITED ? { limitTokens: limT } : {}),
+    ...(limU < UNLIMITED ? { limitNanoUsd: limU } : {}),
+    usedTokens: Number(i.usedTokens ?? 0),
+    usedNanoUsd: Number(i.usedNanoUsd ?? 0),
+    remainingTokens: Number(i.remainingTokens ?? 0),
+    remainingNanoUsd: Number(i.remainingNanoUsd ?? 0),
+    grants,
+  };
+}
+
+/** Pool windows (`POOL#<pool>` / `WINDOW#<start>`): per-tier token and request counters plus a version. */
+export class DynamoPoolStore implements PoolStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async read(poolId: string, window: number): Promise<PoolWindow> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: admissionKeys.poolWindow(poolId, window), ConsistentRead: true }));
+    const i = out.Item ?? {};
+    const tokens: Partial<Record<TierName, number>> = {};
+    const requests: Partial<Record<TierName, number>> = {};
+    for (const t of TIER_NAMES) {
+      tokens[t] = Number(i[`t_${t}`] ?? 0);
+      requests[t] = Number(i[`r_${t}`] ?? 0);
+    }
+    return { use: { tokens, requests }, version: Number(i.ver ?? 0) };
+  }
+
+  async add(poolId: string, window: number, tier: TierName, tokens: number, requests: number, version: number, ttlSeconds: number): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: admissionKeys.poolWindow(poolId, window),
+          UpdateExpression: "ADD #t :t, #r :r, ver :one SET expiresAt = if_not_exists(expiresAt, :exp)",
+          // The decision was made on the window as read: any admission or settlement since
+          // (another process) changes `ver`, and the caller reads and decides again.
+          ConditionExpression: version === 0 ? "attribute_not_exists(ver)" : "ver = :v",
+          ExpressionAttributeNames: { "#t": `t_${tier}`, "#r": `r_${tier}` },
+          ExpressionAttributeValues: {
+            ":t": tokens,
+            ":r": requests,
+            ":one": 1,
+            ":exp": Math.floor(this.clock() / 1000) + ttlSeconds,
+            ...(version === 0 ? {} : { ":v": version }),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async adjust(poolId: string, window: number, tier: TierName, deltaTokens: number, deltaRequests: number, ttlSeconds: number): Promise<void> {
+    // No condition: ADD commutes; `ver` moves so a decision based on the old counts is re-made.
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: admissionKeys.poolWindow(poolId, window),
+        UpdateExpression: "ADD #t :t, #r :r, ver :one SET expiresAt = if_not_exists(expiresAt, :exp)",
+        ExpressionAttributeNames: { "#t": `t_${tier}`, "#r": `r_${tier}` },
+        ExpressionAttributeValues: { ":t": deltaTokens, ":r": deltaRequests, ":one": 1, ":exp": Math.floor(this.clock() / 1000) + ttlSeconds },
+      }),
+    );
+  }
+}
+
+/** The ingest's aggregates and ledger, read only (the billing truth admission reconciles against). */
+export class DynamoUsageTruth implements UsageTruth {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async monthUse(tenantId: string, month: string): Promise<{ tokens: number; nanoUsd: number }> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: month }), ConsistentRead: true }),
+    );
+    const c = (out.Item ?? {}) as Partial<UsageCounters>;
+    return { tokens: quotaTokens(c), nanoUsd: (c.costNanoUsd ?? 0) + (c.allocatedCostNanoUsd ?? 0) };
+  }
+
+  async counted(tenantId: string, eventId: string): Promise<CountedEvent | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.ledger(tenantId, eventId), ConsistentRead: true }));
+    const l = out.Item;
+    if (!l) return undefined;
+    if (typeof l.run === "string" && typeof l.group === "number") {
+      // A claimed entry counts only once its group's marker says committed (shared/usage/README.md).
+      const m = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.commitMarker(l.run, l.group), ConsistentRead: true }));
+      if (m.Item?.state !== "committed") return undefined;
+    }
+    const counters = (l.counters ?? {}) as Partial<UsageCounters>;
+    return {
+      inputTokens: Number(l.inputTokens ?? 0),
+      outputTokens: Number(l.outputTokens ?? 0),
+      // The ledger keeps cache-write counts only for estimates/unpriced entries; otherwise 0 (documented).
+      cacheWriteInputTokens: Number(counters.cacheWriteInputTokens ?? 0),
+      costNanoUsd: Number(l.costNanoUsd ?? 0),
+    };
+  }
+}
+
+/** The tenant's effective policy: its CONFIG item over the tier catalog (the quota domain's own rule). */
+export class QuotaPolicySource implements PolicySource {
+  private readonly store: DynamoQuotaStore;
+  constructor(
+    doc: DynamoDBDocumentClient,
+    tableName: string,
+    private readonly tiers: TierCatalog = DEFAULT_TIERS,
+    private readonly defaultTier: TierName = "basic",
+  ) {
+    this.store = new DynamoQuotaStore(doc, tableName);
+  }
+
+  async policy(tenantId: string): Promise<TierPolicy> {
+    return effectivePolicy(this.tiers, await this.store.getConfig(tenantId), this.defaultTier);
+  }
+}

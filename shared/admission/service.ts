@@ -1,0 +1,541 @@
+import { randomUUID } from "node:crypto";
+import { ADMISSION_METRICS } from "../observability/metric-names";
+import type { TierName, TierPolicy } from "../quota/tiers";
+import { AdmissionContentionError, AdmissionRefusedError } from "./errors";
+import {
+  monthOfMs,
+  poolBurnOf,
+  poolDecide,
+  poolFor,
+  quotaTokensOf,
+  secondsToMonthEnd,
+  windowOf,
+  type ActualUsage,
+  type AdmissionConfig,
+  type AdmissionMode,
+  type BudgetLimits,
+  type PoolConfig,
+  type Reservation,
+} from "./model";
+import { noAdmissionMetrics, type AdmissionMetrics, type BudgetKey, type BudgetStore, type PolicySource, type PoolStore, type UsageTruth } from "./ports";
+
+/** What the wrapper knows about a call before making it. */
+export interface AdmitRequest {
+  tenantId: string;
+  provider: "bedrock" | "sagemaker";
+  /** Model as it will be called (after a decision's downgrade, if any). */
+  modelId: string;
+  /** Base model id (pricing / pool lookup). */
+  baseModelId: string;
+  inputTokens: number;
+  maxOutputTokens: number;
+  /** Cost of input + max output at the catalog price (nano-USD); 0 when not priced. */
+  nanoUsd: number;
+  /** The call may move to the tier's downgrade model instead of being refused (Bedrock only). */
+  canDowngrade: boolean;
+  /** The decision already downgraded this call: it runs on the cheaper model, outside the budget (tier rule). */
+  alreadyDowngraded?: boolean;
+}
+
+/** An admitted call. Exactly one of `settle` / `release` should follow; a dead caller's grant expires. */
+export interface AdmissionTicket {
+  readonly reservation: Reservation;
+  readonly mode: AdmissionMode | "none";
+  /** The model to call instead (budget exhausted, tier downgrades); undefined = as asked. */
+  readonly downgradeTo?: string;
+  /** Bedrock service tier to request, when configured for the tenant's tier. */
+  readonly serviceTier?: "priority" | "default" | "flex";
+  /** The call's usage event id, known once the response started (streams): lets the ledger settle a dead caller's grant. */
+  bind(eventId: string): void;
+  /** The call finished: charge what it used, give the rest back. Never throws. */
+  settle(usage: ActualUsage, eventId?: string): Promise<void>;
+  /** The call failed before any usage: give everything back. Never throws. */
+  release(): Promise<void>;
+}
+
+export interface AdmissionDeps {
+  config: AdmissionConfig;
+  budgets: BudgetStore;
+  policies: PolicySource;
+  truth: UsageTruth;
+  pools?: PoolStore;
+  metrics?: AdmissionMetrics;
+  /** Identifies this process in grants (logs only). */
+  holder?: string;
+  clock?: () => number;
+  logger?: { warn(message: string, extra?: Record<string, unknown>): void };
+}
+
+interface Lease {
+  id: string;
+  key: BudgetKey;
+  tokens: number;
+  nanoUsd: number;
+  freeTokens: number;
+  freeNanoUsd: number;
+  spentTokens: number;
+  spentNanoUsd: number;
+  inflight: number;
+  takenAt: number;
+  expiresAt: number;
+  /** No new call is drawn from it; given back once its calls are done. */
+  retired: boolean;
+  renewTimer?: ReturnType<typeof setInterval>;
+  idleTimer?: ReturnType<typeof setTimeout>;
+}
+
+interface TenantLeases {
+  leases: Lease[];
+  /** One take in flight per tenant and month: concurrent calls wait for it instead of taking leases of their own. */
+  taking?: Promise<void>;
+  /** Until when (epoch ms) a call of at least `shortAt` tokens is refused without asking the store again. */
+  shortUntil?: number;
+  shortAt?: number;
+  shortRetry?: number;
+  /** Reservations of this process' calls waiting for budget right now. */
+  waitingTokens: number;
+}
+
+/**
+ * Admission before the call (issue 12). Per process: lends itself budget from the tenant's
+ * month budget item (a hard grant per call, or a lease per chunk), checks the account quota
+ * pool for the model, and settles with the real usage after the call.
+ */
+export class Admission {
+  private readonly cfg: AdmissionConfig;
+  private readonly metrics: AdmissionMetrics;
+  private readonly holder: string;
+  private readonly now: () => number;
+  private readonly tenants = new Map<string, TenantLeases>();
+  private readonly policyCache = new Map<string, { policy: TierPolicy; at: number }>();
+  private readonly poolQueues = new Map<string, Promise<unknown>>();
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: AdmissionDeps) {
+    this.cfg = deps.config;
+    this.metrics = deps.metrics ?? noAdmissionMetrics;
+    this.holder = deps.holder ?? `proc-${randomUUID().slice(0, 8)}`;
+    this.now = deps.clock ?? Date.now;
+  }
+
+  /** The tier's default max_tokens, for a request that declares none. */
+  async defaultMaxTokens(tenantId: string): Promise<number> {
+    const policy = await this.policy(tenantId);
+    return this.cfg.tiers[policy.tier]?.defaultMaxTokens ?? 1_024;
+  }
+
+  async admit(req: AdmitRequest): Promise<AdmissionTicket> {
+    const policy = await this.policy(req.tenantId);
+    const tier = policy.tier;
+    const reservation: Reservation = {
+      tenantId: req.tenantId,
+      tier,
+      provider: req.provider,
+      modelId: req.modelId,
+      inputTokens: req.inputTokens,
+      maxOutputTokens: req.maxOutputTokens,
+      quotaTokens: req.inputTokens + req.maxOutputTokens,
+      nanoUsd: req.nanoUsd,
+      poolTokens: req.inputTokens + req.maxOutputTokens,
+    };
+    const dims = { tier };
+
+    // 1. The tenant's budget. Premium (atLimit: alert) is never refused on budget, and a call
+    // the decision already downgraded runs on the cheaper model outside the budget (tier rules).
+    let budget: { lease: Lease; tokens: number; nanoUsd: number } | undefined;
+    let mode: AdmissionMode | "none" = "none";
+    let modelId = req.modelId;
+    let downgradeTo: string | undefined;
+    const budgeted = policy.atLimit !== "alert" && !req.alreadyDowngraded && (policy.monthlyTokens !== undefined || policy.monthlyUsd !== undefined);
+    if (budgeted) {
+      mode = this.cfg.tiers[tier]?.mode ?? "hard";
+      const got = await this.drawBudget(req.tenantId, policy, mode, reservation);
+      if ("refused" in got) {
+        if (policy.atLimit === "downgrade" && req.canDowngrade && policy.downgradeModelId && policy.downgradeModelId !== req.modelId) {
+          downgradeTo = policy.downgradeModelId;
+          modelId = downgradeTo;
+          mode = "none";
+          this.metrics.count(ADMISSION_METRICS.downgraded, 1, dims);
+        } else {
+          this.metrics.count(ADMISSION_METRICS.refused, 1, { ...dims, reason: "budget" });
+          throw new AdmissionRefusedError(`tenant '${req.tenantId}': monthly budget exhausted`, req.tenantId, "budget", got.retryAfterSeconds);
+        }
+      } else {
+        budget = { lease: got.lease, tokens: reservation.quotaTokens, nanoUsd: reservation.nanoUsd };
+      }
+    }
+
+    // 2. The account quota pool of the model the call will run on.
+    const pool = this.deps.pools ? poolFor(this.cfg.pools, modelId, downgradeTo ?? req.baseModelId) : undefined;
+    let poolHold: { pool: PoolConfig; window: number } | undefined;
+    if (pool) {
+      try {
+        poolHold = await this.enterPool(pool, tier, reservation.poolTokens);
+      } catch (error) {
+        if (budget) this.finishBudget(budget, 0, 0);
+        if (error instanceof AdmissionRefusedError) {
+          this.metrics.count(ADMISSION_METRICS.refused, 1, { ...dims, reason: error.reason });
+          throw new AdmissionRefusedError(error.message, req.tenantId, error.reason, error.retryAfterSeconds);
+        }
+        throw error;
+      }
+    }
+
+    let done = false;
+    let eventId: string | undefined;
+    const finish = async (usage: ActualUsage | undefined) => {
+      if (done) return;
+      done = true;
+      try {
+        if (budget) {
+          const nano = usage ? (usage.nanoUsd ?? 0) : 0;
+          this.finishBudget(budget, usage ? quotaTokensOf(usage) : 0, nano);
+        }
+        if (poolHold && this.deps.pools) {
+          const burned = usage ? poolBurnOf(modelId, usage, this.cfg.burnRates) : 0;
+          await this.deps.pools.adjust(poolHold.pool.id, poolHold.window, tier, burned - reservation.poolTokens, usage ? 0 : -1, this.poolTtl(poolHold.pool));
+        }
+      } catch (error) {
+        this.deps.logger?.warn("admission settlement failed; the grant expires and is reclaimed", { tenantId: req.tenantId, error: String(error) });
+      }
+    };
+    const lease = budget?.lease;
+    return {
+      reservation: { ...reservation, modelId },
+      mode,
+      downgradeTo,
+      serviceTier: this.cfg.serviceTiers[tier],
+      bind: (id: string) => {
+        eventId = id;
+        // A hard grant is the call's own: record the id on it so a dead caller's grant can be
+        // settled from the ledger. A lease is shared by many calls; its usage reconciles instead.
+        if (lease && mode === "hard") this.track(this.deps.budgets.bind(lease.key, lease.id, id));
+      },
+      settle: (usage: ActualUsage, id?: string) => {
+        eventId = id ?? eventId;
+        return this.track(finish(usage));
+      },
+      release: () => this.track(finish(undefined)),
+    };
+  }
+
+  /**
+   * Settles or reclaims a tenant's expired grants (callers that died): a grant whose usage
+   * event the ingest has counted is settled with the counted usage; one without an event id,
+   * or whose event did not come within the grace period, is charged in full (never an
+   * overshoot; `reconcile` and the aggregates stay the billing truth).
+   */
+  async sweep(tenantId: string, month = monthOfMs(this.now())): Promise<{ settled: number; charged: number; waiting: number }> {
+    const key = { tenantId, month };
+    const state = await this.deps.budgets.read(key);
+    const out = { settled: 0, charged: 0, waiting: 0 };
+    if (!state) return out;
+    const now = this.now();
+    for (const g of state.grants) {
+      if (g.expiresAt > now) continue;
+      if (g.eventId) {
+        const counted = await this.deps.truth.counted(tenantId, g.eventId);
+        if (counted) {
+          const tokens = counted.inputTokens + counted.outputTokens + (counted.cacheWriteInputTokens ?? 0);
+          if (await this.deps.budgets.giveBack(key, g, { tokens, nanoUsd: counted.costNanoUsd })) out.settled++;
+          continue;
+        }
+        if (now < g.expiresAt + this.cfg.settleGraceSeconds * 1000) {
+          out.waiting++;
+          continue;
+        }
+      }
+      if (await this.deps.budgets.giveBack(key, g, { tokens: g.tokens, nanoUsd: g.nanoUsd })) out.charged++;
+    }
+    if (out.settled + out.charged > 0) this.metrics.count(ADMISSION_METRICS.reclaimed, out.settled + out.charged);
+    return out;
+  }
+
+  /** Raises the budget's used counter to the ingest aggregates (never lowers it); returns the drift added. */
+  async reconcile(tenantId: string, month = monthOfMs(this.now())): Promise<number> {
+    const truth = await this.deps.truth.monthUse(tenantId, month);
+    const added = await this.deps.budgets.reconcile({ tenantId, month }, truth);
+    if (added > 0) this.metrics.count(ADMISSION_METRICS.driftTokens, added);
+    return added;
+  }
+
+  /** Gives every lease back (call on shutdown), after its calls settled. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+    const all: Promise<unknown>[] = [];
+    for (const t of this.tenants.values()) {
+      for (const l of t.leases) {
+        l.retired = true;
+        if (l.inflight === 0) all.push(this.giveBackLease(t, l));
+      }
+    }
+    await Promise.allSettled(all);
+    await Promise.allSettled([...this.pending]);
+  }
+
+  // --- budget -------------------------------------------------------------------------------
+
+  private async drawBudget(
+    tenantId: string,
+    policy: TierPolicy,
+    mode: AdmissionMode,
+    r: Reservation,
+  ): Promise<{ lease: Lease } | { refused: true; retryAfterSeconds: number }> {
+    const now = this.now();
+    const key = { tenantId, month: monthOfMs(now) };
+    const limits: BudgetLimits = { tokens: policy.monthlyTokens, nanoUsd: policy.monthlyUsd === undefined ? undefined : Math.round(policy.monthlyUsd * 1e9) };
+    const slot = this.slot(key);
+    if (mode === "hard") {
+      // Hard: the call's own grant, exactly its reservation.
+      if (slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!) {
+        return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
+      }
+      const res = await this.takeLease(key, limits, r.quotaTokens, r.nanoUsd);
+      const lease = res.lease;
+      if (!lease) {
+        const retryAfterSeconds = this.retryAfter(res.outstanding ?? 0, now);
+        // Calls as large or larger are refused without asking again for a moment.
+        Object.assign(slot, { shortUntil: this.now() + 100, shortAt: r.quotaTokens, shortRetry: retryAfterSeconds });
+        return { refused: true, retryAfterSeconds };
+      }
+      lease.retired = true;
+      this.debit(lease, r);
+      slot.leases.push(lease);
+      return { lease };
+    }
+    const tierMode = this.cfg.tiers[policy.tier];
+    const baseLease = tierMode?.leaseTokens ?? 20_000;
+    const maxLease = Math.max(tierMode?.maxLeaseTokens ?? baseLease * 4, r.quotaTokens);
+    slot.waitingTokens += r.quotaTokens;
+    try {
+      return await this.drawLease(slot, key, limits, r, baseLease, maxLease, now);
+    } finally {
+      slot.waitingTokens -= r.quotaTokens;
+    }
+  }
+
+  private async drawLease(
+    slot: TenantLeases,
+    key: BudgetKey,
+    limits: BudgetLimits,
+    r: Reservation,
+    baseLease: number,
+    maxLease: number,
+    now: number,
+  ): Promise<{ lease: Lease } | { refused: true; retryAfterSeconds: number }> {
+    // Calls of this process wait for one take at a time; each take either lends a lease (and
+    // the loop goes on) or finds the budget short (and the call is refused). So it ends.
+    for (;;) {
+      const fit = this.fit(slot, r, this.now());
+      if (fit) {
+        this.debit(fit, r);
+        return { lease: fit };
+      }
+      if (slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!) {
+        return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
+      }
+      if (slot.taking) {
+        await slot.taking;
+        continue;
+      }
+      let took: Lease | undefined;
+      let outstanding = 0;
+      // Sized to what this process' calls are waiting for (a burst takes one lease, not a queue of them).
+      const leaseTokens = Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens));
+      const taking = (async () => {
+        // USD is lent in proportion: the lease covers leaseTokens worth of calls like this one.
+        const nano = r.quotaTokens > 0 ? Math.ceil((r.nanoUsd * leaseTokens) / r.quotaTokens) : r.nanoUsd;
+        const first = await this.takeLease(key, limits, leaseTokens, nano);
+        took = first.lease;
+        outstanding = first.outstanding ?? 0;
+        if (!took && first.remainingTokens !== undefined && first.remainingTokens >= r.quotaTokens) {
+          // Less than a lease is left: lend what is left (at least this call), so the budget is used to the end.
+          const tokens = Math.min(first.remainingTokens, leaseTokens);
+          took = (await this.takeLease(key, limits, tokens, Math.min(first.remainingNanoUsd ?? nano, Math.ceil((r.nanoUsd * tokens) / Math.max(1, r.quotaTokens))))).lease;
+        }
+        if (took) {
+          slot.shortUntil = undefined;
+          for (const l of slot.leases) l.retired = l.retired || l.freeTokens < r.quotaTokens;
+          slot.leases.push(took);
+          for (const l of [...slot.leases]) if (l !== took && l.retired && l.inflight === 0) this.track(this.giveBackLease(slot, l));
+        } else {
+          // The budget cannot cover this call now: calls as large or larger are refused without
+          // asking again for a moment (a lease given back elsewhere may change that soon).
+          slot.shortUntil = this.now() + 100;
+          slot.shortAt = r.quotaTokens;
+          slot.shortRetry = this.retryAfter(outstanding, now);
+        }
+      })();
+      slot.taking = taking;
+      try {
+        await taking;
+      } finally {
+        slot.taking = undefined;
+      }
+      if (!took) return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
+    }
+  }
+
+  private fit(slot: TenantLeases, r: Reservation, now: number): Lease | undefined {
+    for (const l of slot.leases) {
+      // Past half its life a lease lends no more: it is given back soon, and renewed only for calls in flight.
+      if (!l.retired && now - l.takenAt > (this.cfg.leaseSeconds * 1000) / 2) l.retired = true;
+      if (!l.retired && l.freeTokens >= r.quotaTokens && l.freeNanoUsd >= r.nanoUsd) return l;
+    }
+    return undefined;
+  }
+
+  private debit(l: Lease, r: Reservation): void {
+    l.freeTokens -= r.quotaTokens;
+    l.freeNanoUsd -= r.nanoUsd;
+    l.inflight++;
+    if (l.idleTimer) clearTimeout(l.idleTimer);
+    l.idleTimer = undefined;
+    if (!l.renewTimer) {
+      const every = Math.max(100, (this.cfg.leaseSeconds * 1000) / 2);
+      l.renewTimer = setInterval(() => {
+        l.expiresAt = this.now() + this.cfg.leaseSeconds * 1000;
+        this.track(this.deps.budgets.renew(l.key, l.id, l.expiresAt));
+      }, every);
+      l.renewTimer.unref?.();
+    }
+  }
+
+  private finishBudget(b: { lease: Lease; tokens: number; nanoUsd: number }, spentTokens: number, spentNanoUsd: number): void {
+    const l = b.lease;
+    // Budget comes back: calls refused a moment ago may fit now.
+    this.slot(l.key).shortUntil = undefined;
+    l.inflight--;
+    l.spentTokens += spentTokens;
+    l.spentNanoUsd += spentNanoUsd;
+    l.freeTokens += b.tokens - spentTokens;
+    l.freeNanoUsd += b.nanoUsd - spentNanoUsd;
+    if (l.inflight > 0) return;
+    if (l.renewTimer) clearInterval(l.renewTimer);
+    l.renewTimer = undefined;
+    const slot = this.slot(l.key);
+    if (l.retired) {
+      this.track(this.giveBackLease(slot, l));
+      return;
+    }
+    l.idleTimer = setTimeout(() => {
+      if (l.inflight === 0) {
+        l.retired = true;
+        this.track(this.giveBackLease(slot, l));
+      }
+    }, this.cfg.leaseIdleMs);
+    l.idleTimer.unref?.();
+  }
+
+  private async giveBackLease(slot: TenantLeases, l: Lease): Promise<void> {
+    const i = slot.leases.indexOf(l);
+    if (i < 0) return;
+    slot.leases.splice(i, 1);
+    if (l.idleTimer) clearTimeout(l.idleTimer);
+    if (l.renewTimer) clearInterval(l.renewTimer);
+    const ok = await this.deps.budgets.giveBack(l.key, l, { tokens: l.spentTokens, nanoUsd: l.spentNanoUsd });
+    if (!ok) {
+      // Reclaimed as expired meanwhile (charged in full): nothing was lent twice.
+      this.deps.logger?.warn("grant already reclaimed when given back", { tenantId: l.key.tenantId, grantId: l.id });
+    }
+    this.metrics.count(ADMISSION_METRICS.leaseReturned, 1);
+  }
+
+  private async takeLease(
+    key: BudgetKey,
+    limits: BudgetLimits,
+    tokens: number,
+    nanoUsd: number,
+  ): Promise<{ lease?: Lease; remainingTokens?: number; remainingNanoUsd?: number; outstanding?: number }> {
+    const now = this.now();
+    const id = `${this.holder}.${randomUUID().slice(0, 12)}`;
+    const expiresAt = now + this.cfg.leaseSeconds * 1000;
+    const grant = { id, tokens, nanoUsd, expiresAt, holder: this.holder };
+    const initialUse = () => this.deps.truth.monthUse(key.tenantId, key.month);
+    let res = await this.deps.budgets.take(key, grant, limits, initialUse);
+    if (!res.ok && res.outstandingGrants > 0 && res.expiredGrants > 0) {
+      // Budget held by grants of callers that died: settle or reclaim them, then once more.
+      const swept = await this.sweep(key.tenantId, key.month);
+      if (swept.settled + swept.charged > 0) res = await this.deps.budgets.take(key, grant, limits, initialUse);
+    }
+    if (!res.ok) return { remainingTokens: res.remainingTokens, remainingNanoUsd: res.remainingNanoUsd, outstanding: res.outstandingGrants };
+    this.metrics.count(ADMISSION_METRICS.leaseTaken, 1);
+    return {
+      lease: { id, key, tokens, nanoUsd, freeTokens: tokens, freeNanoUsd: nanoUsd, spentTokens: 0, spentNanoUsd: 0, inflight: 0, takenAt: now, expiresAt, retired: false },
+    };
+  }
+
+  /** While grants are out, budget may come back soon; otherwise it comes back with the month. */
+  private retryAfter(outstandingGrants: number, now: number): number {
+    if (outstandingGrants > 0) return Math.max(1, Math.ceil(this.cfg.leaseIdleMs / 1000));
+    return secondsToMonthEnd(now);
+  }
+
+  private slot(key: BudgetKey): TenantLeases {
+    const k = `${key.tenantId}|${key.month}`;
+    let s = this.tenants.get(k);
+    if (!s) {
+      s = { leases: [], waitingTokens: 0 };
+      this.tenants.set(k, s);
+    }
+    return s;
+  }
+
+  // --- pools --------------------------------------------------------------------------------
+
+  private poolTtl(pool: PoolConfig): number {
+    return Math.ceil(pool.windowSeconds * 3);
+  }
+
+  /** Optimistic: read the window, decide, add only if nobody changed it since; calls of this process queue per pool. */
+  private enterPool(pool: PoolConfig, tier: TierName, tokens: number): Promise<{ pool: PoolConfig; window: number }> {
+    const store = this.deps.pools!;
+    const prev = this.poolQueues.get(pool.id) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(async () => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
+        const now = this.now();
+        const window = windowOf(now, pool.windowSeconds);
+        const st = await store.read(pool.id, window);
+        const verdict = poolDecide(pool, st.use, tier, tokens, 1);
+        if (!verdict.admit) {
+          const retryAfterSeconds = Math.max(1, Math.ceil(window + pool.windowSeconds - now / 1000));
+          if (verdict.reason === "shed") this.metrics.count(ADMISSION_METRICS.shed, 1, { tier, pool: pool.id });
+          throw new AdmissionRefusedError(
+            `pool ${pool.id}: ${verdict.reason === "shed" ? `${tier} shed near saturation` : "saturated"}`,
+            "",
+            verdict.reason === "shed" ? "pool-shed" : "pool-saturated",
+            retryAfterSeconds,
+          );
+        }
+        if (await store.add(pool.id, window, tier, tokens, 1, st.version, this.poolTtl(pool))) return { pool, window };
+      }
+      throw new AdmissionContentionError(`pool ${pool.id}: window kept changing`);
+    });
+    this.poolQueues.set(pool.id, run);
+    void run.finally(() => {
+      if (this.poolQueues.get(pool.id) === run) this.poolQueues.delete(pool.id);
+    }).catch(() => undefined);
+    return run;
+  }
+
+  // --- misc ---------------------------------------------------------------------------------
+
+  private async policy(tenantId: string): Promise<TierPolicy> {
+    const hit = this.policyCache.get(tenantId);
+    if (hit && this.now() - hit.at < 30_000) return hit.policy;
+    const policy = await this.deps.policies.policy(tenantId);
+    this.policyCache.set(tenantId, { policy, at: this.now() });
+    return policy;
+  }
+
+  private track<T>(p: Promise<T>): Promise<void> {
+    const q = p.then(
+      () => undefined,
+      (error: unknown) => this.deps.logger?.warn("admission background write failed", { error: String(error) }),
+    );
+    this.pending.add(q);
+    void q.finally(() => this.pending.delete(q));
+    return q;
+  }
+}

@@ -1,0 +1,184 @@
+import { AdmissionRefusedError } from "../admission/errors";
+import { estimateInputTokens, type EstimatorConfig } from "../admission/model";
+import type { AdmissionTicket, AdmitRequest } from "../admission/service";
+import { PriceCatalog, resolveBaseModelId } from "../pricing/catalog";
+import { DataplaneRequestInvalidError, TenantThrottledError } from "./errors";
+import type { Routing } from "./metering";
+import { asRecord, bodyText, parseJson, textOfJson } from "./usage";
+
+/**
+ * The data-plane side of admission (shared/admission): bounds a request (its max_tokens is
+ * read, or the tier default is written into it), estimates its input from its size (or takes an
+ * exact count), prices the reservation, asks for admission, and maps a refusal onto the
+ * existing `TenantThrottledError` or the tier's downgrade. No SDK here; the adapters call it.
+ */
+
+/** What the wrappers need of the admission service (`Admission` satisfies it). */
+export interface AdmissionService {
+  admit(req: AdmitRequest): Promise<AdmissionTicket>;
+  defaultMaxTokens(tenantId: string): Promise<number>;
+}
+
+export interface AdmissionGateOptions {
+  admission: AdmissionService;
+  estimator?: EstimatorConfig;
+  /** Refuse (DataplaneRequestInvalidError) a request without max_tokens instead of adding the tier default. */
+  requireMaxTokens?: boolean;
+  prices?: PriceCatalog;
+  /** Region the calls are priced in. */
+  region?: string;
+  /** Told how long each admission took (ms): the latency admission adds before the call. */
+  onAdmitted?: (ms: number) => void;
+}
+
+export interface Admitted<T> {
+  request: T;
+  routing: Routing;
+  ticket: AdmissionTicket;
+}
+
+const DEFAULT_ESTIMATOR: EstimatorConfig = { bytesPerToken: 2, overheadTokens: 16, perMessageTokens: 8 };
+
+export class AdmissionGate {
+  readonly prices: PriceCatalog;
+  readonly region: string;
+  constructor(private readonly opts: AdmissionGateOptions) {
+    this.prices = opts.prices ?? new PriceCatalog();
+    this.region = opts.region ?? "us-west-2";
+  }
+
+  /**
+   * Admits one call. `bound` reads the request's max_tokens and returns it with the limit
+   * written in (`undefined` when the request shape has no known place for it). `exactInput`
+   * may give an exact count (Bedrock CountTokens); otherwise the estimate is used.
+   */
+  async admit<T>(p: {
+    tenantId: string;
+    provider: "bedrock" | "sagemaker";
+    routing: Routing;
+    canDowngrade: boolean;
+    request: T;
+    promptText: string;
+    messages: number;
+    maxTokensOf: (request: T) => number | undefined;
+    withMaxTokens: (request: T, maxTokens: number) => T | undefined;
+    exactInput?: () => Promise<number | undefined>;
+  }): Promise<Admitted<T>> {
+    const started = performance.now();
+    let request = p.request;
+    let maxTokens = p.maxTokensOf(request);
+    if (maxTokens === undefined) {
+      if (this.opts.requireMaxTokens) throw new DataplaneRequestInvalidError("admission needs max_tokens on every call (requireMaxTokens)");
+      maxTokens = await this.opts.admission.defaultMaxTokens(p.tenantId);
+      const bounded = p.withMaxTokens(request, maxTokens);
+      // Without a limit in the request the model may answer up to its maximum: nothing to reserve against.
+      if (bounded === undefined) throw new DataplaneRequestInvalidError("request has no max_tokens and its shape has no known place for one");
+      request = bounded;
+    }
+    let inputTokens: number | undefined;
+    if (p.exactInput) {
+      try {
+        inputTokens = await p.exactInput();
+      } catch {
+        inputTokens = undefined; // CountTokens unsupported or failed: the estimate bounds it
+      }
+    }
+    inputTokens ??= estimateInputTokens(p.promptText, p.messages, this.opts.estimator ?? DEFAULT_ESTIMATOR);
+    const modelId = p.routing.modelId;
+    const nanoUsd = this.price(p.provider, modelId, inputTokens, maxTokens);
+    let ticket: AdmissionTicket;
+    try {
+      ticket = await this.opts.admission.admit({
+        tenantId: p.tenantId,
+        provider: p.provider,
+        modelId,
+        baseModelId: resolveBaseModelId(modelId),
+        inputTokens,
+        maxOutputTokens: maxTokens,
+        nanoUsd,
+        canDowngrade: p.canDowngrade,
+        alreadyDowngraded: p.routing.requestedModelId !== undefined,
+      });
+    } catch (error) {
+      if (error instanceof AdmissionRefusedError) {
+        throw new TenantThrottledError(p.tenantId, error.retryAfterSeconds, `admission: ${error.reason}`, { cause: error });
+      }
+      throw error;
+    } finally {
+      this.opts.onAdmitted?.(performance.now() - started);
+    }
+    const routing: Routing = ticket.downgradeTo
+      ? { ...p.routing, modelId: ticket.downgradeTo, requestedModelId: p.routing.requestedModelId ?? p.routing.modelId }
+      : p.routing;
+    return { request, routing, ticket };
+  }
+
+  /** Catalog cost (nano-USD) of a call's counts; 0 for fixed-cost endpoints and unpriced models. */
+  price(provider: "bedrock" | "sagemaker", modelId: string, inputTokens: number, outputTokens: number, cache?: { read?: number; write?: number }): number {
+    const r = this.prices.price(
+      { provider, modelId, inputTokens, outputTokens, cacheReadInputTokens: cache?.read, cacheWriteInputTokens: cache?.write, occurredAt: new Date().toISOString() },
+      this.region,
+    );
+    return r.costNanoUsd;
+  }
+}
+
+// --- request shapes -----------------------------------------------------------------------------
+
+/** Converse / ConverseStream: `inferenceConfig.maxTokens`. */
+export const converseShape = {
+  maxTokensOf: (r: { inferenceConfig?: { maxTokens?: number } }) => r.inferenceConfig?.maxTokens,
+  withMaxTokens: <T extends { inferenceConfig?: object }>(r: T, maxTokens: number): T => ({ ...r, inferenceConfig: { ...r.inferenceConfig, maxTokens } }),
+  promptText: (r: { system?: unknown; messages?: unknown[] }) => textOfJson([r.system, r.messages]),
+  messages: (r: { messages?: unknown[] }) => r.messages?.length ?? 1,
+};
+
+/**
+ * InvokeModel bodies by model family: where the output limit lives.
+ * Anthropic / Cohere / Mistral `max_tokens`, Meta `max_gen_len`, Titan `textGenerationConfig.maxTokenCount`,
+ * Nova `inferenceConfig.maxTokens` (or `max_new_tokens`).
+ */
+export function invokeMaxTokens(body: unknown): number | undefined {
+  const j = asRecord(parseJson(bodyText(body) ?? ""));
+  if (!j) return undefined;
+  const num = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined);
+  return (
+    num(j.max_tokens) ??
+    num(j.max_gen_len) ??
+    num(asRecord(j.textGenerationConfig)?.maxTokenCount) ??
+    num(asRecord(j.inferenceConfig)?.maxTokens) ??
+    num(asRecord(j.inferenceConfig)?.max_new_tokens)
+  );
+}
+
+export function invokeWithMaxTokens(modelId: string, body: unknown, maxTokens: number): string | undefined {
+  const j = asRecord(parseJson(bodyText(body) ?? ""));
+  if (!j) return undefined;
+  const base = resolveBaseModelId(modelId);
+  if (/^(anthropic|cohere|mistral|ai21)\./.test(base) || "messages" in j) return JSON.stringify({ ...j, max_tokens: maxTokens });
+  if (/^meta\./.test(base)) return JSON.stringify({ ...j, max_gen_len: maxTokens });
+  if (/^amazon\.titan/.test(base)) return JSON.stringify({ ...j, textGenerationConfig: { ...asRecord(j.textGenerationConfig), maxTokenCount: maxTokens } });
+  if (/^amazon\.nova/.test(base)) return JSON.stringify({ ...j, inferenceConfig: { ...asRecord(j.inferenceConfig), maxTokens } });
+  return undefined;
+}
+
+/** SageMaker LMI/TGI `parameters.max_new_tokens`; chat completions `max_tokens`. */
+export function sagemakerMaxTokens(body: unknown): number | undefined {
+  const j = asRecord(parseJson(bodyText(body) ?? ""));
+  if (!j) return undefined;
+  const num = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined);
+  return num(asRecord(j.parameters)?.max_new_tokens) ?? num(j.max_tokens) ?? num(j.max_completion_tokens);
+}
+
+export function sagemakerWithMaxTokens(body: unknown, maxTokens: number): string | undefined {
+  const j = asRecord(parseJson(bodyText(body) ?? ""));
+  if (!j) return undefined;
+  if ("messages" in j) return JSON.stringify({ ...j, max_tokens: maxTokens });
+  if ("inputs" in j) return JSON.stringify({ ...j, parameters: { ...asRecord(j.parameters), max_new_tokens: maxTokens } });
+  return undefined;
+}
+
+export function jsonMessages(body: unknown): number {
+  const j = asRecord(parseJson(bodyText(body) ?? ""));
+  return Array.isArray(j?.messages) ? j.messages.length : 1;
+}
