@@ -22,7 +22,7 @@ beforeAll(async () => {
   plain = await synth({ stage: "test", env: { DATA_PLANE_BUS_ARN: undefined, OPS_ALERT_EMAIL: undefined, BEDROCK_INVOCATION_LOGGING: undefined } });
   api = plain.template(Api as never);
   full = await synth({ stage: "prod", env: { DATA_PLANE_BUS_ARN, OPS_ALERT_EMAIL: "ops@example.com", BEDROCK_INVOCATION_LOGGING: "managed" } });
-});
+}, 300_000);
 
 const cdkStacks = (s: Synth) => s.app.node.children.filter((c): c is Stack => Stack.isStack(c));
 /** Every stack of an app with its template (Template caches nothing, so build once per test). */
@@ -118,7 +118,7 @@ describe("finding 4: managed policies for the three kinds of API caller", () => 
 });
 
 describe("finding 9: IAM hygiene on every stack", () => {
-  it("grants no dynamodb:TransactWriteItems (not an IAM action) anywhere", () => {
+  it("grants no dynamodb:TransactWriteItems (not an IAM action) anywhere", { timeout: 300_000 }, () => {
     for (const s of [plain, full]) {
       for (const { name, t } of templates(s)) {
         const actions = statements(t).flatMap(({ statement }) => asArray<string>(statement.Action));
@@ -180,7 +180,8 @@ describe("finding 9: cdk-nag AwsSolutions on every synthesized stack", () => {
       expect(stacks.length).toBeGreaterThanOrEqual(8);
       for (const st of stacks) expect(nagErrors(st), st.stackName).toEqual([]);
     }
-  });
+    // 16 stacks through the whole pack: ~50 s on a loaded 2-core box
+  }, 300_000);
 
   it("does fail on a stack that breaks the pack (the check can fail)", () => {
     const app = new CdkApp();
