@@ -321,7 +321,10 @@ describe("Jobs", () => {
 
   it("lets only the billing export write objects, and only into the exports bucket", () => {
     const bucketId = only(resources(jobs, "AWS::S3::Bucket"), "bucket")[0];
-    const s3 = statements(jobs).filter(({ statement }) => asArray<string>(statement.Action).some((a) => a.startsWith("s3:")));
+    // the reconciliation job's puts under reconciliation/ are asserted in reconcile.test.ts
+    const s3 = statements(jobs).filter(
+      ({ statement }) => asArray<string>(statement.Action).some((a) => a.startsWith("s3:")) && !JSON.stringify(statement.Resource).includes("/reconciliation/*"),
+    );
     const { statement } = only(s3, "s3 statements");
     expect(statement.Action).toBe("s3:PutObject");
     expect(statement.Resource).toEqual({ "Fn::Join": ["", [{ "Fn::GetAtt": [bucketId, "Arn"] }, "/*"]] });
@@ -442,7 +445,8 @@ describe("IAM across the app (least privilege)", () => {
   });
 
   it("uses Resource '*' only for X-Ray (which has no resource ARNs) and CDK's log-retention helper", () => {
-    const allowed = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy"];
+    // cloudwatch:ListMetrics / GetMetricData (reconciliation job) support no resource-level permissions either
+    const allowed = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "cloudwatch:ListMetrics", "cloudwatch:GetMetricData"];
     const starActions = allStatements()
       .filter((st) => st.Effect === "Allow" && asArray(st.Resource).includes("*"))
       .flatMap((st) => asArray<string>(st.Action));
@@ -463,8 +467,8 @@ describe("Functions", () => {
     const fns = everyResource([ingest, api, jobs, invocationLogs]).filter(
       ([, r]) => r.Type === "AWS::Lambda::Function" && r.Properties?.Environment?.Variables?.SST_APP,
     );
-    // consumers, one per route, the three jobs (allocate, billing export, outbox sweep), the invocation-log function
-    expect(fns.length).toBe(QUEUE_RULES.length + HTTP_ROUTES.length + 3 + 1);
+    // consumers, one per route, the four jobs (allocate, billing export, outbox sweep, reconcile), the invocation-log function
+    expect(fns.length).toBe(QUEUE_RULES.length + HTTP_ROUTES.length + 4 + 1);
     for (const [id, fn] of fns) {
       expect(fn.Properties!.Environment.Variables.USAGE_TABLE_NAME, id).toMatchObject(
         expect.objectContaining({ "Fn::ImportValue": expect.stringMatching(/-Storage:ExportsOutputRefUsageTable/) }),

@@ -58,6 +58,6 @@ describe("coalescing", () => {
     const events = Array.from({ length: 2000 }, (_, i) => priced({ tenantId: "hot", occurredAt: `2026-11-25T10:0${i % 2}:00Z` }));
     const groups = groupForAggregates(events, 99);
     expect(groups).toHaveLength(1);
-    expect(distinctTargets(groups[0]).size).toBe(7); // month, day, hour, model month and day, two minute windows
+    expect(distinctTargets(groups[0]).size).toBe(8); // month, day, hour, model month, day and hour, two minute windows
   });
 });

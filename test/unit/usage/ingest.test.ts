@@ -93,10 +93,10 @@ describe("IngestService", () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 40 }, (_, i) => invocation({ tenantId: `t${i % 5}`, occurredAt: "2026-11-25T11:00:00Z" }));
     const records = events.map(recordOf);
-    // 5 tenants x 6 aggregates, at most 19 per group: 2 groups; the 2nd group's transaction fails
+    // 5 tenants x 7 aggregates, at most 21 per group: 2 groups; the 2nd group's transaction fails
     let applies = 0;
     const faulty = new FaultyStore(inner, (_, op) => (op === "apply" && ++applies === 2 ? "throw" : "ok"));
-    const first = await service(faulty, 20).ingest(records);
+    const first = await service(faulty, 22).ingest(records);
     const failed = records.filter((r) => first.outcomes.get(r.messageId)?.kind === "failed");
     expect(failed.length).toBeGreaterThan(0);
     expect(failed.length).toBeLessThan(records.length);
@@ -104,7 +104,7 @@ describe("IngestService", () => {
 
     // SQS redelivers the failed ones (possibly with others again), at once: the group is
     // marked aborted, so no lease has to run out first
-    const second = await service(inner, 20).ingest([...failed, ...records.slice(0, 5)]);
+    const second = await service(inner, 22).ingest([...failed, ...records.slice(0, 5)]);
     expect(handled(second)).toBe(true);
     expect(second.stats.counted).toBe(failed.length);
     expectExact(inner, events);
