@@ -1,19 +1,18 @@
 /// <reference lib="dom" />
 import { PutEventsCommand } from "@aws-sdk/client-eventbridge";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { chromium, type Browser } from "playwright-core";
+import { mkdirSync, writeFileSync } from "node:fs";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../../shared/events/invocation";
 import type { LocalStack } from "../../local/stack";
+import { launchChromium } from "../helpers/chromium";
 import { invocation } from "../helpers/events";
 import { eventBridgeClient, startTestStack } from "./stack-harness";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 let stack: LocalStack;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does`);
   ({ stack } = await startTestStack());
   const eb = eventBridgeClient(stack);
   const tenants = ["dash-basic-01", "dash-adv-01", "dash-prem-01"];
@@ -26,10 +25,7 @@ beforeAll(async () => {
   );
   for (let i = 0; i < entries.length; i += 10) await eb.send(new PutEventsCommand({ Entries: entries.slice(i, i + 10) }));
   await stack.drain();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -1,11 +1,7 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDemoEvents, defaultTenants, demoScenario, formatDemoResult, runDemo } from "../../local/demo";
 import type { LocalStack } from "../../local/stack";
 import { startTestStack } from "./stack-harness";
-
-const HANDLERS_PRESENT = ["functions/sqs/ingest.ts", "functions/http/usage.ts"].every((f) => existsSync(fileURLToPath(new URL(`../../${f}`, import.meta.url))));
 
 describe("demo scenario (data)", () => {
   it("spreads tenants over the three tiers with seed-style ids and volumes from the profile", () => {
@@ -38,7 +34,7 @@ describe("demo scenario (data)", () => {
   });
 });
 
-describe.skipIf(!HANDLERS_PRESENT)("demo run through the local stack", () => {
+describe("demo run through the local stack", () => {
   let stack: LocalStack;
   beforeAll(async () => {
     ({ stack } = await startTestStack({ batchingWindowMs: 100 }));
