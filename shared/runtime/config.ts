@@ -76,6 +76,16 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
   return parsed.data;
 }
 
+/**
+ * Only the logger/metrics settings (service name, metrics namespace), for a handler that
+ * builds its observability before the rest of its configuration is needed.
+ */
+export function observabilityConfig(env: Record<string, string | undefined> = process.env): Pick<RuntimeConfig, "SERVICE_NAME" | "METRICS_NAMESPACE"> {
+  const parsed = schema.pick({ SERVICE_NAME: true, METRICS_NAMESPACE: true }).safeParse(env);
+  if (!parsed.success) throw new ConfigurationError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  return parsed.data;
+}
+
 let cached: RuntimeConfig | undefined;
 /** The process-wide config, parsed on first use. */
 export function config(): RuntimeConfig {
