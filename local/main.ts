@@ -1,3 +1,4 @@
+import "./node-version-check";
 import { parseArgs } from "node:util";
 import { demoScenario, formatDemoResult, runDemo } from "./demo";
 import { StartupError } from "./dynamodb-local";
