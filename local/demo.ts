@@ -8,6 +8,9 @@ import { parseSchedule } from "./schedule";
 import { ALLOCATE_SCHEDULE } from "../shared/runtime/schedules";
 import type { LocalStack } from "./stack";
 import { mulberry32 } from "../shared/util/random";
+import { EndpointCatalog, hourCapacityMs, hourCostNanoUsd } from "../shared/allocation/endpoints";
+import { config } from "../shared/runtime/config";
+import { PriceCatalog } from "../shared/pricing/catalog";
 
 /**
  * The demo scenario of `npm start`, as data: tiers (which models serve them), the tenant
@@ -37,6 +40,10 @@ export interface DemoTier {
   /** Mean requests per tenant of this tier (before the volume profile). */
   requestsPerTenant: number;
   models: DemoModel[];
+  /** UTC hours [from, to) the tier's users work in: its traffic of the past days falls there. */
+  busyHoursUtc: [number, number];
+  /** Weight of an hour outside them, relative to a busy hour (0: the endpoint is idle at night). */
+  offHoursWeight: number;
 }
 
 export interface DemoTenant {
@@ -60,6 +67,14 @@ export interface DemoScenario {
   latencyMeanMs: number;
   /** Share of sent events that re-send an earlier event (same eventId): at-least-once delivery. */
   duplicateRate: number;
+  /**
+   * Finished days of traffic before today (event time, UTC), so the allocation job has
+   * finished endpoint-hours to split and the charts have a time series. The window may start in
+   * the previous month (on the 1st and 2nd it must): it stays well inside MAX_EVENT_AGE_DAYS.
+   */
+  days: number;
+  /** Share of each tenant's requests (at least 2) sent as live traffic, in the minutes before the run (current month, current hour). */
+  liveShare: number;
   invalid: DemoInvalidEvent[];
   /** PutEvents calls in flight (10 entries each). */
   parallelCalls: number;
@@ -88,6 +103,8 @@ export const DEFAULT_TIERS: Record<Tier, DemoTier> = {
     models: [
       { provider: "sagemaker", modelId: MODELS.loraEndpoint, endpointName: MODELS.loraEndpoint, variantName: "AllTraffic", adapterPerTenant: true, weight: 1 },
     ],
+    busyHoursUtc: [8, 18],
+    offHoursWeight: 0,
   },
   advanced: {
     label: "Advanced",
@@ -99,6 +116,8 @@ export const DEFAULT_TIERS: Record<Tier, DemoTier> = {
       { provider: "bedrock", modelId: MODELS.sonnet, weight: 9 },
       { provider: "bedrock", modelId: MODELS.haiku, weight: 1 },
     ],
+    busyHoursUtc: [7, 20],
+    offHoursWeight: 0.1,
   },
   premium: {
     label: "Premium",
@@ -106,6 +125,8 @@ export const DEFAULT_TIERS: Record<Tier, DemoTier> = {
     tenantShare: 1 / 3,
     requestsPerTenant: 80,
     models: [{ provider: "bedrock", modelId: MODELS.sonnet, weight: 1 }],
+    busyHoursUtc: [6, 22],
+    offHoursWeight: 0.2,
   },
 };
 
@@ -153,6 +174,8 @@ export function demoScenario(opts: { tenants?: number; events?: number } = {}): 
     tokens: { inputMean: 307, outputMean: 533, spread: 0.15 },
     latencyMeanMs: 4400,
     duplicateRate: 0.03,
+    days: 5,
+    liveShare: 0.15,
     invalid: DEFAULT_INVALID,
     parallelCalls: 4,
     seed: 20241022,
@@ -179,17 +202,23 @@ export interface DemoEvent {
 export function buildDemoEvents(scenario: DemoScenario, now = new Date()): DemoEvent[] {
   const random = mulberry32(scenario.seed);
   const around = (mean: number) => Math.max(1, Math.round(mean * (1 + (random() * 2 - 1) * scenario.tokens.spread)));
-  const dayStart = Date.parse(`${now.toISOString().slice(0, 10)}T00:00:00Z`);
   const runId = runIdOf(now);
+  const window = demoWindow(scenario, now);
+  const slots = hourSlots(window.start, now);
 
   // requests of all tenants, interleaved as real traffic would be
   const queue = scenario.tenants.flatMap((t) => Array.from({ length: t.requests }, () => t));
   shuffle(queue, random);
+  // every tenant sends some live traffic (at least 2 requests): the current month's quotas see it
+  const liveLeft = new Map(scenario.tenants.map((t) => [t.tenantId, Math.min(t.requests, Math.max(2, Math.round(t.requests * scenario.liveShare)))]));
   const valid: DemoEvent[] = queue.map((tenant, i) => {
     const tier = scenario.tiers[tenant.tier];
     const model = pickWeighted(tier.models, random);
-    // within the last 5 minutes, but today (the summary reads today's usage)
-    const occurredAt = new Date(Math.max(dayStart, now.getTime() - Math.floor(random() * 300_000))).toISOString();
+    // live: within the last 5 minutes (but today); else an hour of the window the tier is busy in
+    const live = (liveLeft.get(tenant.tenantId) ?? 0) > 0;
+    if (live) liveLeft.set(tenant.tenantId, liveLeft.get(tenant.tenantId)! - 1);
+    const at = live ? Math.max(window.todayStart, now.getTime() - Math.floor(random() * 300_000)) : pastTime(slots, tier, now, random);
+    const occurredAt = new Date(at).toISOString();
     const detail: Record<string, unknown> = {
       eventId: `demo-${runId}-${i}`,
       tenantId: tenant.tenantId,
@@ -226,6 +255,40 @@ export function buildDemoEvents(scenario: DemoScenario, now = new Date()): DemoE
   return out;
 }
 
+/** The demo's traffic window: `days` finished days before today, and today up to now (UTC). */
+export function demoWindow(scenario: Pick<DemoScenario, "days">, now: Date): { start: number; todayStart: number; from: string; to: string } {
+  const todayStart = Date.parse(`${now.toISOString().slice(0, 10)}T00:00:00Z`);
+  const start = todayStart - scenario.days * 86_400_000;
+  return { start, todayStart, from: new Date(start).toISOString().slice(0, 10), to: now.toISOString().slice(0, 10) };
+}
+
+/** Start times (ms) of the hours from `start` to the one `now` falls in. */
+function hourSlots(start: number, now: Date): number[] {
+  const out: number[] = [];
+  for (let h = start; h <= now.getTime(); h += 3_600_000) out.push(h);
+  return out;
+}
+
+/** A time in one of the window's hours, drawn by the tier's hour weights (the running hour weighs what has passed of it). */
+function pastTime(slots: readonly number[], tier: DemoTier, now: Date, random: () => number): number {
+  const weightOf = (h: number) => {
+    const hour = new Date(h).getUTCHours();
+    const busy = hour >= tier.busyHoursUtc[0] && hour < tier.busyHoursUtc[1];
+    const elapsed = Math.min(1, (now.getTime() - h) / 3_600_000);
+    return (busy ? 1 : tier.offHoursWeight) * elapsed;
+  };
+  const weights = slots.map(weightOf);
+  const total = weights.reduce((a, b) => a + b, 0);
+  // a window with no busy hour for this tier (only possible with days = 0 at night): send it live
+  if (total === 0) return now.getTime() - Math.floor(random() * 300_000);
+  let x = random() * total;
+  for (let i = 0; i < slots.length; i++) {
+    x -= weights[i];
+    if (x < 0) return Math.min(now.getTime(), slots[i] + Math.floor(random() * 3_600_000));
+  }
+  return Math.min(now.getTime(), slots[slots.length - 1]);
+}
+
 export interface TenantSummary {
   tenantId: string;
   tier: Tier;
@@ -238,6 +301,8 @@ export interface TenantSummary {
   /** Fixed endpoint cost allocated so far (by the allocation job, per finished endpoint-hour). */
   allocatedCostUsd: number;
   unpricedRequests: number;
+  /** The same, per model (Bedrock model id, or the SageMaker endpoint). */
+  models: { modelId: string; requests: number; inputTokens: number; outputTokens: number; costUsd: number }[];
 }
 
 /** What the one allocation run after the demo's traffic did, and which of the demo's hours it could not cover yet. */
@@ -246,8 +311,12 @@ export interface DemoAllocation {
   sagemakerHours: string[];
   /** Those of them still running when the job ran: they are allocated after they end. */
   openHours: string[];
-  /** The job's result (`functions/scheduled/allocate.ts`), or why it could not run. */
+  /** The last run's result (`functions/scheduled/allocate.ts`), or why a run failed. */
   run?: AllocateResult;
+  /** Runs made (one per lookback window, oldest first, to cover the demo's days). */
+  runs?: number;
+  /** The last run's event time. */
+  time?: string;
   error?: string;
 }
 
@@ -265,6 +334,27 @@ export interface DemoResult {
   /** Enforcement events the quota loop published during the run (from the local bus). */
   enforcement: { detailType: string; tenantId: string; summary: string }[];
   allocation: DemoAllocation;
+  /** Days (UTC) the demo's traffic falls in; the per-tenant figures cover them. */
+  window: { from: string; to: string };
+  fixedCost: FixedCostSummary[];
+}
+
+/** One fixed-cost endpoint over the demo window's finished hours. */
+export interface FixedCostSummary {
+  endpointName: string;
+  tier: string;
+  hourCostUsd: number;
+  /** Finished hours of the window (up to the hour the last allocation run covered). */
+  hours: number;
+  /** Of them, hours some tenant used: their whole cost is split among those tenants. */
+  usedHours: number;
+  /** Cost of the finished hours nobody used: idle, charged to no tenant. */
+  idleHoursCostUsd: number;
+  /** Inference time / capacity (instances x 3600 s x concurrency) over the used hours. */
+  usedHoursUtilization: number;
+  /** What the tenants' aggregates received (GET /usage totals.allocatedCostUsd). */
+  allocatedUsd: number;
+  tenants: number;
 }
 
 export interface DemoIo {
@@ -298,13 +388,14 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
     });
   }
 
-  await applyQuotaPlan(stack, scenario);
+  const window = demoWindow(scenario, startedAt);
+  const months = [...new Set([window.from.slice(0, 7), window.to.slice(0, 7)])];
+  await applyQuotaPlan(stack, scenario, events, window.to.slice(0, 7));
   const enforcementBefore = stack.recentEvents({ source: ENFORCEMENT_SOURCE, limit: 10_000 }).length;
 
-  const month = today(startedAt).slice(0, 7);
-  // With --data, earlier runs' usage of today is already there: the exactness check uses the difference.
-  const baseline = await readTenantUsage(stack, scenario.tenants, today(startedAt), today(startedAt));
-  const before = { processed: processedMessages(stack), counted: await countedRequests(stack, month).catch(() => 0) };
+  // With --data, earlier runs' usage of the window is already there: the exactness check uses the difference.
+  const baseline = await readTenantUsage(stack, scenario.tenants, window.from, window.to);
+  const before = { processed: processedMessages(stack), counted: await countedRequests(stack, months).catch(() => 0) };
   let sent = 0;
   let rejectedByBus = 0;
   let quarantined = 0;
@@ -328,7 +419,7 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
     const processed = processedMessages(stack) - before.processed;
     const idleBefore = idle();
     quarantined = (await readQuarantine(stack, today(startedAt), runId).catch(() => [])).length;
-    counted = (await countedRequests(stack, month).catch(() => before.counted)) - before.counted;
+    counted = (await countedRequests(stack, months).catch(() => before.counted)) - before.counted;
     if (idleBefore && idle() && processed === processedMessages(stack) - before.processed) {
       duplicates = Math.max(0, processed - counted - quarantined);
     }
@@ -361,9 +452,9 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
   const quarantine = await readQuarantine(stack, today(startedAt), runId);
   progress();
   io.write("\n");
-  const allocation = await allocateOnce(stack, events);
+  const allocation = await allocateWindow(stack, events, window.start, new Date());
 
-  const tenants = await readTenantUsage(stack, scenario.tenants, today(startedAt), today(new Date()));
+  const tenants = await readTenantUsage(stack, scenario.tenants, window.from, today(new Date()));
   for (const t of tenants) t.decision = await readDecision(stack, t.tenantId);
   const enforcement = stack
     .recentEvents({ source: ENFORCEMENT_SOURCE, limit: 10_000 })
@@ -384,37 +475,93 @@ export async function runDemo(stack: LocalStack, scenario: DemoScenario, io: Dem
     quarantine: [...byReason.entries()].map(([reason, messages]) => ({ reason, count: messages.length, messages })),
     enforcement,
     allocation,
+    window: { from: window.from, to: today(new Date()) },
+    fixedCost: fixedCostOf(events, window.start, allocation.time ?? new Date().toISOString(), tenants, scenario),
   };
 }
 
 /**
- * Runs the hourly allocation job once, now, through the local stack (the same handler the
- * scheduler fires at :05). It allocates the previous hour and re-checks the lookback window, so
- * demo traffic of an hour that has ended gets its share of the endpoint's hour cost; traffic of
- * the running hour is left alone (allocating an unfinished hour would split it among whoever
- * came first), and the report says when it will be allocated.
+ * Runs the hourly allocation job (the same handler the scheduler fires at :05) through the
+ * local stack as the scheduler would have over the demo's days: once per lookback window
+ * (`ALLOCATION_LOOKBACK_HOURS`, 24 by default), oldest first, the last one now. Each run splits
+ * the finished endpoint-hours of its window; traffic of the running hour is left alone
+ * (allocating an unfinished hour would split it among whoever came first), and the report
+ * says when it will be allocated.
  */
-async function allocateOnce(stack: LocalStack, events: readonly DemoEvent[]): Promise<DemoAllocation> {
+async function allocateWindow(stack: LocalStack, events: readonly DemoEvent[], windowStart: number, now: Date): Promise<DemoAllocation> {
   const sagemakerHours = [...new Set(events.filter((e) => e.kind === "valid" && e.detail.provider === "sagemaker").map((e) => String(e.detail.occurredAt).slice(0, 13)))].sort();
-  try {
-    const res = await fetch(`${stack.url}/local/jobs/allocate`, { method: "POST" });
-    const run = (await res.json()) as { ok?: boolean; time?: string; result?: DemoAllocation["run"]; error?: { name: string; message: string }; message?: string };
-    const current = (run.time ?? new Date().toISOString()).slice(0, 13);
-    const openHours = sagemakerHours.filter((h) => h >= current);
-    if (!res.ok || !run.ok) return { sagemakerHours, openHours, error: run.error ? `${run.error.name}: ${run.error.message}` : `POST /local/jobs/allocate answered ${res.status}: ${run.message ?? ""}` };
-    return { sagemakerHours, openHours, run: run.result };
-  } catch (error) {
-    return { sagemakerHours, openHours: sagemakerHours, error: error instanceof Error ? error.message : String(error) };
+  const stepMs = config().ALLOCATION_LOOKBACK_HOURS * 3_600_000;
+  const times: string[] = [];
+  for (let t = windowStart + stepMs + 5 * 60_000; t < now.getTime(); t += stepMs) times.push(new Date(t).toISOString());
+  times.push(now.toISOString());
+  let runs = 0;
+  let last: DemoAllocation["run"];
+  let time = now.toISOString();
+  for (const at of times) {
+    try {
+      const res = await fetch(`${stack.url}/local/jobs/allocate?time=${encodeURIComponent(at)}`, { method: "POST" });
+      const run = (await res.json()) as { ok?: boolean; time?: string; result?: DemoAllocation["run"]; error?: { name: string; message: string }; message?: string };
+      if (!res.ok || !run.ok) {
+        const error = run.error ? `${run.error.name}: ${run.error.message}` : `POST /local/jobs/allocate answered ${res.status}: ${run.message ?? ""}`;
+        return { sagemakerHours, openHours: sagemakerHours.filter((h) => h >= at.slice(0, 13)), runs, error };
+      }
+      runs++;
+      last = run.result;
+      time = run.time ?? at;
+    } catch (error) {
+      return { sagemakerHours, openHours: sagemakerHours.filter((h) => h >= at.slice(0, 13)), runs, error: error instanceof Error ? error.message : String(error) };
+    }
   }
+  return { sagemakerHours, openHours: sagemakerHours.filter((h) => h >= time.slice(0, 13)), run: last, runs, time };
 }
 
-async function applyQuotaPlan(stack: LocalStack, scenario: DemoScenario): Promise<void> {
-  const perRequest = scenario.tokens.inputMean + scenario.tokens.outputMean;
+/**
+ * The fixed-cost endpoints over the window's finished hours: cost, hours used and idle, and the
+ * utilisation of the used hours, from the demo's own events and the endpoint catalog; what the
+ * tenants were charged is read back from the usage API.
+ */
+function fixedCostOf(events: readonly DemoEvent[], windowStart: number, lastRunTime: string, tenants: readonly TenantSummary[], scenario: DemoScenario): FixedCostSummary[] {
+  const finishedBefore = Date.parse(`${lastRunTime.slice(0, 13)}:00:00Z`);
+  const hours = Math.max(0, Math.round((finishedBefore - windowStart) / 3_600_000));
+  const catalog = EndpointCatalog.fromJson(config().ENDPOINT_CATALOG_JSON);
+  return catalog.list().map((endpoint) => {
+    const used = events.filter((e) => e.kind === "valid" && e.detail.endpointName === endpoint.endpointName && Date.parse(String(e.detail.occurredAt)) < finishedBefore);
+    const usedHours = new Set(used.map((e) => String(e.detail.occurredAt).slice(0, 13))).size;
+    const inferenceMs = used.reduce((a, e) => a + Number(e.detail.latencyMs ?? 0), 0);
+    const hourCostUsd = hourCostNanoUsd(endpoint) / 1e9;
+    const onIt = new Set(used.map((e) => String(e.detail.tenantId)));
+    const servedTiers = Object.entries(scenario.tiers).filter(([, t]) => t.models.some((m) => m.endpointName === endpoint.endpointName)).map(([k]) => k);
+    return {
+      endpointName: endpoint.endpointName,
+      tier: endpoint.tier,
+      hourCostUsd,
+      hours,
+      usedHours,
+      idleHoursCostUsd: (hours - usedHours) * hourCostUsd,
+      usedHoursUtilization: usedHours ? inferenceMs / (usedHours * hourCapacityMs(endpoint)) : 0,
+      allocatedUsd: tenants.filter((t) => servedTiers.includes(t.tier) && onIt.has(t.tenantId)).reduce((a, t) => a + t.allocatedCostUsd, 0),
+      tenants: onIt.size,
+    };
+  });
+}
+
+/**
+ * Tiers and tight quotas. Quotas are monthly and only the current month is enforced, so a
+ * tight quota is a multiple of the tokens the tenant sends in the current month (the window
+ * may start in the previous one).
+ */
+async function applyQuotaPlan(stack: LocalStack, scenario: DemoScenario, events: readonly DemoEvent[], month: string): Promise<void> {
+  const monthTokens = new Map<string, number>();
+  for (const e of events) {
+    if (e.kind !== "valid" || !String(e.detail.occurredAt).startsWith(month)) continue;
+    const id = String(e.detail.tenantId);
+    monthTokens.set(id, (monthTokens.get(id) ?? 0) + Number(e.detail.inputTokens) + Number(e.detail.outputTokens));
+  }
   for (const plan of scenario.quotaPlan) {
     const tenant = scenario.tenants.find((t) => t.tenantId === plan.tenantId);
     if (!tenant) continue;
     const body: Record<string, unknown> = { tier: tenant.tier };
-    if (plan.monthlyTokensOfExpected) body.monthlyTokens = Math.round(tenant.requests * perRequest * plan.monthlyTokensOfExpected);
+    if (plan.monthlyTokensOfExpected) body.monthlyTokens = Math.max(1, Math.round((monthTokens.get(tenant.tenantId) ?? 0) * plan.monthlyTokensOfExpected));
     const res = await fetch(`${stack.url}/tenants/${encodeURIComponent(tenant.tenantId)}/config`, {
       method: "PUT",
       headers: { "content-type": "application/json" },
@@ -463,13 +610,13 @@ export function formatDemoResult(result: DemoResult, scenario: DemoScenario): st
   rows.push(["TOTAL", "", num(sum("requests")), num(sum("inputTokens")), num(sum("outputTokens")), usd(sum("costUsd")), usd(sum("allocatedCostUsd")), ""]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const fmt = (r: string[]) => r.map((c, i) => (i < 2 || i === 7 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  lines.push("", "Usage per tenant (read from GET /usage/{tenantId}):", fmt(header), widths.map((w) => "-".repeat(w)).join("  "));
+  lines.push("", `Usage per tenant, ${result.window.from} .. ${result.window.to} UTC (read from GET /usage/{tenantId}):`, fmt(header), widths.map((w) => "-".repeat(w)).join("  "));
   rows.forEach((r, i) => {
     if (i === rows.length - 1) lines.push(widths.map((w) => "-".repeat(w)).join("  "));
     lines.push(fmt(r));
   });
   const counted = result.countedThisRun;
-  lines.push(...formatAllocation(result.allocation));
+  lines.push(...formatAllocation(result.allocation), ...formatFixedCost(result.fixedCost), ...formatLines(result, scenario));
   lines.push(
     "",
     `Sent ${num(result.sent)} events in ${result.seconds.toFixed(1)} s: ${num(result.distinctValid)} distinct valid, ` +
@@ -485,16 +632,17 @@ export function formatDemoResult(result: DemoResult, scenario: DemoScenario): st
   return lines.join("\n");
 }
 
-/** The fixed-cost lines under the table: what the allocation run did, and what waits for the hour to end. */
+/** The fixed-cost lines under the table: what the allocation runs did, and what waits for the hour to end. */
 export function formatAllocation(a: DemoAllocation): string[] {
-  const lines = ["", "Fixed cost (SageMaker endpoint-hours, shared by the allocation job functions/scheduled/allocate.handler, run once now):"];
+  const runs = a.runs && a.runs > 1 ? `run ${a.runs} times, one per lookback window of the demo's days, the last now` : "run once now";
+  const lines = ["", `Fixed cost (SageMaker endpoint-hours, shared by the allocation job functions/scheduled/allocate.handler, ${runs}):`];
   if (a.error || !a.run) {
     lines.push(`  the job failed: ${a.error ?? "no result"} (GET /local/jobs keeps the error)`);
     return lines;
   }
-  lines.push(`  ${summarizeAllocation(a.run)}`);
+  lines.push(`  last run: ${summarizeAllocation(a.run)}`);
   const done = a.sagemakerHours.filter((h) => !a.openHours.includes(h));
-  if (done.length) lines.push(`  demo traffic of finished hour(s) ${done.join(", ")} is allocated: see 'fixed USD'`);
+  if (done.length) lines.push(`  demo traffic of ${done.length} finished hour(s), ${done[0]} .. ${done[done.length - 1]}, is allocated: see 'fixed USD'`);
   if (a.openHours.length) {
     const lastHourEnds = new Date(Date.parse(`${a.openHours[a.openHours.length - 1]}:00:00Z`) + 3_600_000);
     const next = parseSchedule(ALLOCATE_SCHEDULE).next(lastHourEnds).toISOString().slice(11, 16);
@@ -506,12 +654,79 @@ export function formatAllocation(a: DemoAllocation): string[] {
   return lines;
 }
 
+/** Each fixed-cost endpoint over the window: what its finished hours cost, who paid, what stood idle. */
+export function formatFixedCost(endpoints: readonly FixedCostSummary[]): string[] {
+  const usd = (n: number) => `$${n.toFixed(2)}`;
+  return endpoints.map((e) => {
+    const cost = e.hours * e.hourCostUsd;
+    const used = e.usedHours
+      ? `${e.usedHours} used (${usd(e.usedHours * e.hourCostUsd)}, split among ${e.tenants} tenant(s), who were charged ${usd(e.allocatedUsd)}; ${(e.usedHoursUtilization * 100).toFixed(2)}% of their capacity busy)`
+      : "none used";
+    return `  ${e.endpointName} (${e.tier}, ${usd(e.hourCostUsd)}/h): ${e.hours} finished hours cost ${usd(cost)}: ${used}; ${e.hours - e.usedHours} idle (${usd(e.idleHoursCostUsd)}, charged to nobody)`;
+  });
+}
+
+/**
+ * The seed's three lines side by side, per tenant: Advanced/Premium on Bedrock Sonnet (line 4),
+ * the mid model an Advanced tenant is downgraded to (Haiku, line 3), and Basic on the shared
+ * LoRA endpoint (line 1, fixed cost split by the allocation job).
+ */
+export function formatLines(result: DemoResult, scenario: DemoScenario): string[] {
+  const sonnet = new PriceCatalog();
+  const priceOn = (modelId: string, m: { inputTokens: number; outputTokens: number }) =>
+    sonnet.price({ provider: "bedrock", modelId, occurredAt: `${result.window.to}T00:00:00Z`, inputTokens: m.inputTokens, outputTokens: m.outputTokens }, "us-west-2").costNanoUsd / 1e9;
+  const onModel = (modelId: string) => result.tenants.flatMap((t) => t.models.filter((m) => m.modelId === modelId).map((m) => ({ t, m })));
+  const rows: string[][] = [];
+  const add = (label: string, list: { t: TenantSummary; m: TenantSummary["models"][number] }[], cost: (x: { t: TenantSummary; m: TenantSummary["models"][number] }) => number) => {
+    const tenants = new Set(list.map((x) => x.t.tenantId)).size;
+    const requests = list.reduce((a, x) => a + x.m.requests, 0);
+    const total = list.reduce((a, x) => a + cost(x), 0);
+    rows.push([label, String(tenants), requests.toLocaleString("en-US"), `$${total.toFixed(4)}`, tenants ? `$${(total / tenants).toFixed(4)}` : "-", requests ? `$${(total / requests).toFixed(6)}` : "-"]);
+    return { requests, total };
+  };
+  const s = add("4  Bedrock Claude 3.5 Sonnet (pay per token)", onModel(MODELS.sonnet), (x) => x.m.costUsd);
+  add("3  Bedrock Claude 3 Haiku (the downgrade target)", onModel(MODELS.haiku), (x) => x.m.costUsd);
+  add("1  SageMaker llama31-70b-lora (fixed, shared)", onModel(MODELS.loraEndpoint), (x) => x.t.allocatedCostUsd);
+  const onHaiku = onModel(MODELS.sonnet).reduce((a, x) => a + priceOn(MODELS.haiku, x.m), 0);
+  const header = ["line", "tenants", "requests", "cost USD", "per tenant", "per request"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const downgraded = result.enforcement.filter((e) => e.detailType === "Tenant Downgraded").map((e) => e.tenantId);
+  const lora = result.fixedCost.find((e) => e.endpointName === MODELS.loraEndpoint);
+  const out = [
+    "",
+    `The seed's three lines, per tenant (${result.window.from} .. ${result.window.to}; ${scenario.tokens.inputMean}/${scenario.tokens.outputMean} tokens a request):`,
+    `  ${fmt(header)}`,
+    `  ${widths.map((w) => "-".repeat(w)).join("  ")}`,
+    ...rows.map((r) => `  ${fmt(r)}`),
+  ];
+  if (s.total > 0) {
+    out.push(
+      `  the same Sonnet traffic on Haiku would cost $${onHaiku.toFixed(4)} (${(s.total / Math.max(onHaiku, 1e-12)).toFixed(1)}x less): what a downgrade saves` +
+        (downgraded.length ? `; downgraded in this run: ${[...new Set(downgraded)].join(", ")}` : ""),
+    );
+  }
+  if (lora?.usedHours) {
+    out.push(
+      `  the LoRA endpoint costs per hour, not per token: at this demo's volume its used hours were ${(lora.usedHoursUtilization * 100).toFixed(2)}% busy; at the seed's`,
+      `  volume (30M requests a year, 4.18 of 5 sequences busy) its $${Math.round((lora.hourCostUsd * 8760) / 1000)}K a year is $${((lora.hourCostUsd * 8760) / 30e6).toFixed(5)} a request.`,
+    );
+  }
+  return out;
+}
+
 function processedMessages(stack: LocalStack): number {
   return stack.queues().reduce((a, q) => a + q.deleted, 0);
 }
 
-/** Requests counted this month over all tenants, from the billing route (one paginated read). */
-async function countedRequests(stack: LocalStack, month: string): Promise<number> {
+/** Requests counted in these months over all tenants, from the billing route (paginated reads). */
+async function countedRequests(stack: LocalStack, months: readonly string[]): Promise<number> {
+  let total = 0;
+  for (const month of months) total += await countedInMonth(stack, month);
+  return total;
+}
+
+async function countedInMonth(stack: LocalStack, month: string): Promise<number> {
   let total = 0;
   let cursor: string | undefined;
   do {
@@ -529,7 +744,8 @@ async function readTenantUsage(stack: LocalStack, tenants: readonly DemoTenant[]
   for (const t of tenants) {
     const res = await fetch(`${stack.url}/usage/${encodeURIComponent(t.tenantId)}?from=${from}&to=${to}&granularity=day`);
     if (!res.ok) throw new Error(`GET /usage/${t.tenantId} answered ${res.status}: ${await res.text()}`);
-    const { totals } = (await res.json()) as { totals: Omit<TenantSummary, "tenantId" | "tier"> };
+    type Totals = Omit<TenantSummary, "tenantId" | "tier" | "models">;
+    const { totals, models = [] } = (await res.json()) as { totals: Totals; models?: { modelId: string; totals: Totals }[] };
     out.push({
       tenantId: t.tenantId,
       tier: t.tier,
@@ -539,6 +755,7 @@ async function readTenantUsage(stack: LocalStack, tenants: readonly DemoTenant[]
       costUsd: totals.costUsd,
       allocatedCostUsd: totals.allocatedCostUsd ?? 0,
       unpricedRequests: totals.unpricedRequests,
+      models: models.map((m) => ({ modelId: m.modelId, requests: m.totals.requests, inputTokens: m.totals.inputTokens, outputTokens: m.totals.outputTokens, costUsd: m.totals.costUsd })),
     });
   }
   return out;

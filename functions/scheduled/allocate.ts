@@ -1,15 +1,19 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { DynamoAllocationStore } from "../../shared/allocation/adapters/dynamodb";
 import { EndpointCatalog } from "../../shared/allocation/endpoints";
 import { hoursEndingAt, previousHour } from "../../shared/allocation/hours";
 import { AllocationService } from "../../shared/allocation/service";
+import { JOB_METRICS } from "../../shared/observability/metric-names";
 import { awsClients } from "../../shared/runtime/aws";
 import { config } from "../../shared/runtime/config";
 import { observability } from "../../shared/runtime/observability";
 
 const cfg = config();
-const { logger } = observability(cfg, "allocate");
+const { logger, metrics } = observability(cfg, "allocate");
 const service = new AllocationService({
   store: new DynamoAllocationStore(awsClients(cfg).doc, cfg.USAGE_TABLE_NAME),
   catalog: EndpointCatalog.fromJson(cfg.ENDPOINT_CATALOG_JSON),
@@ -42,6 +46,7 @@ async function allocate(event: ScheduledEvent, _context: Context) {
       basis: o.plan.basis,
     });
   }
+  metrics.addMetric(JOB_METRICS.endpointHoursAllocated, MetricUnit.Count, all.filter((o) => o.status !== "already-allocated").length);
   const summary = (o: (typeof all)[number]) => ({ endpointName: o.endpointName, status: o.status, version: o.version, tenants: o.plan.shares.length });
   return {
     hour,
@@ -51,4 +56,4 @@ async function allocate(event: ScheduledEvent, _context: Context) {
   };
 }
 
-export const handler = middy(allocate);
+export const handler = middy(allocate).use(injectLambdaContext(logger)).use(logMetrics(metrics));

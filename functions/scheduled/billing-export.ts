@@ -1,3 +1,6 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { DynamoBillingSource } from "../../shared/billing/adapters/dynamodb";
@@ -5,13 +8,14 @@ import { LocalDirectorySink } from "../../shared/billing/adapters/local-dir";
 import { s3ExportSink } from "../../shared/billing/adapters/s3";
 import { BillingExportNotConfiguredError } from "../../shared/billing/errors";
 import type { ExportSink } from "../../shared/billing/ports";
+import { JOB_METRICS } from "../../shared/observability/metric-names";
 import { BillingExportService, previousMonth } from "../../shared/billing/service";
 import { awsClients } from "../../shared/runtime/aws";
 import { config } from "../../shared/runtime/config";
 import { observability } from "../../shared/runtime/observability";
 
 const cfg = config();
-const { logger } = observability(cfg, "billing-export");
+const { logger, metrics } = observability(cfg, "billing-export");
 
 /**
  * EventBridge schedule, monthly (the 1st, after the last hour's allocation ran): writes the
@@ -21,6 +25,7 @@ async function billingExport(event: ScheduledEvent, _context: Context) {
   const service = new BillingExportService(new DynamoBillingSource(awsClients(cfg).doc, cfg.USAGE_TABLE_NAME), sink());
   const month = previousMonth(new Date(event.time));
   const result = await service.export(month);
+  metrics.addMetric(JOB_METRICS.invoiceLinesExported, MetricUnit.Count, result.lines.length);
   logger.info("billing export written", { month, lines: result.lines.length, files: result.files, ...result.totals });
   return { month, lines: result.lines.length, files: result.files };
 }
@@ -32,4 +37,4 @@ function sink(): ExportSink {
   throw new BillingExportNotConfiguredError("set BILLING_EXPORT_BUCKET (S3) or BILLING_EXPORT_DIR (local directory)");
 }
 
-export const handler = middy(billingExport);
+export const handler = middy(billingExport).use(injectLambdaContext(logger)).use(logMetrics(metrics));

@@ -1,4 +1,6 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { PIPELINE_METRICS } from "../../shared/observability/metric-names";
@@ -25,7 +27,6 @@ async function sweep(_event: ScheduledEvent, context: Context) {
   const report = await sweeper.sweep({ deadline });
   for (const p of report.published) logger.info("pending enforcement event published", p);
   metrics.addMetric(PIPELINE_METRICS.enforcementEvents, MetricUnit.Count, report.published.length);
-  metrics.publishStoredMetrics();
   const summary = {
     states: report.states,
     published: report.published.length,
@@ -47,4 +48,4 @@ async function sweep(_event: ScheduledEvent, context: Context) {
   return summary;
 }
 
-export const handler = middy(sweep);
+export const handler = middy(sweep).use(injectLambdaContext(logger)).use(logMetrics(metrics));

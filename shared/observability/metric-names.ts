@@ -36,6 +36,20 @@ export const HTTP_METRICS = {
   serverErrors: "ApiServerErrors",
 } as const;
 
+/** What the scheduled jobs and the invocation-log reader did (no dimensions besides service). */
+export const JOB_METRICS = {
+  /** Endpoint-hours whose fixed cost a run split or re-split (allocated, reallocated or resumed). */
+  endpointHoursAllocated: "EndpointHoursAllocated",
+  /** Invoice lines the monthly billing export wrote. */
+  invoiceLinesExported: "InvoiceLinesExported",
+  /** Records read from Bedrock invocation-log objects. */
+  invocationLogRecords: "InvocationLogRecords",
+  /** Invocation-log records emitted as usage events. */
+  invocationLogEmitted: "InvocationLogRecordsEmitted",
+  /** Invocation-log records quarantined with a reason. */
+  invocationLogRejected: "InvocationLogRecordsRejected",
+} as const;
+
 /** Cost-allocation metrics, dimensioned by tenant, tier and model (see README: cardinality). */
 export const COST_METRICS = {
   costUsd: "CostUsd",

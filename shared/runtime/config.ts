@@ -142,12 +142,12 @@ export function eventBusName(cfg: Pick<RuntimeConfig, "EVENT_BUS_NAME">): string
 }
 
 /**
- * Only the logger/metrics settings, for handlers that build their Powertools middlewares at
- * import, before the rest of their configuration is needed.
+ * Only the logger/metrics settings (service name, metrics namespace), for a handler that
+ * builds its observability before the rest of its configuration is needed.
  */
 export function observabilityConfig(env: Record<string, string | undefined> = process.env): Pick<RuntimeConfig, "SERVICE_NAME" | "METRICS_NAMESPACE"> {
   const parsed = schema.pick({ SERVICE_NAME: true, METRICS_NAMESPACE: true }).safeParse(env);
-  if (!parsed.success) throw new ConfigurationError(`invalid configuration: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+  if (!parsed.success) throw new ConfigurationError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return parsed.data;
 }
 

@@ -1,6 +1,4 @@
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../../shared/events/invocation";
 import type { LocalStack } from "../../local/stack";
@@ -14,8 +12,6 @@ import { mulberry32 } from "../../shared/util/random";
  * exactly the sums over the distinct valid events, and the quarantine must hold every invalid
  * one with its reason.
  */
-const HANDLERS_PRESENT = ["functions/sqs/ingest.ts", "functions/http/usage.ts"].every((f) => existsSync(fileURLToPath(new URL(`../../${f}`, import.meta.url))));
-
 const TOTAL_SENT = 10_000;
 const DUPLICATE_SHARE = 0.1;
 const TENANTS = 40;
@@ -132,7 +128,7 @@ interface QuarantineResponse {
   cursor?: string;
 }
 
-describe.skipIf(!HANDLERS_PRESENT)("acceptance: exactly-once usage through the local stack", () => {
+describe("acceptance: exactly-once usage through the local stack", () => {
   let stack: LocalStack;
   let client: EventBridgeClient;
 

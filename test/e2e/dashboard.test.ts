@@ -1,21 +1,23 @@
 /// <reference lib="dom" />
 import { PutEventsCommand } from "@aws-sdk/client-eventbridge";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { chromium, type Browser } from "playwright-core";
+import { mkdirSync, writeFileSync } from "node:fs";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../../shared/events/invocation";
 import type { LocalStack } from "../../local/stack";
+import { launchChromium } from "../helpers/chromium";
 import { invocation } from "../helpers/events";
 import { eventBridgeClient, startTestStack } from "./stack-harness";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 let stack: LocalStack;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does`);
   ({ stack } = await startTestStack());
   const eb = eventBridgeClient(stack);
+  // an Advanced tenant with a tiny quota: downgraded, so its decision names the target model
+  const put = await fetch(`${stack.url}/tenants/dash-adv-01/config`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ tier: "advanced", monthlyTokens: 1000 }) });
+  expect(put.ok, await put.text()).toBe(true);
   const tenants = ["dash-basic-01", "dash-adv-01", "dash-prem-01"];
   const entries = tenants.flatMap((tenantId, t) =>
     Array.from({ length: 3 + t * 3 }, () => ({
@@ -27,10 +29,7 @@ beforeAll(async () => {
   );
   for (let i = 0; i < entries.length; i += 10) await eb.send(new PutEventsCommand({ Entries: entries.slice(i, i + 10) }));
   await stack.drain();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -51,9 +50,22 @@ describe("local dashboard in headless Chromium", () => {
     expect(Number(premCost)).toBeCloseTo(9 * 0.008916, 4);
     expect(await page.locator("#costChart rect").count()).toBe(3);
 
+    // the decision column shows the whole decision, target model included, inside the page
+    const decision = await page.$eval('tr[data-id="dash-adv-01"] td.decision', (td) => ({
+      text: td.textContent,
+      clipped: td.scrollWidth > td.clientWidth + 1,
+      right: td.getBoundingClientRect().right,
+      page: document.documentElement.clientWidth,
+    }));
+    expect(decision.text).toBe("downgrade → claude-3-haiku-20240307-v1:0");
+    expect(decision.clipped).toBe(false);
+    expect(decision.right).toBeLessThanOrEqual(decision.page);
+
     await page.click('tr[data-id="dash-adv-01"]');
     await page.waitForFunction(() => document.querySelector("#selTenant")?.textContent === "dash-adv-01");
     expect(await page.locator("#timeChart rect").count()).toBeGreaterThan(0);
+    // the time axis spans the last 7 days: a tick per midnight
+    expect(await page.locator("#timeChart line").count()).toBe(7);
 
     const shot = await page.screenshot({ fullPage: true });
     mkdirSync("test-results", { recursive: true });

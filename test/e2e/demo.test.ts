@@ -1,11 +1,7 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDemoEvents, defaultTenants, demoScenario, formatDemoResult, runDemo } from "../../local/demo";
 import type { LocalStack } from "../../local/stack";
 import { startTestStack } from "./stack-harness";
-
-const HANDLERS_PRESENT = ["functions/sqs/ingest.ts", "functions/http/usage.ts"].every((f) => existsSync(fileURLToPath(new URL(`../../${f}`, import.meta.url))));
 
 describe("demo scenario (data)", () => {
   it("spreads tenants over the three tiers with seed-style ids and volumes from the profile", () => {
@@ -36,9 +32,28 @@ describe("demo scenario (data)", () => {
     const meanIn = valid.reduce((a, e) => a + Number(e.detail.inputTokens), 0) / valid.length;
     expect(Math.abs(meanIn - 307)).toBeLessThan(15);
   });
+
+  it("spreads the traffic over the finished days before today, across a month boundary, with idle nights on the Basic endpoint", () => {
+    // the 2nd of a month: the window starts in the previous month
+    const now = new Date("2026-12-02T01:40:00Z");
+    const scenario = demoScenario({ tenants: 9 });
+    const valid = buildDemoEvents(scenario, now).filter((e) => e.kind === "valid");
+    const at = valid.map((e) => String(e.detail.occurredAt));
+    expect(at.every((t) => t >= "2026-11-27T00:00:00" && t <= now.toISOString())).toBe(true);
+    expect(new Set(at.map((t) => t.slice(0, 10))).size).toBeGreaterThanOrEqual(6);
+    // every tenant has live traffic (the current month's quotas see it) and traffic of earlier days
+    for (const t of scenario.tenants) {
+      const mine = valid.filter((e) => e.detail.tenantId === t.tenantId).map((e) => String(e.detail.occurredAt));
+      expect(mine.filter((x) => Date.parse(x) >= now.getTime() - 300_000).length).toBeGreaterThanOrEqual(2);
+      expect(mine.some((x) => x < "2026-12-01")).toBe(true);
+    }
+    // Basic tenants work 08-18 UTC: the LoRA endpoint has no traffic at night before today
+    const basicPast = valid.filter((e) => e.detail.provider === "sagemaker" && Date.parse(String(e.detail.occurredAt)) < now.getTime() - 300_000);
+    expect(basicPast.every((e) => { const h = new Date(String(e.detail.occurredAt)).getUTCHours(); return h >= 8 && h < 18; })).toBe(true);
+  });
 });
 
-describe.skipIf(!HANDLERS_PRESENT)("demo run through the local stack", () => {
+describe("demo run through the local stack", () => {
   let stack: LocalStack;
   beforeAll(async () => {
     ({ stack } = await startTestStack({ batchingWindowMs: 100 }));
@@ -67,7 +82,18 @@ describe.skipIf(!HANDLERS_PRESENT)("demo run through the local stack", () => {
     expect(result.allocation.error).toBeUndefined();
     expect(result.allocation.run?.hour).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}$/);
     expect(result.tenants.find((t) => t.tenantId === "basic-01")!.decision).toMatch(/^throttle/);
+    // the finished hours of the earlier days are allocated: Basic tenants carry a share of the LoRA endpoint
+    expect(result.allocation.runs).toBeGreaterThan(1);
+    for (const t of result.tenants.filter((x) => x.tier === "basic")) expect(t.allocatedCostUsd, t.tenantId).toBeGreaterThan(0);
+    const lora = result.fixedCost.find((e) => e.endpointName === "llama31-70b-lora")!;
+    expect(lora.usedHours).toBeGreaterThan(0);
+    expect(lora.hours - lora.usedHours).toBeGreaterThan(0);
+    expect(lora.allocatedUsd).toBeCloseTo(lora.usedHours * lora.hourCostUsd, 6);
     const report = formatDemoResult(result, scenario);
+    expect(report).toMatch(/4 {2}Bedrock Claude 3\.5 Sonnet/);
+    expect(report).toMatch(/3 {2}Bedrock Claude 3 Haiku/);
+    expect(report).toMatch(/1 {2}SageMaker llama31-70b-lora/);
+    expect(report).toContain("idle");
     expect(report).toContain("each distinct valid event exactly once");
     expect(report).toMatch(/prem-01\s+Premium/);
     expect(report).toContain(`Enforcement events published (${result.enforcement.length},`);
