@@ -47,7 +47,7 @@ describe("bundling (app.finish)", () => {
 
     const fns = [Ingest, Jobs].flatMap((fn) => bundledFunctions(getStack(fn) as CdkStack));
     expect(fns.map((f) => f.Properties.Handler).sort()).toEqual(
-      [...QUEUE_RULES.map((r) => r.handler), ALLOCATE_HANDLER, BILLING_EXPORT_HANDLER, OUTBOX_SWEEP_HANDLER].sort(),
+      [...QUEUE_RULES.map((r) => r.handler), ALLOCATE_HANDLER, BILLING_EXPORT_HANDLER, OUTBOX_SWEEP_HANDLER, RECONCILE_HANDLER].sort(),
     );
     for (const fn of fns) {
       expect(fn.Properties.Runtime).toBe("nodejs22.x");
