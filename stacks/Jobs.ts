@@ -1,6 +1,4 @@
 import { Duration } from "aws-cdk-lib";
-import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
-import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import * as s3 from "aws-cdk-lib/aws-s3";
@@ -10,7 +8,6 @@ import { ENFORCEMENT_SOURCE } from "../shared/quota/events";
 import { USAGE_TABLE } from "../shared/storage/table";
 import { keys } from "../shared/storage/keys";
 import { RECONCILE_SCHEDULE } from "../shared/runtime/schedules";
-import { Alerts } from "./Alerts";
 import { Ingest } from "./Ingest";
 import { Storage } from "./Storage";
 import {
@@ -24,8 +21,6 @@ import {
   putEventsStatement,
   tableStatement,
   partitionPrefix,
-  METRICS_NAMESPACE,
-  SERVICE_NAME,
 } from "./support";
 
 export { ALLOCATE_SCHEDULE, BILLING_EXPORT_SCHEDULE, OUTBOX_SWEEP_SCHEDULE };
@@ -175,22 +170,6 @@ export function Jobs({ stack, app }: StackContext) {
       },
     },
   });
-  const driftAlarm = new cloudwatch.Alarm(stack, "ReconciliationDrift", {
-    alarmName: app.logicalPrefixedName("ReconciliationDrift"),
-    alarmDescription: `Our metered usage and AWS's own CloudWatch figures (AWS/Bedrock, AWS/SageMaker) differ by more than ${driftThreshold}% in an hour: usage that bypassed the wrappers (unmetered) or counted beyond AWS's figures. See the hour's report under reconciliation/ in the billing-exports bucket.`,
-    metric: new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: "DriftPercent",
-      dimensionsMap: { service: SERVICE_NAME },
-      statistic: "Maximum",
-      period: Duration.hours(1),
-    }),
-    threshold: driftThreshold,
-    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    evaluationPeriods: 1,
-    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-  });
-  driftAlarm.addAlarmAction(new SnsAction(use(Alerts).topic));
 
   for (const cron of [allocate, billingExport, outboxSweep, reconcile]) {
     cron.jobFunction.configureAsyncInvoke({ retryAttempts: 2, onFailure: new SqsDestination(failures) });
@@ -223,7 +202,7 @@ export function Jobs({ stack, app }: StackContext) {
         "an hour of metered usage was not compared with AWS's own CloudWatch figures: no drift report, no UnmeteredTokens/DriftPercent, so usage that bypassed the wrappers goes unseen. Rerun it with npm run cli -- reconcile --from --to (same report, metrics signalled once).",
     },
   ];
-  return { bucket, jobs, failures, driftAlarm };
+  return { bucket, jobs, failures, driftThreshold };
 }
 
 /** A scheduled job, for the Ops alarm on its errors. */

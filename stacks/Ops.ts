@@ -28,7 +28,7 @@ export function Ops({ stack, app }: StackContext) {
   const { topic } = use(Alerts);
   const { consumers, ingest } = use(Ingest);
   const enforcement = use(Enforcement);
-  const { jobs, failures: jobsFailures } = use(Jobs);
+  const { jobs, failures: jobsFailures, driftThreshold } = use(Jobs);
   const invocationLogs = use(InvocationLogs);
   const action = new SnsAction(topic);
 
@@ -101,6 +101,15 @@ export function Ops({ stack, app }: StackContext) {
     alarmDescription: "A tenant crossed 100% of a quota; enforcement events were published.",
     metric: pipelineMetric(PIPELINE_METRICS.quotaBreaches, "Sum", Duration.minutes(5)),
     threshold: 0,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 1,
+  });
+
+  // Reconciliation (shared/reconciliation): our counts and AWS's own CloudWatch figures differ by more than the threshold
+  alarm("ReconciliationDrift", {
+    alarmDescription: `Metered usage and AWS's own CloudWatch figures (AWS/Bedrock, AWS/SageMaker) differ by more than ${driftThreshold}% in an hour: usage that bypassed the wrappers (unmetered) or counted beyond AWS's figures. See the hour's report under reconciliation/ in the billing-exports bucket.`,
+    metric: pipelineMetric("DriftPercent", "Maximum", Duration.hours(1)),
+    threshold: driftThreshold,
     comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     evaluationPeriods: 1,
   });

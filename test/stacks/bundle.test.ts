@@ -9,7 +9,7 @@ import { HTTP_ROUTES } from "../../shared/http/routes";
 import { QUEUE_RULES } from "../../shared/events/rules";
 import { Api } from "../../stacks/Api";
 import { Ingest } from "../../stacks/Ingest";
-import { ALLOCATE_HANDLER, BILLING_EXPORT_HANDLER, Jobs, OUTBOX_SWEEP_HANDLER } from "../../stacks/Jobs";
+import { ALLOCATE_HANDLER, BILLING_EXPORT_HANDLER, Jobs, OUTBOX_SWEEP_HANDLER, RECONCILE_HANDLER } from "../../stacks/Jobs";
 import { Storage } from "../../stacks/Storage";
 import { initTestProject } from "./synth";
 
@@ -19,7 +19,7 @@ import { initTestProject } from "./synth";
  * the placeholder code for the bundle. These tests prove the handlers the stacks point at exist,
  * bundle, and run on nodejs22.x.
  */
-const handlers = [...QUEUE_RULES.map((r) => r.handler), ...HTTP_ROUTES.map((r) => r.handler), ALLOCATE_HANDLER, BILLING_EXPORT_HANDLER, OUTBOX_SWEEP_HANDLER];
+const handlers = [...QUEUE_RULES.map((r) => r.handler), ...HTTP_ROUTES.map((r) => r.handler), ALLOCATE_HANDLER, BILLING_EXPORT_HANDLER, OUTBOX_SWEEP_HANDLER, RECONCILE_HANDLER];
 const missing = [...new Set(handlers.map((h) => h.slice(0, h.lastIndexOf("."))))].filter(
   (file) => !existsSync(`${file}.ts`) && !existsSync(`${file}.js`),
 );
@@ -47,7 +47,7 @@ describe("bundling (app.finish)", () => {
 
     const fns = [Ingest, Jobs].flatMap((fn) => bundledFunctions(getStack(fn) as CdkStack));
     expect(fns.map((f) => f.Properties.Handler).sort()).toEqual(
-      [...QUEUE_RULES.map((r) => r.handler), ALLOCATE_HANDLER, BILLING_EXPORT_HANDLER, OUTBOX_SWEEP_HANDLER].sort(),
+      [...QUEUE_RULES.map((r) => r.handler), ALLOCATE_HANDLER, BILLING_EXPORT_HANDLER, OUTBOX_SWEEP_HANDLER, RECONCILE_HANDLER].sort(),
     );
     for (const fn of fns) {
       expect(fn.Properties.Runtime).toBe("nodejs22.x");

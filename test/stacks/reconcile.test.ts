@@ -1,12 +1,14 @@
 import type { Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { USAGE_TABLE } from "../../shared/storage/table";
+import { Ops } from "../../stacks/Ops";
 import { Jobs, RECONCILE_CLOUDWATCH_ACTIONS, RECONCILE_SCHEDULE, RECONCILE_WRITE_ACTIONS } from "../../stacks/Jobs";
 import { allowedActions, asArray, functionRoleId, refId, roleStatements, synth } from "./synth";
 
 type Resource = { Type: string; Properties: Record<string, any> };
 
 let jobs: Template;
+let ops: Template;
 let fnId: string;
 let fn: Resource;
 
@@ -16,6 +18,7 @@ beforeAll(async () => {
   // Given the whole app synthesized for a non-dev stage with a stage drift threshold
   const s = await synth({ stage: "test", env: { DATA_PLANE_BUS_ARN: undefined, OPS_ALERT_EMAIL: undefined, RECONCILE_DRIFT_THRESHOLD_PERCENT: "0.8" } });
   jobs = s.template(Jobs as never);
+  ops = s.template(Ops as never);
   const rules = Object.values(jobs.findResources("AWS::Events::Rule", { Properties: { ScheduleExpression: RECONCILE_SCHEDULE } })) as Resource[];
   expect(rules).toHaveLength(1);
   fnId = refId((rules[0].Properties.Targets as any[])[0].Arn);
@@ -59,7 +62,7 @@ describe("reconciliation job", () => {
   });
 
   it("raises the ops alarm when DriftPercent (Maximum over the hour) passes the stage threshold", () => {
-    const alarms = Object.values(jobs.findResources("AWS::CloudWatch::Alarm")) as Resource[];
+    const alarms = Object.values(ops.findResources("AWS::CloudWatch::Alarm")) as Resource[];
     const drift = alarms.filter((a) => a.Properties.MetricName === "DriftPercent");
     expect(drift).toHaveLength(1);
     expect(drift[0].Properties).toMatchObject({
