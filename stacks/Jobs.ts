@@ -155,6 +155,7 @@ export function Jobs({ stack, app }: StackContext) {
   const reconcile = new Cron(stack, "Reconcile", {
     schedule: RECONCILE_SCHEDULE,
     job: {
+      cdk: { target },
       function: {
         ...baseFunctionProps(),
         handler: RECONCILE_HANDLER,

@@ -25,6 +25,9 @@ export const WILDCARD_RESOURCE_ACTIONS = [
   // Bedrock's account-level invocation-logging setting (only with BEDROCK_INVOCATION_LOGGING=managed)
   "bedrock:PutModelInvocationLoggingConfiguration",
   "bedrock:DeleteModelInvocationLoggingConfiguration",
+  // The reconcile job reads AWS/Bedrock and AWS/SageMaker metrics: CloudWatch metric reads have no resource-level permissions
+  "cloudwatch:ListMetrics",
+  "cloudwatch:GetMetricData",
 ] as const;
 
 export const NAG_SUPPRESSIONS: readonly NagSuppressionEntry[] = [
@@ -53,9 +56,9 @@ export const NAG_SUPPRESSIONS: readonly NagSuppressionEntry[] = [
   {
     id: "AwsSolutions-IAM5",
     reason:
-      "Object keys are not known in advance: the invocation-log function reads any object of its own bucket (Bedrock writes them), the billing export writes billing/<month>/ objects of its own bucket. One bucket each, one action each.",
+      "Object keys are not known in advance: the invocation-log function reads any object of its own bucket (Bedrock writes them), the billing export writes billing/<month>/ objects and the reconcile job reconciliation/<day>/<hour> reports, in the exports bucket. One bucket each, one action each.",
     appliesTo: [{ regex: "/^Resource::.*(invocation-logs|BillingExports).*\\/\\*$/g" }],
-    constructs: ["InvocationLogProcessor", "BillingExport"],
+    constructs: ["InvocationLogProcessor", "BillingExport", "Reconcile"],
   },
   {
     id: "AwsSolutions-SMG4",

@@ -3,6 +3,7 @@ import { Template } from "aws-cdk-lib/assertions";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HTTP_ROUTES } from "../../shared/http/routes";
+import { SCHEDULED_JOBS } from "../../shared/runtime/schedules";
 import { Api, API_CALLER_ROUTES, API_THROTTLE, DATA_PLANE_TENANT_PREFIX_TAG, DATA_PLANE_TENANT_TAG } from "../../stacks/Api";
 import { Jobs, JOB_TARGET_RETRY_ATTEMPTS } from "../../stacks/Jobs";
 import { WILDCARD_RESOURCE_ACTIONS } from "../../stacks/nag-suppressions";
@@ -152,19 +153,19 @@ describe("finding 9: IAM hygiene on every stack", () => {
     }
   });
 
-  it("gives each of the three cron targets the jobs DLQ, and sends a run that failed its retries there too", () => {
+  it("gives each cron target the jobs DLQ, and sends a run that failed its retries there too", () => {
     const jobs = plain.template(Jobs as never);
     const dlqId = Object.keys(jobs.findResources("AWS::SQS::Queue")).find((id) => id.startsWith("JobFailures"));
     expect(dlqId).toBeDefined();
     const rules = Object.values(jobs.findResources("AWS::Events::Rule")).filter((r: any) => r.Properties.ScheduleExpression) as Resource[];
-    expect(rules).toHaveLength(3);
+    expect(rules).toHaveLength(Object.keys(SCHEDULED_JOBS).length);
     for (const rule of rules) {
       const [target] = rule.Properties.Targets as any[];
       expect(refId(target.DeadLetterConfig.Arn)).toBe(dlqId);
       expect(target.RetryPolicy).toMatchObject({ MaximumRetryAttempts: JOB_TARGET_RETRY_ATTEMPTS });
     }
     const invokeConfigs = Object.values(jobs.findResources("AWS::Lambda::EventInvokeConfig")) as Resource[];
-    expect(invokeConfigs).toHaveLength(3);
+    expect(invokeConfigs).toHaveLength(Object.keys(SCHEDULED_JOBS).length);
     for (const c of invokeConfigs) expect(refId(c.Properties.DestinationConfig.OnFailure.Destination)).toBe(dlqId);
     // and Ops alarms when anything is in it
     const ops = plain.template(Ops as never);
