@@ -7,7 +7,7 @@ import { invocation } from "../helpers/events";
 import { eventBridgeClient, startTestStack } from "./stack-harness";
 
 interface QuarantineResponse {
-  items: { reason: string; message: string }[];
+  items: { reason: string; message: string; source?: string; detailType?: string }[];
   cursor?: string;
 }
 
@@ -68,10 +68,11 @@ describe("catch rule: genai.metering.* entries no consumer takes are quarantined
     expect(res.status).toBe(200);
     const page = (await res.json()) as QuarantineResponse;
     expect(page.items.map((q) => q.reason).sort()).toEqual(["unexpected-detail-type", "unexpected-detail-type", "unknown-source"]);
-    expect(page.items.map((q) => q.message).sort()).toEqual([
-      "unexpected detail-type 'Model Invocations'",
-      `unexpected detail-type '${ENFORCEMENT_DETAIL_TYPES.throttle}'`,
-      "unknown source 'genai.metering.openai'",
+    // messages are content-free (quoted free text becomes its length); the label-like ids are kept as fields
+    expect(page.items.map((q) => `${q.reason} ${q.source} ${q.detailType}`).sort()).toEqual([
+      `unexpected-detail-type ${INVOCATION_SOURCES.bedrock} Model Invocations`,
+      `unexpected-detail-type ${INVOCATION_SOURCES.sagemaker} ${ENFORCEMENT_DETAIL_TYPES.throttle}`,
+      "unknown-source genai.metering.openai Model Invocation",
     ].sort());
 
     // only the good event is counted

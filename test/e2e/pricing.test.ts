@@ -89,7 +89,7 @@ describe("prices of today's Bedrock models through the local stack", () => {
         cacheWriteInputTokens: TOKENS.cacheWrite,
         schemaVersion: "1",
       };
-      return { Source: INVOCATION_SOURCES.bedrock, DetailType: INVOCATION_DETAIL_TYPE, Detail: JSON.stringify(detail) };
+      return { Source: INVOCATION_SOURCES.bedrock, DetailType: INVOCATION_DETAIL_TYPE, Detail: JSON.stringify(detail), EventBusName: stack.busName };
     });
 
     // act

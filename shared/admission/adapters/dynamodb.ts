@@ -33,7 +33,7 @@ export class DynamoBudgetStore implements BudgetStore {
   ) {}
 
   async take(key: BudgetKey, grant: Grant, limits: BudgetLimits, initialUse: () => Promise<{ tokens: number; nanoUsd: number }>): Promise<TakeResult> {
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 8; round++) {
       try {
         await this.doc.send(
           new UpdateCommand({
@@ -68,6 +68,10 @@ export class DynamoBudgetStore implements BudgetStore {
           continue;
         }
         const state = budgetFromItem(old);
+        // The condition may have failed on an item that did not exist yet (another process created
+        // it since) or on a budget that has been given back since: if the grant fits what is there
+        // now, ask again rather than refuse a call the budget can hold.
+        if (state.remainingTokens >= grant.tokens && state.remainingNanoUsd >= grant.nanoUsd && round < 7) continue;
         const now = Date.now();
         return {
           ok: false,
@@ -78,7 +82,7 @@ export class DynamoBudgetStore implements BudgetStore {
         };
       }
     }
-    throw new Error(`budget of ${key.tenantId} ${key.month}: limits kept changing while taking a grant`);
+    throw new Error(`budget of ${key.tenantId} ${key.month}: the item kept changing while taking a grant`);
   }
 
   async giveBack(key: BudgetKey, grant: Pick<Grant, "id" | "tokens" | "nanoUsd">, spent: { tokens: number; nanoUsd: number }): Promise<boolean> {
