@@ -108,6 +108,8 @@ export class Admission {
   private readonly now: () => number;
   private readonly tenants = new Map<string, TenantLeases>();
   private readonly policyCache = new Map<string, { policy: TierPolicy; at: number }>();
+  /** One policy read per tenant at a time: a burst of calls on a cold tenant waits for that one read. */
+  private readonly policyReads = new Map<string, Promise<TierPolicy>>();
   private readonly poolQueues = new Map<string, Promise<unknown>>();
   private readonly pending = new Set<Promise<unknown>>();
 
@@ -524,9 +526,19 @@ export class Admission {
   private async policy(tenantId: string): Promise<TierPolicy> {
     const hit = this.policyCache.get(tenantId);
     if (hit && this.now() - hit.at < 30_000) return hit.policy;
-    const policy = await this.deps.policies.policy(tenantId);
-    this.policyCache.set(tenantId, { policy, at: this.now() });
-    return policy;
+    let read = this.policyReads.get(tenantId);
+    if (!read) {
+      read = this.deps.policies.policy(tenantId).then(
+        (policy) => {
+          this.policyCache.set(tenantId, { policy, at: this.now() });
+          return policy;
+        },
+      );
+      this.policyReads.set(tenantId, read);
+      const forget = () => void this.policyReads.delete(tenantId);
+      read.then(forget, forget);
+    }
+    return read;
   }
 
   private track<T>(p: Promise<T>): Promise<void> {
