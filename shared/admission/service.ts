@@ -297,7 +297,8 @@ export class Admission {
       if (!lease) {
         const retryAfterSeconds = this.retryAfter(res.outstanding ?? 0, now);
         // Calls as large or larger are refused without asking again for a moment.
-        Object.assign(slot, { shortUntil: this.now() + 100, shortAt: r.quotaTokens, shortRetry: retryAfterSeconds });
+        // Calls larger than what the take read as left are refused too (no round trip each).
+        Object.assign(slot, { shortUntil: this.now() + 100, shortAt: Math.min(r.quotaTokens, (res.remainingTokens ?? r.quotaTokens - 1) + 1), shortRetry: retryAfterSeconds });
         return { refused: true, retryAfterSeconds };
       }
       lease.retired = true;
@@ -342,6 +343,7 @@ export class Admission {
       }
       let took: Lease | undefined;
       let outstanding = 0;
+      let left = r.quotaTokens - 1;
       // Sized to what this process' calls are waiting for (a burst takes one lease, not a queue of them).
       const leaseTokens = Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens));
       const taking = (async () => {
@@ -350,6 +352,7 @@ export class Admission {
         const first = await this.takeLease(key, limits, leaseTokens, nano);
         took = first.lease;
         outstanding = first.outstanding ?? 0;
+        left = first.remainingTokens ?? r.quotaTokens - 1;
         if (!took && first.remainingTokens !== undefined && first.remainingTokens >= r.quotaTokens) {
           // Less than a lease is left: lend what is left (at least this call), so the budget is used to the end.
           const tokens = Math.min(first.remainingTokens, leaseTokens);
@@ -363,8 +366,10 @@ export class Admission {
         } else {
           // The budget cannot cover this call now: calls as large or larger are refused without
           // asking again for a moment (a lease given back elsewhere may change that soon).
+          // The take read what is left: calls larger than that cannot fit either, so they are
+          // refused without one more round trip each (a burst would otherwise queue its refusals).
           slot.shortUntil = this.now() + 100;
-          slot.shortAt = r.quotaTokens;
+          slot.shortAt = Math.min(r.quotaTokens, left + 1);
           slot.shortRetry = this.retryAfter(outstanding, now);
         }
       })();
