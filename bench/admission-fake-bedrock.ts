@@ -6,8 +6,13 @@
  * Optionally it enforces an account quota per model like Bedrock does: at the start it reserves
  * input + max_tokens against the window's TPM (and one request against RPM) and answers 429
  * ThrottlingException when that does not fit; at the end it settles to input + output x burn.
+ *
+ * It speaks HTTP/2 in plaintext (h2c, prior knowledge) because that is what the Bedrock runtime
+ * client speaks: @aws-sdk/client-bedrock-runtime uses `NodeHttp2Handler` (one session per
+ * request, `disableConcurrentStreams`), so an HTTP/1.1 server makes every call fail with
+ * `Protocol error`. The bench keeps the client's default handler, as a deployment would.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from "node:http2";
 import { randomUUID } from "node:crypto";
 import { outputBurnRate } from "../shared/admission/model";
 
@@ -40,7 +45,8 @@ export async function startFakeBedrock(opts: { baseLatencyMs?: number; msPerOutp
     if (!t) served.set(tenant, (t = { tokens: 0, calls: 0, throttled: 0 }));
     return t;
   };
-  const server: Server = createServer((req, res) => {
+  const sessions = new Set<ServerHttp2Session>();
+  const server: Http2Server = createServer({ settings: { maxConcurrentStreams: 1_000 } }, (req: Http2ServerRequest, res: Http2ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -96,7 +102,11 @@ export async function startFakeBedrock(opts: { baseLatencyMs?: number; msPerOutp
       }, latencyMs);
     });
   });
-  server.keepAliveTimeout = 30_000;
+  server.on("session", (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+    session.on("error", () => undefined);
+  });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
@@ -105,8 +115,8 @@ export async function startFakeBedrock(opts: { baseLatencyMs?: number; msPerOutp
     served,
     stop: () =>
       new Promise<void>((r) => {
-        server.closeAllConnections();
         server.close(() => r());
+        for (const session of sessions) session.destroy();
       }),
   };
 }

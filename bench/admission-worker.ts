@@ -5,6 +5,7 @@
  * endpoint of the local stack, usage events to its bus). Runs its share of the calls all at
  * once, reports per call what happened and how long admission took, then exits.
  */
+import { Agent } from "node:http";
 import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoBudgetStore, DynamoPoolStore, DynamoUsageTruth, QuotaPolicySource } from "../shared/admission/adapters/dynamodb";
@@ -46,7 +47,16 @@ const region = "us-west-2";
 async function run(job: WorkerJob): Promise<WorkerReport> {
   process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
   const bedrock = new BedrockRuntimeClient({ endpoint: job.bedrockUrl, region, credentials, maxAttempts: 1 });
-  const dynamo = new DynamoDBClient({ endpoint: job.dynamoEndpoint, region, credentials, maxAttempts: 3 });
+  // The SDK's default agent allows 50 sockets: a process with more calls in flight than that
+  // queues inside the SDK, which is not admission's latency. A data plane running this many
+  // concurrent calls per process raises it the same way.
+  const dynamo = new DynamoDBClient({
+    endpoint: job.dynamoEndpoint,
+    region,
+    credentials,
+    maxAttempts: 3,
+    requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 512 }) },
+  });
   const doc = documentClient(dynamo);
   const admitMs: number[] = [];
   let leaseWrites = 0;

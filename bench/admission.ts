@@ -259,7 +259,7 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
       return s + u.inputTokens + u.outputTokens;
     }, 0);
     const budget = Math.floor(demand / 3);
-    log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, DynamoDB Local`);
+    log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, DynamoDB Local, load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}, ${new Date().toISOString()}`);
     log(`caps: ${WORKERS} worker processes, ${CALLS} concurrent calls for one tenant; the calls use ${demand} tokens, budget ${budget} (1/3)`);
     const runs: CapsRun[] = [];
     for (const mode of ["hard", "lease", "event"] as const) {

@@ -108,6 +108,8 @@ export class Admission {
   private readonly now: () => number;
   private readonly tenants = new Map<string, TenantLeases>();
   private readonly policyCache = new Map<string, { policy: TierPolicy; at: number }>();
+  /** One policy read per tenant at a time: a burst of calls on a cold tenant waits for that one read. */
+  private readonly policyReads = new Map<string, Promise<TierPolicy>>();
   private readonly poolQueues = new Map<string, Promise<unknown>>();
   private readonly pending = new Set<Promise<unknown>>();
 
@@ -295,7 +297,8 @@ export class Admission {
       if (!lease) {
         const retryAfterSeconds = this.retryAfter(res.outstanding ?? 0, now);
         // Calls as large or larger are refused without asking again for a moment.
-        Object.assign(slot, { shortUntil: this.now() + 100, shortAt: r.quotaTokens, shortRetry: retryAfterSeconds });
+        // Calls larger than what the take read as left are refused too (no round trip each).
+        Object.assign(slot, { shortUntil: this.now() + 100, shortAt: Math.min(r.quotaTokens, (res.remainingTokens ?? r.quotaTokens - 1) + 1), shortRetry: retryAfterSeconds });
         return { refused: true, retryAfterSeconds };
       }
       lease.retired = true;
@@ -340,6 +343,7 @@ export class Admission {
       }
       let took: Lease | undefined;
       let outstanding = 0;
+      let left = r.quotaTokens - 1;
       // Sized to what this process' calls are waiting for (a burst takes one lease, not a queue of them).
       const leaseTokens = Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens));
       const taking = (async () => {
@@ -348,6 +352,7 @@ export class Admission {
         const first = await this.takeLease(key, limits, leaseTokens, nano);
         took = first.lease;
         outstanding = first.outstanding ?? 0;
+        left = first.remainingTokens ?? r.quotaTokens - 1;
         if (!took && first.remainingTokens !== undefined && first.remainingTokens >= r.quotaTokens) {
           // Less than a lease is left: lend what is left (at least this call), so the budget is used to the end.
           const tokens = Math.min(first.remainingTokens, leaseTokens);
@@ -361,8 +366,10 @@ export class Admission {
         } else {
           // The budget cannot cover this call now: calls as large or larger are refused without
           // asking again for a moment (a lease given back elsewhere may change that soon).
+          // The take read what is left: calls larger than that cannot fit either, so they are
+          // refused without one more round trip each (a burst would otherwise queue its refusals).
           slot.shortUntil = this.now() + 100;
-          slot.shortAt = r.quotaTokens;
+          slot.shortAt = Math.min(r.quotaTokens, left + 1);
           slot.shortRetry = this.retryAfter(outstanding, now);
         }
       })();
@@ -524,9 +531,19 @@ export class Admission {
   private async policy(tenantId: string): Promise<TierPolicy> {
     const hit = this.policyCache.get(tenantId);
     if (hit && this.now() - hit.at < 30_000) return hit.policy;
-    const policy = await this.deps.policies.policy(tenantId);
-    this.policyCache.set(tenantId, { policy, at: this.now() });
-    return policy;
+    let read = this.policyReads.get(tenantId);
+    if (!read) {
+      read = this.deps.policies.policy(tenantId).then(
+        (policy) => {
+          this.policyCache.set(tenantId, { policy, at: this.now() });
+          return policy;
+        },
+      );
+      this.policyReads.set(tenantId, read);
+      const forget = () => void this.policyReads.delete(tenantId);
+      read.then(forget, forget);
+    }
+    return read;
   }
 
   private track<T>(p: Promise<T>): Promise<void> {

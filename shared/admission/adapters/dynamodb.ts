@@ -22,6 +22,40 @@ function isConditionFailure(error: unknown): error is ConditionalCheckFailedExce
 }
 
 /**
+ * Errors worth another try on one hot item: throttling (AWS: a hot partition) and DynamoDB Local's
+ * `InternalServerError ... waiting for a lock` when many writers hit one item at once. The SDK
+ * retries these too, but its retry quota (a token bucket per client) runs dry within a burst of
+ * hundreds of concurrent failures, after which every one surfaces. Each retried write is safe to
+ * repeat: its condition (grant id absent / present, `ver`) makes a second application fail.
+ */
+function isContention(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const n = error.name;
+  return (
+    n === "ThrottlingException" ||
+    n === "ProvisionedThroughputExceededException" ||
+    n === "RequestLimitExceeded" ||
+    n === "TransactionConflictException" ||
+    (n === "InternalServerError" && /lock/i.test(error.message))
+  );
+}
+
+const CONTENTION_ATTEMPTS = 12;
+
+/** `doc.send` with jittered exponential backoff (2 ms .. 200 ms) on contention; anything else is thrown at once. */
+async function sendRetrying<T>(send: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (error) {
+      if (attempt >= CONTENTION_ATTEMPTS || !isContention(error)) throw error;
+      const cap = Math.min(200, 2 * 2 ** attempt);
+      await new Promise((r) => setTimeout(r, Math.random() * cap));
+    }
+  }
+}
+
+/**
  * The tenant's month budget on the single table (`ADMIT#<tenant>` / `BUDGET#<month>`).
  * DynamoDB conditions cannot add, so the item keeps `remaining = limit - used - held` as its
  * own counter, and every grant is one `remaining >= :n` conditional update of it.
@@ -35,7 +69,7 @@ export class DynamoBudgetStore implements BudgetStore {
   async take(key: BudgetKey, grant: Grant, limits: BudgetLimits, initialUse: () => Promise<{ tokens: number; nanoUsd: number }>): Promise<TakeResult> {
     for (let round = 0; round < 8; round++) {
       try {
-        await this.doc.send(
+        await sendRetrying(() => this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: admissionKeys.budget(key.tenantId, key.month),
@@ -53,7 +87,7 @@ export class DynamoBudgetStore implements BudgetStore {
               ":grant": { tokens: grant.tokens, nanoUsd: grant.nanoUsd, expiresAt: grant.expiresAt, holder: grant.holder },
             },
           }),
-        );
+        ));
         return { ok: true };
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
@@ -155,7 +189,7 @@ export class DynamoBudgetStore implements BudgetStore {
     const limT = limits.tokens ?? UNLIMITED;
     const limU = limits.nanoUsd ?? UNLIMITED;
     try {
-      await this.doc.send(
+      await sendRetrying(() => this.doc.send(
         new PutCommand({
           TableName: this.tableName,
           Item: {
@@ -178,7 +212,7 @@ export class DynamoBudgetStore implements BudgetStore {
           // Two processes creating the month's budget at once: the first wins, the second uses it.
           ConditionExpression: "attribute_not_exists(pk)",
         }),
-      );
+      ));
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
     }
@@ -198,7 +232,7 @@ export class DynamoBudgetStore implements BudgetStore {
   }
 
   private async get(key: BudgetKey): Promise<Item | undefined> {
-    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: admissionKeys.budget(key.tenantId, key.month), ConsistentRead: true }));
+    const out = await sendRetrying(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: admissionKeys.budget(key.tenantId, key.month), ConsistentRead: true })));
     return out.Item;
   }
 
@@ -207,7 +241,7 @@ export class DynamoBudgetStore implements BudgetStore {
     key: BudgetKey,
   ): Promise<boolean> {
     try {
-      await this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: admissionKeys.budget(key.tenantId, key.month), ...expr }));
+      await sendRetrying(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: admissionKeys.budget(key.tenantId, key.month), ...expr })));
       return true;
     } catch (error) {
       if (isConditionFailure(error)) return false;
@@ -249,7 +283,7 @@ export class DynamoPoolStore implements PoolStore {
   ) {}
 
   async read(poolId: string, window: number): Promise<PoolWindow> {
-    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: admissionKeys.poolWindow(poolId, window), ConsistentRead: true }));
+    const out = await sendRetrying(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: admissionKeys.poolWindow(poolId, window), ConsistentRead: true })));
     const i = out.Item ?? {};
     const tokens: Partial<Record<TierName, number>> = {};
     const requests: Partial<Record<TierName, number>> = {};
@@ -262,7 +296,7 @@ export class DynamoPoolStore implements PoolStore {
 
   async add(poolId: string, window: number, tier: TierName, tokens: number, requests: number, version: number, ttlSeconds: number): Promise<boolean> {
     try {
-      await this.doc.send(
+      await sendRetrying(() => this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: admissionKeys.poolWindow(poolId, window),
@@ -279,7 +313,7 @@ export class DynamoPoolStore implements PoolStore {
             ...(version === 0 ? {} : { ":v": version }),
           },
         }),
-      );
+      ));
       return true;
     } catch (error) {
       if (isConditionFailure(error)) return false;
@@ -289,7 +323,7 @@ export class DynamoPoolStore implements PoolStore {
 
   async adjust(poolId: string, window: number, tier: TierName, deltaTokens: number, deltaRequests: number, ttlSeconds: number): Promise<void> {
     // No condition: ADD commutes; `ver` moves so a decision based on the old counts is re-made.
-    await this.doc.send(
+    await sendRetrying(() => this.doc.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: admissionKeys.poolWindow(poolId, window),
@@ -297,7 +331,7 @@ export class DynamoPoolStore implements PoolStore {
         ExpressionAttributeNames: { "#t": `t_${tier}`, "#r": `r_${tier}` },
         ExpressionAttributeValues: { ":t": deltaTokens, ":r": deltaRequests, ":one": 1, ":exp": Math.floor(this.clock() / 1000) + ttlSeconds },
       }),
-    );
+    ));
   }
 }
 
