@@ -31,6 +31,7 @@ import { allowAll } from "../shared/dataplane/decisions";
 import { documentClient } from "../shared/storage/adapters/dynamodb";
 import { startFakeBedrock, fakeUsage } from "./admission-fake-bedrock";
 import type { WorkerJob, WorkerReport } from "./admission-worker";
+import { mulberry32 as prng } from "../shared/util/random";
 
 const MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 const WORKERS = 8;
@@ -50,17 +51,6 @@ export interface AdmissionBenchResult {
   requests: number;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = "the tenant asked about invoices quotas models latency billing throughput adapters endpoints regions tokens cache prompt answer summary report".split(" ");
 function text(rand: () => number, chars: number): string {

@@ -8,6 +8,7 @@ import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { keys } from "../../shared/storage/keys";
 import { localDynamoClient } from "../helpers/dynamo";
 import { startTestStack } from "./stack-harness";
+import { mulberry32 as prng } from "../../shared/util/random";
 
 /**
  * Issue 10, finding 7: no input gets a 500. The issue's reproductions one by one, then a seeded
@@ -143,17 +144,6 @@ describe("finding 7: the issue's reproductions answer a clear 4xx JSON error", (
   });
 });
 
-/** mulberry32: a small seeded PRNG, so every run sends the same requests. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FUZZ_SEED = 0x10f7;
 const FUZZ_REQUESTS = 320;
