@@ -126,6 +126,16 @@ export class AdmissionGate {
 // --- request shapes -----------------------------------------------------------------------------
 
 /** Converse / ConverseStream: `inferenceConfig.maxTokens`. */
+/** Runs the model call; a call that fails gives its reservation back (both wrappers). */
+export async function releasedOnError<T>(ticket: AdmissionTicket | undefined, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    void ticket?.release();
+    throw error;
+  }
+}
+
 export const converseShape = {
   maxTokensOf: (r: { inferenceConfig?: { maxTokens?: number } }) => r.inferenceConfig?.maxTokens,
   withMaxTokens: <T extends { inferenceConfig?: object }>(r: T, maxTokens: number): T => ({ ...r, inferenceConfig: { ...r.inferenceConfig, maxTokens } }),

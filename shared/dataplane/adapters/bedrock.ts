@@ -40,7 +40,7 @@ import {
 } from "../usage";
 import { captureResponseHeaders, type HeaderMap } from "./response-headers";
 import type { AdmissionTicket } from "../../admission/service";
-import { AdmissionGate, converseShape, invokeMaxTokens, invokeWithMaxTokens, jsonMessages } from "../admission";
+import { AdmissionGate, converseShape, invokeMaxTokens, invokeWithMaxTokens, jsonMessages, releasedOnError } from "../admission";
 
 export interface MeteredBedrockOptions {
   client: BedrockRuntimeClient;
@@ -102,7 +102,7 @@ export class MeteredBedrock {
   async converse(converseInput: ConverseCommandInput, ctx: CallContext): Promise<ConverseCommandOutput> {
     const { request: input, routing, ticket } = await this.admitConverse(converseInput, ctx);
     const started = this.clock();
-    const output = await this.released(ticket, () =>
+    const output = await releasedOnError(ticket, () =>
       this.opts.client.send(
         new ConverseCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing), ...requestedServiceTier(input, ticket) }),
       ),
@@ -128,7 +128,7 @@ export class MeteredBedrock {
   async converseStream(streamInput: ConverseStreamCommandInput, ctx: CallContext): Promise<ConverseStreamCommandOutput> {
     const { request: input, routing, ticket } = await this.admitConverse(streamInput, ctx);
     const started = this.clock();
-    const output = await this.released(ticket, () =>
+    const output = await releasedOnError(ticket, () =>
       this.opts.client.send(
         new ConverseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing), ...requestedServiceTier(input, ticket) }),
       ),
@@ -198,7 +198,7 @@ export class MeteredBedrock {
     });
     let headers: HeaderMap = {};
     captureResponseHeaders(command.middlewareStack, (h) => (headers = h));
-    const output = await this.released(ticket, () => this.opts.client.send(command));
+    const output = await releasedOnError(ticket, () => this.opts.client.send(command));
     const fromHeaders = { ...usageFromHeaders(headers), ...stripUndefined({ serviceTier: serviceTierOf(output.serviceTier) }) };
     const responseJson = () => parseJson(decodeUtf8(output.body));
     const reported =
@@ -233,7 +233,7 @@ export class MeteredBedrock {
   ): Promise<InvokeModelWithResponseStreamCommandOutput> {
     const { request: input, routing, ticket } = await this.admitInvoke(streamInput, ctx);
     const started = this.clock();
-    const output = await this.released(ticket, () =>
+    const output = await releasedOnError(ticket, () =>
       this.opts.client.send(
         new InvokeModelWithResponseStreamCommand({
           ...input,
@@ -356,16 +356,6 @@ export class MeteredBedrock {
       return out;
     } catch (error) {
       if (error instanceof TenantThrottledError) this.counters.throttled++;
-      throw error;
-    }
-  }
-
-  /** Runs the model call; a call that fails gives its reservation back. */
-  private async released<T>(ticket: AdmissionTicket | undefined, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      void ticket?.release();
       throw error;
     }
   }

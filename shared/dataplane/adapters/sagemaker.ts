@@ -16,7 +16,7 @@ import { charsPerTokenEstimate, consoleLogger, type CallContext, type DataplaneL
 import { ServerStreamTally, parseServerReply } from "../sagemaker-usage";
 import { asRecord, bodyText, decodeUtf8, parseJson, resolveUsage, textOfJson, type ReportedUsage } from "../usage";
 import type { AdmissionTicket } from "../../admission/service";
-import { jsonMessages, sagemakerMaxTokens, sagemakerWithMaxTokens, type AdmissionGate } from "../admission";
+import { jsonMessages, releasedOnError, sagemakerMaxTokens, sagemakerWithMaxTokens, type AdmissionGate } from "../admission";
 
 /**
  * Where a LoRA adapter is named:
@@ -94,7 +94,7 @@ export class MeteredSageMaker {
     const { request: input, routing, ticket } = await this.admit(endpointInput, ctx);
     const request = withAdapter(input, ctx);
     const started = this.clock();
-    const output = await this.released(ticket, () => this.opts.client.send(new InvokeEndpointCommand(request)));
+    const output = await releasedOnError(ticket, () => this.opts.client.send(new InvokeEndpointCommand(request)));
     const latencyMs = this.clock().getTime() - started.getTime();
     const reply = parseServerReply(parseJson(decodeUtf8(output.Body)));
     // Not awaited: an async prompt tokenizer must not delay the caller's response.
@@ -122,7 +122,7 @@ export class MeteredSageMaker {
     const { request: input, routing, ticket } = await this.admit(streamInput, ctx);
     const request = withAdapter(input, ctx);
     const started = this.clock();
-    const output = await this.released(ticket, () => this.opts.client.send(new InvokeEndpointWithResponseStreamCommand(request)));
+    const output = await releasedOnError(ticket, () => this.opts.client.send(new InvokeEndpointWithResponseStreamCommand(request)));
     if (!output.Body) {
       void ticket?.release();
       return output;
@@ -182,15 +182,6 @@ export class MeteredSageMaker {
       });
     } catch (error) {
       if (error instanceof TenantThrottledError) this.counters.throttled++;
-      throw error;
-    }
-  }
-
-  private async released<T>(ticket: AdmissionTicket | undefined, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      void ticket?.release();
       throw error;
     }
   }
