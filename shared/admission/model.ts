@@ -286,6 +286,28 @@ export interface BudgetLimits {
  */
 export const UNLIMITED = 4e15;
 
+/** The limits a budget item was opened under, as one comparable key (a changed limit is a new key). */
+export function budgetLimitKey(l: BudgetLimits): string {
+  return `t${l.tokens ?? "-"}:u${l.nanoUsd ?? "-"}`;
+}
+
+/** The counters of a month's budget when it is first opened, from what the ingest has already counted. */
+export function openingBudget(limits: BudgetLimits, used: { tokens: number; nanoUsd: number }) {
+  const limitTokens = limits.tokens ?? UNLIMITED;
+  const limitNanoUsd = limits.nanoUsd ?? UNLIMITED;
+  return {
+    limitKey: budgetLimitKey(limits),
+    limitTokens,
+    limitNanoUsd,
+    usedTokens: used.tokens,
+    usedNanoUsd: used.nanoUsd,
+    remainingTokens: limitTokens - used.tokens,
+    remainingNanoUsd: limitNanoUsd - used.nanoUsd,
+    heldTokens: 0,
+    heldNanoUsd: 0,
+  };
+}
+
 export function monthOfMs(now: number): string {
   return new Date(now).toISOString().slice(0, 7);
 }

@@ -5,7 +5,7 @@ import { DynamoQuotaStore } from "../../quota/adapters/dynamodb";
 import { DEFAULT_TIERS, TIER_NAMES, type TierCatalog, type TierName, type TierPolicy } from "../../quota/tiers";
 import { admissionKeys, keys } from "../../storage/keys";
 import type { UsageCounters } from "../../usage/model";
-import { UNLIMITED, type BudgetLimits, type BudgetState, type Grant } from "../model";
+import { UNLIMITED, budgetLimitKey, openingBudget, type BudgetLimits, type BudgetState, type Grant } from "../model";
 import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
 
 type Item = Record<string, unknown>;
@@ -13,9 +13,7 @@ type Item = Record<string, unknown>;
 /** Budget items live ~2 months after their month (reconciliation and audits), then TTL removes them. */
 const BUDGET_TTL_SECONDS = 70 * 86_400;
 
-function limitKey(l: BudgetLimits): string {
-  return `t${l.tokens ?? "-"}:u${l.nanoUsd ?? "-"}`;
-}
+const limitKey = budgetLimitKey;
 
 function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
   return error instanceof ConditionalCheckFailedException || (error instanceof Error && error.name === "ConditionalCheckFailedException");
@@ -186,8 +184,6 @@ export class DynamoBudgetStore implements BudgetStore {
   }
 
   private async create(key: BudgetKey, limits: BudgetLimits, used: { tokens: number; nanoUsd: number }): Promise<void> {
-    const limT = limits.tokens ?? UNLIMITED;
-    const limU = limits.nanoUsd ?? UNLIMITED;
     try {
       await sendRetrying(() => this.doc.send(
         new PutCommand({
@@ -197,15 +193,7 @@ export class DynamoBudgetStore implements BudgetStore {
             type: "admission-budget",
             tenantId: key.tenantId,
             month: key.month,
-            limitKey: limitKey(limits),
-            limitTokens: limT,
-            limitNanoUsd: limU,
-            usedTokens: used.tokens,
-            usedNanoUsd: used.nanoUsd,
-            remainingTokens: limT - used.tokens,
-            remainingNanoUsd: limU - used.nanoUsd,
-            heldTokens: 0,
-            heldNanoUsd: 0,
+            ...openingBudget(limits, used),
             grants: {},
             expiresAt: Math.floor(Date.parse(`${key.month}-01T00:00:00Z`) / 1000) + BUDGET_TTL_SECONDS,
           },

@@ -1,5 +1,5 @@
 import { DEFAULT_TIERS, TIER_NAMES, type TierName, type TierPolicy } from "../../quota/tiers";
-import { UNLIMITED, type BudgetLimits, type BudgetState, type Grant } from "../model";
+import { UNLIMITED, budgetLimitKey, openingBudget, type BudgetLimits, type BudgetState, type Grant } from "../model";
 import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
 
 /**
@@ -20,7 +20,7 @@ interface MemBudget {
   grants: Map<string, Grant>;
 }
 
-const lk = (l: BudgetLimits) => `t${l.tokens ?? "-"}:u${l.nanoUsd ?? "-"}`;
+const lk = budgetLimitKey;
 
 export class MemoryBudgetStore implements BudgetStore {
   readonly items = new Map<string, MemBudget>();
@@ -41,20 +41,7 @@ export class MemoryBudgetStore implements BudgetStore {
       const used = await initialUse();
       b = this.items.get(this.k(key));
       if (!b) {
-        const limT = limits.tokens ?? UNLIMITED;
-        const limU = limits.nanoUsd ?? UNLIMITED;
-        b = {
-          limitKey: lk(limits),
-          limitTokens: limT,
-          limitNanoUsd: limU,
-          usedTokens: used.tokens,
-          usedNanoUsd: used.nanoUsd,
-          remainingTokens: limT - used.tokens,
-          remainingNanoUsd: limU - used.nanoUsd,
-          heldTokens: 0,
-          heldNanoUsd: 0,
-          grants: new Map(),
-        };
+        b = { ...openingBudget(limits, used), grants: new Map() };
         this.items.set(this.k(key), b);
       }
     }
