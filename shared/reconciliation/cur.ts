@@ -3,6 +3,7 @@
  * tag of the application inference profiles (`resource_tags` holds `{"user_tenantId": "..."}`),
  * compared with our per-tenant cost of the same day. Parquet exports are not read here.
  */
+import { parseCsv } from "../billing/invoice";
 
 export interface CurCostRow {
   day: string;
@@ -110,38 +111,4 @@ export function compareCur(cur: readonly CurCostRow[], metered: ReadonlyMap<stri
 
 function round(x: number): number {
   return Math.round(x * 1e8) / 1e8 || 0; // no -0 in reports
-}
-
-/** RFC 4180 CSV: quoted fields, doubled quotes, newlines inside quotes. */
-export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else quoted = false;
-      } else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      row.push(field);
-      field = "";
-    } else if (c === "\n" || c === "\r") {
-      if (c === "\r" && text[i + 1] === "\n") i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = "";
-    } else field += c;
-  }
-  if (field !== "" || row.length) {
-    row.push(field);
-    rows.push(row);
-  }
-  return rows;
 }
