@@ -24,7 +24,7 @@ async function setup(opts: { config?: AdmissionConfigInput; policy?: Partial<Tie
   const table = await freshUsageTable(client, "admission");
   const budgets = new DynamoBudgetStore(doc, table);
   const truth = new DynamoUsageTruth(doc, table);
-  const pools = new DynamoPoolStore(doc, table);
+  const pools = new DynamoPoolStore(doc, table, opts.clock);
   const policies = new StaticPolicySource({}, { ...DEFAULT_TIERS.basic, monthlyTokens: 100_000, ...opts.policy } as TierPolicy);
   const config = parseAdmissionConfig({ leaseIdleMs: 0, ...opts.config });
   const processes = Array.from({ length: opts.processes ?? 1 }, (_, i) => new Admission({ config, budgets, pools, truth, policies, holder: `p${i}`, clock: opts.clock }));
@@ -110,8 +110,12 @@ describe("admission on DynamoDB Local", () => {
 
   it("pool windows: concurrent admissions of two processes never exceed the window, and basic is shed before premium", async () => {
     const cfg = { ...hard, pools: [{ id: "p1@us-west-2", models: [SONNET], scope: "us-west-2", tpm: 60_000, rpm: 10_000 }] };
-    const basic = await setup({ config: cfg, policy: { monthlyTokens: 100_000_000 }, processes: 2 });
-    const premium = new Admission({ config: parseAdmissionConfig(cfg), budgets: basic.budgets, pools: new DynamoPoolStore(doc, basic.table), truth: basic.truth, policies: new StaticPolicySource({}, DEFAULT_TIERS.premium) });
+    // One pinned instant: on a loaded machine the 30 calls can otherwise straddle a minute
+    // boundary, open a second window, and every call fits (seen in CI: 30 of 30 admitted).
+    const pinned = Math.floor(Date.now() / 60_000) * 60_000 + 10_000;
+    const clock = () => pinned;
+    const basic = await setup({ config: cfg, policy: { monthlyTokens: 100_000_000 }, processes: 2, clock });
+    const premium = new Admission({ config: parseAdmissionConfig(cfg), budgets: basic.budgets, pools: new DynamoPoolStore(doc, basic.table, clock), truth: basic.truth, policies: new StaticPolicySource({}, DEFAULT_TIERS.premium), clock });
     const b = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => basic.processes[i % 2].admit(call("pb", 500, 500))));
     // 60,000 - premium floor 30,000 - advanced floor 12,000 = 18,000 for basic: 18 calls of 1,000
     expect(b.filter((r) => r.status === "fulfilled")).toHaveLength(18);
