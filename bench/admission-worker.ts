@@ -32,6 +32,8 @@ export interface WorkerJob {
   admission: AdmissionConfigInput;
   /** A tenant for one unmeasured call first (connections, JIT). */
   warmTenantId: string;
+  /** One unmeasured call on the measured tenant first (it is live, not cold). */
+  liveTenant: boolean;
 }
 
 export interface WorkerReport {
@@ -58,6 +60,7 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
     requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 512 }) },
   });
   const doc = documentClient(dynamo);
+  if (process.env.ADMISSION_BENCH_DIAG) diagnose(doc);
   const admitMs: number[] = [];
   let leaseWrites = 0;
   let gate: AdmissionGate | undefined;
@@ -94,6 +97,10 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
 
   // Warm-up (not measured): one call on another tenant.
   await one(job.warmTenantId, { text: "warm up", maxTokens: 16 });
+  // The tenant is live (a data plane serving it has called for it before): its policy is cached
+  // and the month's budget item exists. A burst on a tenant no process has seen adds the cold
+  // path (policy read, budget item created from the aggregates): about four round trips.
+  if (job.liveTenant) await one(job.tenantId, { text: "warm up", maxTokens: 16 });
   leaseWrites = 0;
   admitMs.length = 0;
   // Ready: wait for the parent's go, so all workers start the burst together.
@@ -101,7 +108,14 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
     process.send?.({ ready: true });
     process.once("message", () => resolve());
   });
+  diagT0 = performance.now();
+  timeline.length = 0;
+  if (process.env.ADMISSION_BENCH_DIAG === "raw") {
+    const { GetCommand } = await import("@aws-sdk/lib-dynamodb");
+    for (let i = 0; i < 8; i++) await doc.send(new GetCommand({ TableName: job.tableName, Key: { pk: "NOPE", sk: "NOPE" } }));
+  }
   const calls = await Promise.all(job.calls.map((c) => one(job.tenantId, c)));
+  if (process.env.ADMISSION_BENCH_DIAG) console.error(`[diag ${process.pid}] admit ms sorted: ${[...admitMs].sort((a, b) => a - b).filter((_, i) => i % 10 === 0).map((x) => x.toFixed(0)).join(" ")}`);
   await admission?.close();
   await emitter?.close();
   bedrock.destroy();
@@ -118,3 +132,41 @@ process.once("message", (job: WorkerJob) => {
     },
   );
 });
+
+const timeline: string[] = [];
+let diagT0 = performance.now();
+/** `ADMISSION_BENCH_DIAG=1`: per DynamoDB command, round trips, SDK attempts and retry delay (stderr at exit). */
+function diagnose(doc: { send: (...a: never[]) => Promise<unknown> }): void {
+  const orig = doc.send.bind(doc) as (...a: unknown[]) => Promise<{ $metadata?: { attempts?: number; totalRetryDelay?: number } }>;
+  const stats = new Map<string, { n: number; ms: number[]; attempts: number; retryDelay: number; errors: Map<string, number> }>();
+  (doc as { send: unknown }).send = async (cmd: { constructor: { name: string } }, ...rest: unknown[]) => {
+    const name = cmd.constructor.name;
+    const s = stats.get(name) ?? { n: 0, ms: [] as number[], attempts: 0, retryDelay: 0, errors: new Map() };
+    stats.set(name, s);
+    const t = performance.now();
+    timeline.push(`${name.replace("Command", "")}@${(t - diagT0).toFixed(0)}`);
+    try {
+      const out = await orig(cmd, ...rest);
+      s.attempts += out.$metadata?.attempts ?? 1;
+      s.retryDelay += out.$metadata?.totalRetryDelay ?? 0;
+      return out;
+    } catch (error) {
+      const e = error as { name?: string; $metadata?: { attempts?: number; totalRetryDelay?: number } };
+      s.attempts += e.$metadata?.attempts ?? 1;
+      s.retryDelay += e.$metadata?.totalRetryDelay ?? 0;
+      s.errors.set(e.name ?? "Error", (s.errors.get(e.name ?? "Error") ?? 0) + 1);
+      throw error;
+    } finally {
+      s.n++;
+      s.ms.push(performance.now() - t);
+      timeline[timeline.length] = `  done ${name.replace("Command", "")}@${(performance.now() - diagT0).toFixed(0)}+${(performance.now() - t).toFixed(0)}`;
+    }
+  };
+  process.once("exit", () => {
+    console.error(`[diag ${process.pid}] timeline ${timeline.join(" ")}`);
+    for (const [name, s] of stats) {
+      const ms = s.ms.sort((a, b) => a - b);
+      console.error(`[diag ${process.pid}] ${name}: ${s.n} sends, ${s.attempts} attempts, retry delay ${s.retryDelay} ms, ms p50 ${ms[Math.floor(ms.length / 2)].toFixed(1)} max ${ms[ms.length - 1].toFixed(1)}, errors ${JSON.stringify(Object.fromEntries(s.errors))}`);
+    }
+  });
+}

@@ -37,6 +37,8 @@ const MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 const WORKERS = 8;
 const CALLS = Number(process.env.ADMISSION_BENCH_CALLS ?? 1_000);
 const LEASE = { leaseTokens: 10_000, maxLeaseTokens: 40_000 };
+/** `ADMISSION_BENCH_MODES=lease` runs only the named caps runs (diagnosis); the JSON needs all three. */
+const MODES = (process.env.ADMISSION_BENCH_MODES ?? "hard,lease,event").split(",") as CapsRun["mode"][];
 const here = dirname(fileURLToPath(import.meta.url));
 
 export interface AdmissionBenchResult {
@@ -125,6 +127,7 @@ async function capsRun(p: { stack: LocalStack; bedrockUrl: string; served: Map<s
     mode: p.mode,
     tenantId,
     warmTenantId,
+    liveTenant: process.env.ADMISSION_BENCH_COLD !== "1",
     modelId: MODEL,
     calls: p.calls.filter((_, i) => i % WORKERS === w),
     dynamoEndpoint: p.stack.dynamoEndpoint,
@@ -252,10 +255,14 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
     log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, DynamoDB Local, load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}, ${new Date().toISOString()}`);
     log(`caps: ${WORKERS} worker processes, ${CALLS} concurrent calls for one tenant; the calls use ${demand} tokens, budget ${budget} (1/3)`);
     const runs: CapsRun[] = [];
-    for (const mode of ["hard", "lease", "event"] as const) {
+    for (const mode of MODES) {
       runs.push(await capsRun({ stack, bedrockUrl: fake.url, served: fake.served, mode, calls, budget, stamp }));
       const r = runs.at(-1)!;
       log(`  ${mode}: served ${r.servedTokens} tokens (${r.admitted} calls), refused ${r.refused}, overshoot ${r.overshootTokens}, ${r.leaseWrites} grant writes, ${r.wallMs.toFixed(0)} ms`);
+    }
+    if (MODES.join() !== "hard,lease,event") {
+      for (const r of runs) log(`  ${r.mode}: admission ms p50 ${percentile(r.admitMs, 0.5)?.toFixed(2)} p90 ${percentile(r.admitMs, 0.9)?.toFixed(2)} p99 ${percentile(r.admitMs, 0.99)?.toFixed(2)} max ${percentile(r.admitMs, 1)?.toFixed(2)}`);
+      throw new Error(`ADMISSION_BENCH_MODES=${MODES.join()}: a diagnosis run; no JSON written (it needs hard,lease,event)`);
     }
     log(`pools: 4 Basic tenants at 3x the pool's TPM, 1 Premium tenant at its 50% floor, 2 s windows x 4`);
     const off = await poolsRun({ stack, withPools: false, stamp, windows: 4 });

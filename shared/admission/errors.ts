@@ -3,7 +3,8 @@ export class AdmissionRefusedError extends Error {
   constructor(
     message: string,
     readonly tenantId: string,
-    readonly reason: "budget" | "pool-shed" | "pool-saturated",
+    /** `budget-wait`: the tier's `maxWaitMs` passed before a lease came (retry; the budget may hold it). */
+    readonly reason: "budget" | "budget-wait" | "pool-shed" | "pool-saturated",
     readonly retryAfterSeconds: number,
     options?: { cause?: unknown },
   ) {

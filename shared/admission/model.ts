@@ -115,6 +115,13 @@ const tierModeSchema = z
     maxLeaseTokens: z.number().int().positive().optional(),
     /** max_tokens put into a request that has none. */
     defaultMaxTokens: z.number().int().positive().default(1_024),
+    /**
+     * Lease mode: how long a call may wait for the store when the budget in hand cannot cover it
+     * (a take in flight). Past it the call is refused (`budget-wait`, retry after 1 s) and the take
+     * goes on for the calls after it. Absent: wait for the store's answer. The admission latency
+     * bound, paid for with refusals of calls the budget could have covered, during bursts.
+     */
+    maxWaitMs: z.number().int().nonnegative().optional(),
   })
   .strict();
 export type TierMode = z.infer<typeof tierModeSchema>;

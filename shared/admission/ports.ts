@@ -9,7 +9,8 @@ export interface BudgetKey {
 }
 
 export type TakeResult =
-  | { ok: true }
+  /** `remaining*`: what the budget has left after this grant, where the store tells (no extra read). */
+  | { ok: true; remainingTokens?: number; remainingNanoUsd?: number }
   | { ok: false; remainingTokens: number; remainingNanoUsd: number; outstandingGrants: number; expiredGrants: number };
 
 /**

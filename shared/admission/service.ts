@@ -87,7 +87,7 @@ interface Lease {
 interface TenantLeases {
   leases: Lease[];
   /** One take in flight per tenant and month: concurrent calls wait for it instead of taking leases of their own. */
-  taking?: Promise<void>;
+  taking?: Promise<Lease | undefined>;
   /** Until when (epoch ms) a call of at least `shortAt` tokens is refused without asking the store again. */
   shortUntil?: number;
   shortAt?: number;
@@ -112,6 +112,8 @@ export class Admission {
   private readonly policyReads = new Map<string, Promise<TierPolicy>>();
   private readonly poolQueues = new Map<string, Promise<unknown>>();
   private readonly pending = new Set<Promise<unknown>>();
+  /** Closing: no background lease takes any more (they would outlive the give-back). */
+  private closed = false;
 
   constructor(private readonly deps: AdmissionDeps) {
     this.cfg = deps.config;
@@ -159,8 +161,16 @@ export class Admission {
           mode = "none";
           this.metrics.count(ADMISSION_METRICS.downgraded, 1, dims);
         } else {
-          this.metrics.count(ADMISSION_METRICS.refused, 1, { ...dims, reason: "budget" });
-          throw new AdmissionRefusedError(`tenant '${req.tenantId}': monthly budget exhausted`, req.tenantId, "budget", got.retryAfterSeconds);
+          const reason = got.reason ?? "budget";
+          this.metrics.count(ADMISSION_METRICS.refused, 1, { ...dims, reason });
+          throw new AdmissionRefusedError(
+            reason === "budget-wait"
+              ? `tenant '${req.tenantId}': no budget in hand within the tier's maxWaitMs (a lease is being taken; retry)`
+              : `tenant '${req.tenantId}': monthly budget exhausted`,
+            req.tenantId,
+            reason,
+            got.retryAfterSeconds,
+          );
         }
       } else {
         budget = { lease: got.lease, tokens: reservation.quotaTokens, nanoUsd: reservation.nanoUsd };
@@ -263,6 +273,7 @@ export class Admission {
 
   /** Gives every lease back (call on shutdown), after its calls settled. */
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.allSettled([...this.pending]);
     const all: Promise<unknown>[] = [];
     for (const t of this.tenants.values()) {
@@ -282,7 +293,7 @@ export class Admission {
     policy: TierPolicy,
     mode: AdmissionMode,
     r: Reservation,
-  ): Promise<{ lease: Lease } | { refused: true; retryAfterSeconds: number }> {
+  ): Promise<{ lease: Lease } | { refused: true; retryAfterSeconds: number; reason?: "budget-wait" }> {
     const now = this.now();
     const key = { tenantId, month: monthOfMs(now) };
     const limits: BudgetLimits = { tokens: policy.monthlyTokens, nanoUsd: policy.monthlyUsd === undefined ? undefined : Math.round(policy.monthlyUsd * 1e9) };
@@ -311,7 +322,7 @@ export class Admission {
     const maxLease = Math.max(tierMode?.maxLeaseTokens ?? baseLease * 4, r.quotaTokens);
     slot.waitingTokens += r.quotaTokens;
     try {
-      return await this.drawLease(slot, key, limits, r, baseLease, maxLease, now);
+      return await this.drawLease(slot, key, limits, r, baseLease, maxLease, now, tierMode?.maxWaitMs);
     } finally {
       slot.waitingTokens -= r.quotaTokens;
     }
@@ -325,62 +336,102 @@ export class Admission {
     baseLease: number,
     maxLease: number,
     now: number,
-  ): Promise<{ lease: Lease } | { refused: true; retryAfterSeconds: number }> {
+    maxWaitMs: number | undefined,
+  ): Promise<{ lease: Lease } | { refused: true; retryAfterSeconds: number; reason?: "budget-wait" }> {
     // Calls of this process wait for one take at a time; each take either lends a lease (and
     // the loop goes on) or finds the budget short (and the call is refused). So it ends.
+    const deadline = maxWaitMs === undefined ? undefined : this.now() + maxWaitMs;
     for (;;) {
       const fit = this.fit(slot, r, this.now());
       if (fit) {
         this.debit(fit, r);
+        // Past half of a lease, the next one is taken in the background: a steady stream of calls
+        // finds budget in hand instead of waiting for a round trip each time a lease runs out.
+        if (fit.freeTokens < fit.tokens / 2 && !slot.taking && !this.closed && !this.otherRoom(slot, fit, r)) {
+          void this.startTake(slot, key, limits, r, baseLease, now).catch((error: unknown) => {
+            this.deps.logger?.warn("admission: background lease take failed", { tenantId: key.tenantId, error: String(error) });
+          });
+        }
         return { lease: fit };
       }
       if (slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!) {
         return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
       }
-      if (slot.taking) {
-        await slot.taking;
-        continue;
+      // Sized to what this process' calls are waiting for (a burst takes one lease, not a queue of them).
+      const taking = slot.taking ?? this.startTake(slot, key, limits, r, Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens)), now);
+      if (deadline !== undefined) {
+        // The tier's admission latency bound (`maxWaitMs`): a call the budget in hand cannot
+        // cover is refused (retry in a second) rather than wait longer for the store. The take
+        // goes on, and the calls after it find its lease.
+        const left = deadline - this.now();
+        const timedOut = left <= 0 || (await raceTimeout(taking, left));
+        if (timedOut) return { refused: true, retryAfterSeconds: 1, reason: "budget-wait" };
       }
-      let took: Lease | undefined;
+      // A failed take (the store unreachable) fails the calls that waited for it. One that lent
+      // nothing leaves `shortAt` set: the loop refuses the calls it cannot cover, and a smaller
+      // call may still ask for what is left.
+      await taking;
+    }
+  }
+
+  /** Another lease of the slot (not `l`) that still has room for a call like `r`. */
+  private otherRoom(slot: TenantLeases, l: Lease, r: Reservation): boolean {
+    return slot.leases.some((o) => o !== l && !o.retired && o.freeTokens >= r.quotaTokens);
+  }
+
+  /**
+   * One take for the tenant's slot (at most one in flight per process and tenant): lends a lease
+   * of `leaseTokens` (or what is left, when that still covers a call like `r`), or records that
+   * the budget is short. Resolves with the lease, or undefined when the budget could not lend.
+   */
+  private startTake(slot: TenantLeases, key: BudgetKey, limits: BudgetLimits, r: Reservation, leaseTokens: number, now: number): Promise<Lease | undefined> {
+    const taking = (async () => {
       let outstanding = 0;
       let left = r.quotaTokens - 1;
-      // Sized to what this process' calls are waiting for (a burst takes one lease, not a queue of them).
-      const leaseTokens = Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens));
-      const taking = (async () => {
-        // USD is lent in proportion: the lease covers leaseTokens worth of calls like this one.
-        const nano = r.quotaTokens > 0 ? Math.ceil((r.nanoUsd * leaseTokens) / r.quotaTokens) : r.nanoUsd;
-        const first = await this.takeLease(key, limits, leaseTokens, nano);
-        took = first.lease;
-        outstanding = first.outstanding ?? 0;
-        left = first.remainingTokens ?? r.quotaTokens - 1;
-        if (!took && first.remainingTokens !== undefined && first.remainingTokens >= r.quotaTokens) {
-          // Less than a lease is left: lend what is left (at least this call), so the budget is used to the end.
-          const tokens = Math.min(first.remainingTokens, leaseTokens);
-          took = (await this.takeLease(key, limits, tokens, Math.min(first.remainingNanoUsd ?? nano, Math.ceil((r.nanoUsd * tokens) / Math.max(1, r.quotaTokens))))).lease;
-        }
-        if (took) {
-          slot.shortUntil = undefined;
-          for (const l of slot.leases) l.retired = l.retired || l.freeTokens < r.quotaTokens;
-          slot.leases.push(took);
-          for (const l of [...slot.leases]) if (l !== took && l.retired && l.inflight === 0) this.track(this.giveBackLease(slot, l));
-        } else {
-          // The budget cannot cover this call now: calls as large or larger are refused without
-          // asking again for a moment (a lease given back elsewhere may change that soon).
-          // The take read what is left: calls larger than that cannot fit either, so they are
-          // refused without one more round trip each (a burst would otherwise queue its refusals).
-          slot.shortUntil = this.now() + 100;
-          slot.shortAt = Math.min(r.quotaTokens, left + 1);
-          slot.shortRetry = this.retryAfter(outstanding, now);
-        }
-      })();
-      slot.taking = taking;
-      try {
-        await taking;
-      } finally {
-        slot.taking = undefined;
+      // USD is lent in proportion: the lease covers leaseTokens worth of calls like this one.
+      const nano = r.quotaTokens > 0 ? Math.ceil((r.nanoUsd * leaseTokens) / r.quotaTokens) : r.nanoUsd;
+      const first = await this.takeLease(key, limits, leaseTokens, nano);
+      let took = first.lease;
+      let tookLeft = first.lease ? first.remainingTokens : undefined;
+      outstanding = first.outstanding ?? 0;
+      left = first.remainingTokens ?? r.quotaTokens - 1;
+      if (!took && first.remainingTokens !== undefined && first.remainingTokens >= r.quotaTokens) {
+        // Less than a lease is left: lend what is left (at least this call), so the budget is used to the end.
+        const tokens = Math.min(first.remainingTokens, leaseTokens);
+        const rest = await this.takeLease(key, limits, tokens, Math.min(first.remainingNanoUsd ?? nano, Math.ceil((r.nanoUsd * tokens) / Math.max(1, r.quotaTokens))));
+        took = rest.lease;
+        tookLeft = rest.lease ? rest.remainingTokens : undefined;
       }
-      if (!took) return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
-    }
+      if (took) {
+        slot.shortUntil = undefined;
+        if (tookLeft !== undefined) {
+          // What the budget has left after this take (returned by the write): a call that fits
+          // none of this process' leases (checked first) nor what is left is refused at once for a
+          // moment, instead of each waiting for a take that must fail. Other processes giving
+          // budget back are seen after the moment (100 ms), as with any refusal.
+          slot.shortUntil = this.now() + 100;
+          slot.shortAt = tookLeft + 1;
+          slot.shortRetry = this.retryAfter(1, now);
+        }
+        for (const l of slot.leases) l.retired = l.retired || l.freeTokens < r.quotaTokens;
+        slot.leases.push(took);
+        for (const l of [...slot.leases]) if (l !== took && l.retired && l.inflight === 0) this.track(this.giveBackLease(slot, l));
+      } else {
+        // The budget cannot cover this call now: calls as large or larger are refused without
+        // asking again for a moment (a lease given back elsewhere may change that soon).
+        // The take read what is left: calls larger than that cannot fit either, so they are
+        // refused without one more round trip each (a burst would otherwise queue its refusals).
+        slot.shortUntil = this.now() + 100;
+        slot.shortAt = Math.min(r.quotaTokens, left + 1);
+        slot.shortRetry = this.retryAfter(outstanding, now);
+      }
+      return took;
+    })();
+    const tracked = taking.finally(() => {
+      if (slot.taking === tracked) slot.taking = undefined;
+    });
+    slot.taking = tracked;
+    return tracked;
   }
 
   private fit(slot: TenantLeases, r: Reservation, now: number): Lease | undefined {
@@ -468,6 +519,8 @@ export class Admission {
     if (!res.ok) return { remainingTokens: res.remainingTokens, remainingNanoUsd: res.remainingNanoUsd, outstanding: res.outstandingGrants };
     this.metrics.count(ADMISSION_METRICS.leaseTaken, 1);
     return {
+      remainingTokens: res.remainingTokens,
+      remainingNanoUsd: res.remainingNanoUsd,
       lease: { id, key, tokens, nanoUsd, freeTokens: tokens, freeNanoUsd: nanoUsd, spentTokens: 0, spentNanoUsd: 0, inflight: 0, takenAt: now, expiresAt, retired: false },
     };
   }
@@ -554,5 +607,18 @@ export class Admission {
     this.pending.add(q);
     void q.finally(() => this.pending.delete(q));
     return q;
+  }
+}
+
+/** Waits for `p` at most `ms`: true when the time ran out first (`p` goes on; its rejection is not lost to the caller that awaits it). */
+async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<true>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => false as const, () => false as const), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

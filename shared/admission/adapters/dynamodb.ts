@@ -1,4 +1,5 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { effectivePolicy, quotaTokens } from "../../quota/model";
 import { DynamoQuotaStore } from "../../quota/adapters/dynamodb";
@@ -40,6 +41,20 @@ function isContention(error: unknown): boolean {
 
 const CONTENTION_ATTEMPTS = 12;
 
+function numberOrUndefined(v: unknown): number | undefined {
+  return v === undefined || v === null ? undefined : Number(v);
+}
+
+/**
+ * The item a failed conditional write saw (`ReturnValuesOnConditionCheckFailure: ALL_OLD`). The
+ * document client does not unmarshall it. `undefined` when the item did not exist (or the store
+ * did not return it): the caller reads the item then.
+ */
+function itemOfFailure(error: unknown): Item | undefined {
+  const raw = (error as { Item?: Record<string, AttributeValue> }).Item;
+  return raw && Object.keys(raw).length > 0 ? unmarshall(raw) : undefined;
+}
+
 /** `doc.send` with jittered exponential backoff (2 ms .. 200 ms) on contention; anything else is thrown at once. */
 async function sendRetrying<T>(send: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -67,16 +82,22 @@ export class DynamoBudgetStore implements BudgetStore {
   async take(key: BudgetKey, grant: Grant, limits: BudgetLimits, initialUse: () => Promise<{ tokens: number; nanoUsd: number }>): Promise<TakeResult> {
     for (let round = 0; round < 8; round++) {
       try {
-        await sendRetrying(() => this.doc.send(
+        const out = await sendRetrying(() => this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: admissionKeys.budget(key.tenantId, key.month),
+            // What is left after this grant comes back with it: the caller sizes its next take, or
+            // refuses calls that cannot fit, without a read.
+            ReturnValues: "UPDATED_NEW",
             UpdateExpression:
               "SET remainingTokens = remainingTokens - :t, remainingNanoUsd = remainingNanoUsd - :u, heldTokens = heldTokens + :t, heldNanoUsd = heldNanoUsd + :u, grants.#g = :grant",
             // Protects against lending budget that is not there (two processes racing for the last
             // of it both see enough; only one decrement passes), against a grant id lent twice, and
             // against lending under limits that changed since (the item's limits must be ours).
             ConditionExpression: "remainingTokens >= :t AND remainingNanoUsd >= :u AND attribute_not_exists(grants.#g) AND limitKey = :lk",
+            // A refusal needs the item (what is left, whose grants): DynamoDB returns it with the
+            // failed condition, so deciding costs no second round trip.
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
             ExpressionAttributeNames: { "#g": grant.id },
             ExpressionAttributeValues: {
               ":t": grant.tokens,
@@ -86,11 +107,13 @@ export class DynamoBudgetStore implements BudgetStore {
             },
           }),
         ));
-        return { ok: true };
+        const a = out.Attributes ?? {};
+        return { ok: true, remainingTokens: numberOrUndefined(a.remainingTokens), remainingNanoUsd: numberOrUndefined(a.remainingNanoUsd) };
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        // Why it failed decides what to do: read the item (consistent) rather than trust a raw error payload.
-        const old = await this.get(key);
+        // Why it failed decides what to do: the item as the failed write saw it (returned with the
+        // failure); a store that does not return it is read (consistent).
+        const old = itemOfFailure(error) ?? (await this.get(key));
         if (!old) {
           await this.create(key, limits, await initialUse());
           continue;

@@ -70,7 +70,7 @@ export class MemoryBudgetStore implements BudgetStore {
     b.heldTokens += grant.tokens;
     b.heldNanoUsd += grant.nanoUsd;
     b.grants.set(grant.id, { ...grant });
-    return { ok: true };
+    return { ok: true, remainingTokens: b.remainingTokens, remainingNanoUsd: b.remainingNanoUsd };
   }
 
   async giveBack(key: BudgetKey, grant: Pick<Grant, "id" | "tokens" | "nanoUsd">, spent: { tokens: number; nanoUsd: number }): Promise<boolean> {

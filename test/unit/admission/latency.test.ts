@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { MemoryBudgetStore, MemoryPoolStore, MemoryUsageTruth, StaticPolicySource } from "../../../shared/admission/adapters/memory";
+import { AdmissionRefusedError } from "../../../shared/admission/errors";
+import { parseAdmissionConfig, type AdmissionConfigInput } from "../../../shared/admission/model";
+import type { BudgetStore } from "../../../shared/admission/ports";
+import { Admission, type AdmitRequest } from "../../../shared/admission/service";
+import { DEFAULT_TIERS, type TierPolicy } from "../../../shared/quota/tiers";
+
+const SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+const call = (inputTokens: number, maxOutputTokens: number): AdmitRequest => ({
+  tenantId: "t1", provider: "bedrock", modelId: SONNET, baseModelId: SONNET, inputTokens, maxOutputTokens, nanoUsd: 0, canDowngrade: false,
+});
+
+/** A budget store whose takes wait until the test lets them through (the store's round trip, held open). */
+function gatedStore() {
+  const inner = new MemoryBudgetStore({ delayMs: 0 });
+  const held: (() => void)[] = [];
+  let takes = 0;
+  let gated = false;
+  const store: BudgetStore = Object.assign(Object.create(inner) as BudgetStore, {
+    take: async (...args: Parameters<BudgetStore["take"]>) => {
+      takes++;
+      if (gated) await new Promise<void>((r) => held.push(r));
+      return inner.take(...args);
+    },
+  });
+  return {
+    store,
+    inner,
+    takes: () => takes,
+    gate: (on: boolean) => (gated = on),
+    /** Lets every held take through. */
+    open: () => held.splice(0).forEach((r) => r()),
+    heldTakes: () => held.length,
+  };
+}
+
+function admission(store: BudgetStore, tiers: AdmissionConfigInput["tiers"]) {
+  return new Admission({
+    config: parseAdmissionConfig({ leaseIdleMs: 60_000, tiers }),
+    budgets: store,
+    pools: new MemoryPoolStore(),
+    truth: new MemoryUsageTruth(),
+    policies: new StaticPolicySource({}, { ...DEFAULT_TIERS.basic, monthlyTokens: 1_000_000 } as TierPolicy),
+  });
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 5));
+
+describe("admission latency: budget in hand before it is needed", () => {
+  it("takes the next lease in the background past half of the current one: a steady stream never waits for the store", async () => {
+    const g = gatedStore();
+    const a = admission(g.store, { basic: { mode: "lease", leaseTokens: 10_000, defaultMaxTokens: 1 } });
+    // The first call waits for the first take (nothing in hand yet).
+    const admitted = [await a.admit(call(800, 200))];
+    expect(g.takes()).toBe(1);
+    // From now on the store holds every take open: calls must be served from what is in hand.
+    g.gate(true);
+    for (let i = 0; i < 9; i++) admitted.push(await a.admit(call(800, 200))); // 10 x 1,000 = the first lease
+    // Past half of the lease (after the 6th call) the next take started in the background, once.
+    expect(g.takes()).toBe(2);
+    expect(g.heldTakes()).toBe(1);
+    // It lands; the next calls use it without another round trip in their path.
+    g.open();
+    await flush();
+    for (let i = 0; i < 4; i++) admitted.push(await a.admit(call(800, 200)));
+    expect(g.takes()).toBe(2);
+    expect(admitted).toHaveLength(14);
+    g.gate(false);
+    for (const t of admitted) await t.settle({ inputTokens: 700, outputTokens: 100 });
+    await a.close();
+    const state = await g.inner.read({ tenantId: "t1", month: new Date().toISOString().slice(0, 7) });
+    expect(state).toMatchObject({ usedTokens: 14 * 800, grants: [] });
+  });
+
+  it("maxWaitMs bounds the wait: a call nothing in hand covers is refused (budget-wait, retry in 1 s) while the take goes on", async () => {
+    const g = gatedStore();
+    const a = admission(g.store, { basic: { mode: "lease", leaseTokens: 10_000, defaultMaxTokens: 1, maxWaitMs: 20 } });
+    g.gate(true);
+    const started = Date.now();
+    const refused = await a.admit(call(800, 200)).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AdmissionRefusedError);
+    expect(refused).toMatchObject({ reason: "budget-wait", retryAfterSeconds: 1 });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    // The take it started was not abandoned: once it lands, the retry is served from its lease.
+    expect(g.heldTakes()).toBe(1);
+    g.open();
+    await flush();
+    const ticket = await a.admit(call(800, 200));
+    expect(g.takes()).toBe(1);
+    await ticket.settle({ inputTokens: 800, outputTokens: 200 });
+    g.gate(false);
+    await a.close();
+  });
+
+  it("without maxWaitMs a call waits for the store's answer instead of being refused", async () => {
+    const g = gatedStore();
+    const a = admission(g.store, { basic: { mode: "lease", leaseTokens: 10_000, defaultMaxTokens: 1 } });
+    g.gate(true);
+    const pending = a.admit(call(800, 200));
+    await new Promise((r) => setTimeout(r, 50));
+    g.open();
+    const ticket = await pending;
+    expect(ticket.mode).toBe("lease");
+    g.gate(false);
+    await ticket.release();
+    await a.close();
+  });
+});
