@@ -114,6 +114,38 @@ describe("admissionFromEnv", () => {
     expect(admissionFromEnv({ USAGE_TABLE_NAME: "t" }, { doc: doc() }).gate.region).toBe("us-west-2");
   });
 
+  it("with profileScopes, routes a Premium tenant's call to the global profile, its tier read from its CONFIG item (once per 30 s)", async () => {
+    ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) =>
+      input.Key.sk === "CONFIG" ? { Item: { ...input.Key, tenantId: input.Key.pk.slice("TENANT#".length), tier: input.Key.pk.endsWith("#vip") ? "premium" : "basic" } } : {},
+    );
+    const SONNET45 = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+    const built = admissionFromEnv(
+      { USAGE_TABLE_NAME: "t", ADMISSION_CONFIG_JSON: JSON.stringify({ profileScopes: { premium: "global" } }) },
+      { doc: doc() },
+    );
+    const admit = (tenantId: string) =>
+      built.gate.admit({
+        tenantId,
+        provider: "bedrock",
+        routing: { modelId: SONNET45, decision: { tenantId, decision: "allow" } as never },
+        canDowngrade: false,
+        request: { maxTokens: 100 },
+        promptText: "hi",
+        messages: 1,
+        maxTokensOf: (r) => r.maxTokens,
+        withMaxTokens: (r) => r,
+      });
+    const vip = await admit("vip");
+    expect(vip.routing.modelId).toBe(`global.${SONNET45}`);
+    expect(vip.ticket.reservation.modelId).toBe(`global.${SONNET45}`);
+    await vip.ticket.release();
+    const again = await admit("vip");
+    await again.ticket.release();
+    // the gate's tier read and Admission's policy read: one each for the two calls
+    expect(ddb.commandCalls(GetCommand).filter((c) => c.args[0].input.Key?.pk === "TENANT#vip" && c.args[0].input.Key?.sk === "CONFIG")).toHaveLength(2);
+    await built.admission.close();
+  });
+
   it("fails at start-up, naming the variable, without the table name or with a bad tier or catalog", () => {
     const missing = thrown(() => admissionFromEnv({}, { doc: doc() }));
     expect(missing).toBeInstanceOf(AdmissionConfigInvalidError);
