@@ -124,7 +124,8 @@ export class AdmissionGate {
       this.opts.onAdmitted?.(performance.now() - started);
     }
     const routing: Routing = ticket.downgradeTo
-      ? { ...routed, modelId: ticket.downgradeTo, requestedModelId: routed.requestedModelId ?? routed.modelId }
+      ? // what the caller asked for, not the profile it was moved to
+        { ...routed, modelId: ticket.downgradeTo, requestedModelId: routed.requestedModelId ?? p.routing.modelId }
       : routed;
     return { request, routing, ticket };
   }
