@@ -160,6 +160,19 @@ describe("AdmissionGate: a tier's calls to the global profile (profileScopes)", 
     expect(await converse(profiledGate({ serviceTiers: { premium: "priority" } }), "prem", SONNET45)).toMatchObject({ sent: SONNET45 });
   });
 
+  it("a call moved to the profile and then downgraded records the model the caller asked for", async () => {
+    const admission = new Admission({
+      config: parseAdmissionConfig({ tiers: { advanced: { mode: "hard", leaseTokens: 1 } } }),
+      budgets: new MemoryBudgetStore(),
+      truth: new MemoryUsageTruth(),
+      policies: new StaticPolicySource({}, { ...DEFAULT_TIERS.advanced, monthlyTokens: 10 }),
+    });
+    const gate = new AdmissionGate({ admission, profileScopes: { advanced: "global" }, tierOf: async () => "advanced" });
+    const out = await converse(gate, "adv", SONNET45);
+    expect(out.sent).toBe(DEFAULT_TIERS.advanced.downgradeModelId);
+    expect(out.event).toMatchObject({ modelId: DEFAULT_TIERS.advanced.downgradeModelId, requestedModelId: SONNET45 });
+  });
+
   it("refuses profileScopes without a way to know the tenant's tier", () => {
     const admission = new Admission({ config: parseAdmissionConfig({}), budgets: new MemoryBudgetStore(), truth: new MemoryUsageTruth(), policies: new StaticPolicySource() });
     expect(() => new AdmissionGate({ admission, profileScopes: { premium: "global" } })).toThrow(DataplaneConfigurationError);
