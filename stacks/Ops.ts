@@ -3,7 +3,7 @@ import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { use, type StackContext } from "sst/constructs";
-import { COST_METRICS, DIMENSIONS, PIPELINE_METRICS } from "../shared/observability/metric-names";
+import { ADMISSION_METRICS, COST_METRICS, DIMENSIONS, PIPELINE_METRICS } from "../shared/observability/metric-names";
 import { Alerts } from "./Alerts";
 import { Enforcement } from "./Enforcement";
 import { Ingest } from "./Ingest";
@@ -158,8 +158,33 @@ export function Ops({ stack, app }: StackContext) {
     ),
   );
 
+  // Admission before the call (shared/admission): counted by the data plane's own processes.
+  dashboard.addWidgets(
+    ...ADMISSION_PANELS.map((p) =>
+      // A grouped query draws a line per group, named by its dimension values (no label of ours over them).
+      graph(p.title, [new cloudwatch.MathExpression({ expression: p.expression, period: fiveMin, label: p.groupBy.length ? "" : p.label })], 24 / ADMISSION_PANELS.length),
+    ),
+  );
+
   return { dashboard };
 }
+
+/**
+ * The admission panels of the dashboard: refusals by tier and reason, downgrades by tier, and the
+ * budget writes (leases or hard grants taken, and given back). Metrics Insights over the whole
+ * namespace, not filtered on `service`: the data plane's processes emit these with their own
+ * service name (shared/admission/adapters/metrics.ts, Powertools adds `service` to every document),
+ * so only the namespace and the grouped dimensions have to match what they emit.
+ */
+export const ADMISSION_PANELS: readonly { title: string; label: string; metric: string; groupBy: readonly string[]; expression: string }[] = [
+  { title: "Admission refusals (per 5 min)", label: "refused", metric: ADMISSION_METRICS.refused, groupBy: [DIMENSIONS.tier, DIMENSIONS.reason] },
+  { title: "Admission downgrades (per 5 min)", label: "downgraded", metric: ADMISSION_METRICS.downgraded, groupBy: [DIMENSIONS.tier] },
+  { title: "Admission budget leases taken (writes, per 5 min)", label: "taken", metric: ADMISSION_METRICS.leaseTaken, groupBy: [] },
+  { title: "Admission budget leases given back (writes, per 5 min)", label: "given back", metric: ADMISSION_METRICS.leaseReturned, groupBy: [] },
+].map((p) => ({
+  ...p,
+  expression: `SELECT SUM(${p.metric}) FROM ${METRICS_NAMESPACE}${p.groupBy.length ? ` GROUP BY ${p.groupBy.join(", ")}` : ""}`,
+}));
 
 function pipelineMetric(metricName: string, statistic: string, period: Duration): cloudwatch.Metric {
   return new cloudwatch.Metric({

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { resolveModel } from "../pricing/catalog";
 import { TIER_NAMES, type TierName } from "../quota/tiers";
 
 /**
@@ -100,6 +101,31 @@ export function calibrate(samples: readonly { bytes: number; tokens: number }[],
 }
 
 // ---------------------------------------------------------------------------------------------
+// Cross-region inference profiles
+
+/** Profiles a tier's calls may be moved to: the model's `global.` system inference profile. */
+export const PROFILE_SCOPES = ["global"] as const;
+export type ProfileScope = (typeof PROFILE_SCOPES)[number];
+
+/** A foundation-model id as called in its own region: `provider.model...`, no profile prefix, no ARN. */
+const PLAIN_MODEL_ID = /^[a-z0-9-]+\.[A-Za-z0-9._:-]+$/;
+
+/**
+ * The id a call goes to when its tier has a profile scope: `<scope>.<modelId>` if `priced` says
+ * the catalog has a price of that scope for it (the caller decides what counts: the gate asks for
+ * a row of exactly that scope, for the tier's service tier), else the id unchanged, so a call is
+ * never moved to an id the ingest would count unpriced, nor to a profile nobody has listed.
+ * Only a plain in-region id moves: a geographic profile (`us.`, `eu.`) keeps its calls in that
+ * geography (a residency choice the caller made), an ARN or application profile names exactly
+ * what the caller chose, and a `global.` id is there already.
+ */
+export function profileModelId(modelId: string, scope: ProfileScope | undefined, priced: (profileId: string) => boolean): string {
+  if (!scope || !PLAIN_MODEL_ID.test(modelId) || resolveModel(modelId).scope !== "in-region") return modelId;
+  const profileId = `${scope}.${modelId}`;
+  return priced(profileId) ? profileId : modelId;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Configuration
 
 const tierModeSchema = z
@@ -168,6 +194,12 @@ export const admissionConfigSchema = z
     pools: z.array(poolSchema).default([]),
     /** Optional Bedrock service tier per tenant tier (e.g. premium -> priority, basic -> flex). */
     serviceTiers: z.partialRecord(z.enum(TIER_NAMES), z.enum(["priority", "default", "flex"])).default({}),
+    /**
+     * Optional cross-region inference profile per tenant tier (e.g. premium -> global): the tier's
+     * calls of an in-region model go to its `global.` profile where the price catalog prices it
+     * (`profileModelId`). Headroom: a global profile draws on capacity (and quota) of its own.
+     */
+    profileScopes: z.partialRecord(z.enum(TIER_NAMES), z.enum(PROFILE_SCOPES)).default({}),
   })
   .strict();
 export type AdmissionConfig = z.infer<typeof admissionConfigSchema>;

@@ -1,8 +1,9 @@
 import { AdmissionRefusedError } from "../admission/errors";
-import { estimateInputTokens, type EstimatorConfig } from "../admission/model";
+import { estimateInputTokens, profileModelId, type EstimatorConfig, type ProfileScope } from "../admission/model";
 import type { AdmissionTicket, AdmitRequest } from "../admission/service";
-import { PriceCatalog, resolveBaseModelId } from "../pricing/catalog";
-import { DataplaneRequestInvalidError, TenantThrottledError } from "./errors";
+import { PriceCatalog, resolveBaseModelId, type PricedServiceTier } from "../pricing/catalog";
+import type { TierName } from "../quota/tiers";
+import { DataplaneConfigurationError, DataplaneRequestInvalidError, TenantThrottledError } from "./errors";
 import type { Routing } from "./metering";
 import { asRecord, bodyText, parseJson, textOfJson } from "./usage";
 
@@ -29,6 +30,17 @@ export interface AdmissionGateOptions {
   region?: string;
   /** Told how long each admission took (ms): the latency admission adds before the call. */
   onAdmitted?: (ms: number) => void;
+  /**
+   * Cross-region profile per tenant tier (the admission config's `profileScopes`): a Bedrock call
+   * of such a tier goes to the model's `global.` profile where `prices` has a price of that scope
+   * for it (for the tier's `serviceTiers` entry, if any), before it is priced and admitted, so the
+   * reservation, the pool and the usage event all name the profile. Needs `tierOf`.
+   */
+  profileScopes?: Partial<Record<TierName, ProfileScope>>;
+  /** Bedrock service tier per tenant tier (the admission config's `serviceTiers`): a profile must be priced for it. */
+  serviceTiers?: Partial<Record<TierName, PricedServiceTier>>;
+  /** The tenant's tier (its effective policy), asked before admission when `profileScopes` has an entry. */
+  tierOf?: (tenantId: string) => Promise<TierName>;
 }
 
 export interface Admitted<T> {
@@ -45,6 +57,9 @@ export class AdmissionGate {
   constructor(private readonly opts: AdmissionGateOptions) {
     this.prices = opts.prices ?? new PriceCatalog();
     this.region = opts.region ?? "us-west-2";
+    if (Object.keys(opts.profileScopes ?? {}).length > 0 && !opts.tierOf) {
+      throw new DataplaneConfigurationError("AdmissionGate: profileScopes needs tierOf (the tenant's tier decides the profile)");
+    }
   }
 
   /**
@@ -65,6 +80,7 @@ export class AdmissionGate {
     exactInput?: () => Promise<number | undefined>;
   }): Promise<Admitted<T>> {
     const started = performance.now();
+    const routed = p.provider === "bedrock" ? await this.profiled(p.tenantId, p.routing) : p.routing;
     let request = p.request;
     let maxTokens = p.maxTokensOf(request);
     if (maxTokens === undefined) {
@@ -84,7 +100,7 @@ export class AdmissionGate {
       }
     }
     inputTokens ??= estimateInputTokens(p.promptText, p.messages, this.opts.estimator ?? DEFAULT_ESTIMATOR);
-    const modelId = p.routing.modelId;
+    const modelId = routed.modelId;
     const nanoUsd = this.price(p.provider, modelId, inputTokens, maxTokens);
     let ticket: AdmissionTicket;
     try {
@@ -97,7 +113,7 @@ export class AdmissionGate {
         maxOutputTokens: maxTokens,
         nanoUsd,
         canDowngrade: p.canDowngrade,
-        alreadyDowngraded: p.routing.requestedModelId !== undefined,
+        alreadyDowngraded: routed.requestedModelId !== undefined,
       });
     } catch (error) {
       if (error instanceof AdmissionRefusedError) {
@@ -108,9 +124,28 @@ export class AdmissionGate {
       this.opts.onAdmitted?.(performance.now() - started);
     }
     const routing: Routing = ticket.downgradeTo
-      ? { ...p.routing, modelId: ticket.downgradeTo, requestedModelId: p.routing.requestedModelId ?? p.routing.modelId }
-      : p.routing;
+      ? // what the caller asked for, not the profile it was moved to
+        { ...routed, modelId: ticket.downgradeTo, requestedModelId: routed.requestedModelId ?? p.routing.modelId }
+      : routed;
     return { request, routing, ticket };
+  }
+
+  /**
+   * The routing with the model moved to its tier's cross-region profile, when one is configured
+   * and priced (`profileModelId`); otherwise as given. Not a downgrade: `requestedModelId` stays
+   * unset (the same model, another route), so the tier's budget rules apply as before.
+   */
+  private async profiled(tenantId: string, routing: Routing): Promise<Routing> {
+    const { profileScopes, tierOf } = this.opts;
+    if (!profileScopes || !tierOf || Object.keys(profileScopes).length === 0) return routing;
+    const tier = await tierOf(tenantId);
+    const scope = profileScopes[tier];
+    if (!scope) return routing;
+    const at = new Date().toISOString();
+    const serviceTier = this.opts.serviceTiers?.[tier] ?? "default";
+    // A row of exactly that scope: a "*" row would price the id, but says nothing of a profile existing.
+    const modelId = profileModelId(routing.modelId, scope, (id) => this.prices.find(id, this.region, at, { serviceTier })?.scope === scope);
+    return modelId === routing.modelId ? routing : { ...routing, modelId };
   }
 
   /** Catalog cost (nano-USD) of a call's counts; 0 for fixed-cost endpoints and unpriced models. */

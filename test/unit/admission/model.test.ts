@@ -6,6 +6,7 @@ import {
   parseAdmissionConfig,
   poolBurnOf,
   poolDecide,
+  profileModelId,
   type PoolUse,
 } from "../../../shared/admission/model";
 
@@ -79,5 +80,43 @@ describe("input estimate", () => {
 describe("configuration", () => {
   it("refuses floors that add up to more than the pool", () => {
     expect(() => parseAdmissionConfig({ pools: [{ id: "p", models: ["m"], scope: "us", tpm: 1, rpm: 1, floors: { premium: 0.7, advanced: 0.4 } }] })).toThrow(/floors add up/);
+  });
+});
+
+describe("profileModelId: a tier's calls to the global profile, where it is priced", () => {
+  const SONNET45 = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+  const asked: string[] = [];
+  const pricedOnly = (...ids: string[]) => (id: string) => (asked.push(id), ids.includes(id));
+
+  it("moves a plain in-region id to its global. profile when that profile is priced", () => {
+    expect(profileModelId(SONNET45, "global", pricedOnly(`global.${SONNET45}`))).toBe(`global.${SONNET45}`);
+    expect(asked.at(-1)).toBe(`global.${SONNET45}`);
+  });
+
+  it("keeps the id when the profile has no price, or the tier has no scope", () => {
+    expect(profileModelId(SONNET45, "global", pricedOnly())).toBe(SONNET45);
+    const before = asked.length;
+    expect(profileModelId(SONNET45, undefined, pricedOnly(`global.${SONNET45}`))).toBe(SONNET45);
+    expect(asked.length).toBe(before); // nothing to look up without a scope
+  });
+
+  it("never moves a geographic profile, an ARN, an application profile or a global id", () => {
+    const all = () => true;
+    for (const id of [
+      `us.${SONNET45}`,
+      `eu.${SONNET45}`,
+      `global.${SONNET45}`,
+      `arn:aws:bedrock:us-west-2::foundation-model/${SONNET45}`,
+      "arn:aws:bedrock:us-west-2:123456789012:application-inference-profile/abc123",
+    ]) {
+      expect(profileModelId(id, "global", all), id).toBe(id);
+    }
+  });
+
+  it("is part of the configuration: per tier, global only", () => {
+    expect(parseAdmissionConfig({ profileScopes: { premium: "global" } }).profileScopes).toEqual({ premium: "global" });
+    expect(parseAdmissionConfig({}).profileScopes).toEqual({});
+    expect(() => parseAdmissionConfig({ profileScopes: { premium: "eu" } })).toThrow();
+    expect(() => parseAdmissionConfig({ profileScopes: { gold: "global" } })).toThrow();
   });
 });

@@ -8,7 +8,8 @@ import { Admission } from "../../../shared/admission/service";
 import { AdmissionGate } from "../../../shared/dataplane/admission";
 import { MeteredBedrock } from "../../../shared/dataplane/adapters/bedrock";
 import { MeteredSageMaker } from "../../../shared/dataplane/adapters/sagemaker";
-import { DataplaneRequestInvalidError, TenantThrottledError } from "../../../shared/dataplane/errors";
+import { DataplaneConfigurationError, DataplaneRequestInvalidError, TenantThrottledError } from "../../../shared/dataplane/errors";
+import { PriceCatalog } from "../../../shared/pricing/catalog";
 import { DEFAULT_TIERS, type TierPolicy } from "../../../shared/quota/tiers";
 import { CollectingSink, bytes, quietLogger } from "./fakes";
 
@@ -104,5 +105,76 @@ describe("MeteredSageMaker with admission", () => {
     await expect(
       w.invokeEndpoint({ EndpointName: "llama31-70b-lora", ContentType: "application/json", Body: JSON.stringify({ inputs: "hello", parameters: { max_new_tokens: 390 } }) }, { tenantId: "t3" }),
     ).rejects.toBeInstanceOf(TenantThrottledError);
+  });
+});
+
+describe("AdmissionGate: a tier's calls to the global profile (profileScopes)", () => {
+  const SONNET45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"; // the catalog has a global price for it
+  const tiers: Record<string, TierPolicy> = { prem: DEFAULT_TIERS.premium, basic: { ...DEFAULT_TIERS.basic, monthlyTokens: 1_000_000 } };
+  function profiledGate(opts: { prices?: PriceCatalog; serviceTiers?: Record<string, "priority" | "flex"> } = {}) {
+    const admission = new Admission({
+      config: parseAdmissionConfig({}),
+      budgets: new MemoryBudgetStore(),
+      truth: new MemoryUsageTruth(),
+      policies: new StaticPolicySource(tiers),
+    });
+    const tierOf = async (tenantId: string) => tiers[tenantId].tier;
+    return new AdmissionGate({ admission, profileScopes: { premium: "global" }, tierOf, prices: opts.prices, serviceTiers: opts.serviceTiers });
+  }
+  const converse = async (gate: AdmissionGate, tenantId: string, modelId: string) => {
+    bedrock.on(ConverseCommand).resolves({ $metadata: { requestId: `r-${tenantId}-${modelId}` }, output: { message: { role: "assistant", content: [{ text: "ok" }] } }, usage: { inputTokens: 20, outputTokens: 5, totalTokens: 25 } });
+    const sink = new CollectingSink();
+    const w = new MeteredBedrock({ client: new BedrockRuntimeClient({ region: "us-west-2" }), sink, admission: gate, logger: quietLogger });
+    await w.converse({ ...ask(100), modelId }, { tenantId });
+    return { sent: bedrock.commandCalls(ConverseCommand).at(-1)!.args[0].input.modelId, event: sink.events[0] };
+  };
+
+  it("sends a Premium call of a model with a global price to its global. profile, priced as global; other tiers stay", async () => {
+    const gate = profiledGate();
+    const prem = await converse(gate, "prem", SONNET45);
+    expect(prem.sent).toBe(`global.${SONNET45}`);
+    // the usage event names the profile, and is not a downgrade
+    expect(prem.event).toMatchObject({ modelId: `global.${SONNET45}` });
+    expect(prem.event.requestedModelId).toBeUndefined();
+    expect(gate.prices.find(prem.sent!, gate.region, new Date().toISOString())?.scope).toBe("global");
+
+    const basic = await converse(gate, "basic", SONNET45);
+    expect(basic.sent).toBe(SONNET45);
+  });
+
+  it("keeps a model whose catalog row is not of global scope in-region (its '*' row says nothing of a profile)", async () => {
+    const gate = profiledGate();
+    expect(await converse(gate, "prem", SONNET)).toMatchObject({ sent: SONNET });
+  });
+
+  it("moves it once the catalog has a global row for it; a '*' row is not enough", async () => {
+    const row = { modelId: SONNET, region: "*", effectiveFrom: "2024-01-01", inputPer1k: 0.003, outputPer1k: 0.015 };
+    const star = new PriceCatalog([row]);
+    expect(star.find(`global.${SONNET}`, "us-west-2", new Date().toISOString())).toBeDefined(); // priced, but no profile listed
+    expect(await converse(profiledGate({ prices: star }), "prem", SONNET)).toMatchObject({ sent: SONNET });
+    const global = new PriceCatalog([row, { ...row, scope: "global" }]);
+    expect(await converse(profiledGate({ prices: global }), "prem", SONNET)).toMatchObject({ sent: `global.${SONNET}` });
+  });
+
+  it("asks for the price of the tier's service tier: no priority row for the global profile, no move", async () => {
+    expect(await converse(profiledGate({ serviceTiers: { premium: "priority" } }), "prem", SONNET45)).toMatchObject({ sent: SONNET45 });
+  });
+
+  it("a call moved to the profile and then downgraded records the model the caller asked for", async () => {
+    const admission = new Admission({
+      config: parseAdmissionConfig({ tiers: { advanced: { mode: "hard", leaseTokens: 1 } } }),
+      budgets: new MemoryBudgetStore(),
+      truth: new MemoryUsageTruth(),
+      policies: new StaticPolicySource({}, { ...DEFAULT_TIERS.advanced, monthlyTokens: 10 }),
+    });
+    const gate = new AdmissionGate({ admission, profileScopes: { advanced: "global" }, tierOf: async () => "advanced" });
+    const out = await converse(gate, "adv", SONNET45);
+    expect(out.sent).toBe(DEFAULT_TIERS.advanced.downgradeModelId);
+    expect(out.event).toMatchObject({ modelId: DEFAULT_TIERS.advanced.downgradeModelId, requestedModelId: SONNET45 });
+  });
+
+  it("refuses profileScopes without a way to know the tenant's tier", () => {
+    const admission = new Admission({ config: parseAdmissionConfig({}), budgets: new MemoryBudgetStore(), truth: new MemoryUsageTruth(), policies: new StaticPolicySource() });
+    expect(() => new AdmissionGate({ admission, profileScopes: { premium: "global" } })).toThrow(DataplaneConfigurationError);
   });
 });
