@@ -6,6 +6,7 @@
  * once, reports per call what happened and how long admission took, then exits.
  */
 import { Agent } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoBudgetStore, DynamoPoolStore, DynamoUsageTruth, QuotaPolicySource } from "../shared/admission/adapters/dynamodb";
@@ -20,7 +21,7 @@ import type { UsageSink } from "../shared/dataplane/ports";
 import { documentClient } from "../shared/storage/adapters/dynamodb";
 
 export interface WorkerJob {
-  mode: "hard" | "lease" | "event";
+  mode: "hard" | "lease" | "lease-bounded" | "event";
   tenantId: string;
   modelId: string;
   calls: { text: string; maxTokens: number }[];
@@ -40,7 +41,12 @@ export interface WorkerReport {
   calls: { ok: boolean; refused: boolean; error?: string }[];
   /** Time admission took before each call of the burst (ms). */
   admitMs: number[];
+  /** The same, of the calls admission let through, and of those it refused. */
+  admittedMs: number[];
+  refusedMs: number[];
   leaseWrites: number;
+  /** How late this process' event loop ran during the burst (ms, p50 / p99 / max): CPU contention, not admission. */
+  loopDelayMs: { p50: number; p99: number; max: number };
 }
 
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
@@ -62,6 +68,8 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
   const doc = documentClient(dynamo);
   if (process.env.ADMISSION_BENCH_DIAG) diagnose(doc);
   const admitMs: number[] = [];
+  const admittedMs: number[] = [];
+  const refusedMs: number[] = [];
   let leaseWrites = 0;
   let gate: AdmissionGate | undefined;
   let admission: Admission | undefined;
@@ -75,7 +83,7 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
       metrics: { count: (name, v) => void (name === "AdmissionLeaseTaken" || name === "AdmissionLeaseReturned" ? (leaseWrites += v) : undefined) },
       holder: `w${process.pid}`,
     });
-    gate = new AdmissionGate({ admission, onAdmitted: (ms) => admitMs.push(ms) });
+    gate = new AdmissionGate({ admission, onAdmitted: (ms, ok) => void (admitMs.push(ms), (ok ? admittedMs : refusedMs).push(ms)) });
   }
   const emitter = job.mode === "event" ? createUsageEmitter({ clientConfig: { endpoint: job.stackUrl, region, credentials }, eventBusName: job.busName }) : undefined;
   const sink: UsageSink = emitter ?? { emit: () => true };
@@ -103,6 +111,8 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
   if (job.liveTenant) await one(job.tenantId, { text: "warm up", maxTokens: 16 });
   leaseWrites = 0;
   admitMs.length = 0;
+  admittedMs.length = 0;
+  refusedMs.length = 0;
   // Ready: wait for the parent's go, so all workers start the burst together.
   await new Promise<void>((resolve) => {
     process.send?.({ ready: true });
@@ -110,17 +120,21 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
   });
   diagT0 = performance.now();
   timeline.length = 0;
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
   if (process.env.ADMISSION_BENCH_DIAG === "raw") {
     const { GetCommand } = await import("@aws-sdk/lib-dynamodb");
     for (let i = 0; i < 8; i++) await doc.send(new GetCommand({ TableName: job.tableName, Key: { pk: "NOPE", sk: "NOPE" } }));
   }
   const calls = await Promise.all(job.calls.map((c) => one(job.tenantId, c)));
+  loop.disable();
+  const loopDelayMs = { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
   if (process.env.ADMISSION_BENCH_DIAG) console.error(`[diag ${process.pid}] admit ms sorted: ${[...admitMs].sort((a, b) => a - b).filter((_, i) => i % 10 === 0).map((x) => x.toFixed(0)).join(" ")}`);
   await admission?.close();
   await emitter?.close();
   bedrock.destroy();
   dynamo.destroy();
-  return { calls, admitMs, leaseWrites };
+  return { calls, admitMs, admittedMs, refusedMs, leaseWrites, loopDelayMs };
 }
 
 process.once("message", (job: WorkerJob) => {

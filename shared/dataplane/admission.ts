@@ -29,7 +29,7 @@ export interface AdmissionGateOptions {
   /** Region the calls are priced in. */
   region?: string;
   /** Told how long each admission took (ms): the latency admission adds before the call. */
-  onAdmitted?: (ms: number) => void;
+  onAdmitted?: (ms: number, admitted: boolean) => void;
   /**
    * Cross-region profile per tenant tier (the admission config's `profileScopes`): a Bedrock call
    * of such a tier goes to the model's `global.` profile where `prices` has a price of that scope
@@ -102,7 +102,7 @@ export class AdmissionGate {
     inputTokens ??= estimateInputTokens(p.promptText, p.messages, this.opts.estimator ?? DEFAULT_ESTIMATOR);
     const modelId = routed.modelId;
     const nanoUsd = this.price(p.provider, modelId, inputTokens, maxTokens);
-    let ticket: AdmissionTicket;
+    let ticket: AdmissionTicket | undefined;
     try {
       ticket = await this.opts.admission.admit({
         tenantId: p.tenantId,
@@ -121,7 +121,7 @@ export class AdmissionGate {
       }
       throw error;
     } finally {
-      this.opts.onAdmitted?.(performance.now() - started);
+      this.opts.onAdmitted?.(performance.now() - started, ticket !== undefined);
     }
     const routing: Routing = ticket.downgradeTo
       ? // what the caller asked for, not the profile it was moved to
