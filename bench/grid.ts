@@ -247,6 +247,7 @@ async function setUp(endpoint?: string): Promise<{ env: Env; stop: () => Promise
     USAGE_TABLE_NAME: oursTable,
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_ENDPOINT_URL_EVENTBRIDGE: bus.url,
+    EVENT_BUS_NAME: "grid-bench",
     AWS_REGION: "us-west-2",
     AWS_ACCESS_KEY_ID: "local",
     AWS_SECRET_ACCESS_KEY: "local",
@@ -465,6 +466,8 @@ async function seedStorage(env: Env) {
     month: { n: tenants * 12, bytes: avg("USAGE#M") },
     modelDay: { n: tenants * 365 * 2, bytes: avg("MODEL#D") },
     modelMonth: { n: tenants * 12 * 2, bytes: avg("MODEL#M") },
+    // tenant x model x hour (reconciliation's input): as many per tenant-hour as the seed hour wrote
+    modelHour: { n: tenants * 8760 * Math.min(1, (sizes["USAGE#H"]?.n ?? 0) / tenants) * ((sizes["MODEL#H"]?.n ?? 0) / Math.max(1, sizes["USAGE#H"]?.n ?? 0)), bytes: avg("MODEL#H") },
     minute: { n: tenants * 1440 * Math.min(1, (sizes.MINUTE?.n ?? 0) / (tenants * 60)), bytes: avg("MINUTE") },
   };
   const gb = Object.values(items).reduce((s, x) => s + x.n * x.bytes, 0) / 2 ** 30;
