@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { InferenceProfiles } from "../pricing/inference-profiles";
 import { sourceSplit } from "../usage/model";
 import { ReconciliationInvalidRangeError } from "./errors";
 import {
@@ -33,6 +34,8 @@ export interface ReconciliationOptions {
   thresholdPercent?: number;
   /** SageMaker endpoints to compare even when AWS published nothing for them (the fixed-cost catalog). */
   knownEndpoints?: readonly string[];
+  /** Application inference profiles (`INFERENCE_PROFILES_JSON`): a profile's usage is compared as its base model's. */
+  inferenceProfiles?: InferenceProfiles;
   clock?: () => Date;
 }
 
@@ -82,6 +85,7 @@ export class ReconciliationService {
         tenantDays: isLastHourOfDay(hour) ? { day: hour.slice(0, 10), rows: tenantDays.get(hour.slice(0, 10)) ?? [] } : undefined,
         hour,
         thresholdPercent: this.threshold,
+        inferenceProfiles: this.opts.inferenceProfiles,
         aws: awsBedrock.filter((r) => r.hour === hour),
         metered: ourBedrock.filter((r) => r.hour === hour),
         awsSageMaker: awsSageMaker.filter((r) => r.hour === hour),
@@ -151,6 +155,15 @@ export function cloudWatchModelId(modelId: string): string {
 }
 
 /**
+ * The id a row of the report is keyed on: {@link cloudWatchModelId} of the model, after an
+ * application inference profile (ARN or id, ours or CloudWatch's) is replaced by the model it
+ * copies. A profile the map does not know stays as it is (its own row).
+ */
+export function reconciledModelId(modelId: string, profiles?: InferenceProfiles): string {
+  return cloudWatchModelId(profiles?.baseModelOf(modelId) ?? modelId);
+}
+
+/**
  * Bedrock model ids always contain a '.' (`anthropic.claude-...`, `us.amazon.nova-...`) or are
  * Bedrock ARNs; SageMaker endpoint and inference-component names cannot contain one
  * (`[a-zA-Z0-9](-*[a-zA-Z0-9])*`). So a model-hour aggregate's id says which service ran it.
@@ -162,6 +175,7 @@ export function isBedrockModelId(modelId: string): boolean {
 interface ReportInput {
   hour: string;
   thresholdPercent: number;
+  inferenceProfiles?: InferenceProfiles;
   aws: readonly ProviderModelHour[];
   metered: readonly MeteredModelHour[];
   awsSageMaker: readonly ProviderSageMakerHour[];
@@ -173,7 +187,7 @@ interface ReportInput {
 export function buildReport(input: ReportInput): DriftReport {
   const aws = new Map<string, ProviderModelHour>();
   for (const r of input.aws) {
-    const id = cloudWatchModelId(r.modelId);
+    const id = reconciledModelId(r.modelId, input.inferenceProfiles);
     const prev = aws.get(id);
     if (!prev) aws.set(id, { ...r, modelId: id, published: { ...r.published } });
     else {
@@ -183,7 +197,7 @@ export function buildReport(input: ReportInput): DriftReport {
   }
   const ours = new Map<string, BedrockFigures>();
   for (const r of input.metered) {
-    const id = cloudWatchModelId(r.modelId);
+    const id = reconciledModelId(r.modelId, input.inferenceProfiles);
     addFigures((ours.get(id) ?? ours.set(id, zeroBedrock()).get(id))!, r);
   }
   const bedrock: BedrockDriftRow[] = [];

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, originOf, parseInvocationEnvelope, type InvocationEventV1, type InvocationSource } from "../events/invocation";
 import type { PriceCatalog, PricingDimensions } from "../pricing/catalog";
+import { APPLICATION_PROFILE_ARN } from "../pricing/inference-profiles";
 import { coalesce, correctionDeltas, countedAt, groupForAggregates, withSourceCounts, type AggregateDelta } from "./coalesce";
 import type { MarkerState } from "./ports";
 import { retryWrites, type RetryOptions } from "./retry";
@@ -525,7 +526,9 @@ export class IngestService {
         messageId: `unpriced:${tenantId}:${eventId}`,
         receivedAt: now.toISOString(),
         reason: "unknown-model",
-        message: `counted without cost: no price for model '${modelId}' (base '${priced.baseModelId}') in region ${this.opts.region}`,
+        message: APPLICATION_PROFILE_ARN.test(priced.baseModelId)
+          ? `counted without cost: application inference profile '${priced.baseModelId}' is not in INFERENCE_PROFILES_JSON, so its base model is unknown`
+          : `counted without cost: no price for model '${modelId}' (base '${priced.baseModelId}') in region ${this.opts.region}`,
         shape: describeShape(priced.event),
         tenantId,
         eventId,

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeteredBedrock } from "../../../shared/dataplane/adapters/bedrock";
 import type { DecisionSource, TenantDecision } from "../../../shared/dataplane/decisions";
 import { InferenceProfiles, InferenceProfilesInvalidError } from "../../../shared/pricing/inference-profiles";
+import { parseConfig } from "../../../shared/runtime/config";
 import { CollectingSink, quietLogger } from "./fakes";
 
 /**
@@ -124,6 +125,11 @@ describe("InferenceProfiles (INFERENCE_PROFILES_JSON)", () => {
     expect(bad([{ arn: arn("us-west-2", "a1"), model: HAIKU }, { arn: arn("us-east-1", "a1"), model: SONNET }])).toThrow(/two different models/);
     expect(() => InferenceProfiles.fromJson("{")).toThrow(/does not parse/);
     expect(InferenceProfiles.fromJson(undefined).size).toBe(0);
+  });
+
+  it("the handlers' configuration refuses a malformed INFERENCE_PROFILES_JSON at cold start", () => {
+    expect(() => parseConfig({ USAGE_TABLE_NAME: "t", INFERENCE_PROFILES_JSON: JSON.stringify([{ arn: "nope", model: HAIKU }]) })).toThrow(/INFERENCE_PROFILES_JSON/);
+    expect(parseConfig({ USAGE_TABLE_NAME: "t", INFERENCE_PROFILES_JSON: JSON.stringify([{ arn: arn("us-west-2", "ok1"), model: HAIKU }]) }).INFERENCE_PROFILES_JSON).toContain("ok1");
   });
 
   it("without the client's region, a profile is taken only when it is the owner's only one for the model", () => {

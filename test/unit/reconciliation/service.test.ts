@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { zeroBedrock, type MeteredTenantDaySources, type MeteredModelHour, type MeteredSageMakerHour, type ProviderModelHour, type ProviderSageMakerHour, type TokenClass } from "../../../shared/reconciliation/model";
 import type { DriftSignals, HourRange, MeteredUsage, ProviderMetrics, ReportSink, SignalRecord, SignalStore } from "../../../shared/reconciliation/ports";
 import { ReconciliationInvalidRangeError } from "../../../shared/reconciliation/errors";
+import { InferenceProfiles } from "../../../shared/pricing/inference-profiles";
 import {
   buildReport,
   cloudWatchModelId,
@@ -241,5 +242,32 @@ describe("per tenant and day: which path reported the calls (wrapper events agai
     const results = await service.reconcile({ from: new Date("2026-11-24T22:00:00Z"), to: new Date("2026-11-25T01:00:00Z") });
     expect(asked).toEqual(["2026-11-24"]);
     expect(results.map((r) => r.report.invocationSources?.rows.map((x) => x.tenantId) ?? null)).toEqual([null, ["t-z"], null]);
+  });
+});
+
+describe("application inference profiles are reconciled as their base model (INFERENCE_PROFILES_JSON)", () => {
+  const profileArn = "arn:aws:bedrock:us-west-2:123456789012:application-inference-profile/tadv01sonnet";
+  const profiles = InferenceProfiles.fromJson(JSON.stringify([{ arn: profileArn, model: SONNET, tenant: "adv-01" }]));
+  const unknownArn = "arn:aws:bedrock:us-west-2:123456789012:application-inference-profile/other";
+
+  it("CloudWatch's profile ModelId and our log-first profile ARN fold into the base model's row; an unknown profile keeps its own", () => {
+    const r = buildReport({
+      hour: H,
+      thresholdPercent: 0.5,
+      inferenceProfiles: profiles,
+      // AWS: 10 calls on the model itself, 5 through the tenant's profile, 1 through a profile nobody mapped
+      aws: [aws({ invocations: 10, inputTokens: 1_000, outputTokens: 500 }), aws({ modelId: profileArn, invocations: 5, inputTokens: 500, outputTokens: 250 }), aws({ modelId: unknownArn, invocations: 1, inputTokens: 100, outputTokens: 50 })],
+      // ours: wrapper events name the model; the log-first ones name the profile
+      metered: [ours({ invocations: 12, inputTokens: 1_200, outputTokens: 600 }), ours({ modelId: profileArn, invocations: 3, inputTokens: 300, outputTokens: 150 })],
+      awsSageMaker: [],
+      meteredSageMaker: [],
+    });
+    expect(r.bedrock.map((b) => [b.modelId, b.aws.invocations, b.metered.invocations, b.unmeteredTokens])).toEqual([
+      [SONNET, 15, 15, 0],
+      [unknownArn, 1, 0, 150],
+    ]);
+    // without the map the profile rows stand apart
+    const without = buildReport({ hour: H, thresholdPercent: 0.5, aws: [aws({ modelId: profileArn, invocations: 5, inputTokens: 500, outputTokens: 250 })], metered: [ours({ invocations: 5, inputTokens: 500, outputTokens: 250 })], awsSageMaker: [], meteredSageMaker: [] });
+    expect(without.bedrock.map((b) => b.modelId)).toEqual([SONNET, profileArn].sort());
   });
 });
