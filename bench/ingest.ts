@@ -134,6 +134,9 @@ export async function runOurs(doc: DynamoDBDocumentClient, table: string, w: Wor
     },
     correct: (e, held, deltas, now) => inner.correct(e, held, deltas, now),
     quarantine: (record) => inner.quarantine(record),
+    // cross-source diagnostic: the bench sends wrapper events only, so neither is called
+    markCrossSource: (tenantId, eventId, source, now) => inner.markCrossSource(tenantId, eventId, source, now),
+    addSourceCounts: (tenantId, day, counts, now) => inner.addSourceCounts(tenantId, day, counts, now),
   };
   const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100 });
   const t0 = performance.now();

@@ -2,7 +2,7 @@ import { BedrockClient } from "@aws-sdk/client-bedrock";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { BedrockProfiles } from "../shared/reconciliation/adapters/bedrock";
-import { planProfiles } from "../shared/reconciliation/attribution";
+import { planProfiles, profileMapEntries } from "../shared/reconciliation/attribution";
 import { compareCur, readCurCsv } from "../shared/reconciliation/cur";
 import { awsClients } from "../shared/runtime/aws";
 import { DynamoUsageStore } from "../shared/usage/adapters/dynamodb";
@@ -48,7 +48,10 @@ export async function run(argv: string[]): Promise<number> {
       console.log("(dry run: the region's existing profiles were not read; --apply reads them, then creates only what is missing)");
       return 0;
     }
-    for (const [name, arn] of await profiles.apply(plan)) console.log(`  created ${name} ${arn}`);
+    const created = await profiles.apply(plan);
+    for (const [name, arn] of created) console.log(`  created ${name} ${arn}`);
+    // what the wrappers (MeteredBedrock inferenceProfiles) and the ingest / reconciliation need
+    console.log(`INFERENCE_PROFILES_JSON='${JSON.stringify(profileMapEntries(plan, created))}'`);
     return 0;
   }
   if (sub === "cur" && values.file && values.tenants) {

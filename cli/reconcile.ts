@@ -14,6 +14,8 @@ Compares our counted usage with AWS's CloudWatch figures (AWS/Bedrock per ModelI
 endpoint and inference component) for each whole UTC hour in [from, to), writes
 DIR/reconciliation/<day>/<hour>.json and .csv (the same bytes for the same figures) and puts
 UnmeteredTokens / DriftPercent with PutMetricData, once per hour however often it is re-run.
+The report of a day's last hour (T23) also lists, per tenant, the day's calls only a wrapper
+reported, only the invocation log reported, and both (include that hour in [from, to) to see it).
 --cloudwatch-url: the local stack (npm start) answers CloudWatch on its port; without it, AWS's.
 Exit code 3 when an hour's drift is above the threshold.`;
 
@@ -60,6 +62,17 @@ export async function run(argv: string[]): Promise<number> {
     );
     for (const row of r.report.bedrock.filter((b) => b.unmeteredTokens > 0 || b.overMeteredTokens > 0)) {
       console.log(`    ${row.modelId}: unmetered ${row.unmeteredTokens}, over-metered ${row.overMeteredTokens}, drift ${row.driftPercent}%`);
+    }
+    const sources = r.report.invocationSources;
+    if (sources) {
+      const t = sources.totals;
+      console.log(
+        `  ${sources.day} calls by path (wrapper event / invocation log): wrapper only ${t.wrapperOnlyCalls}, log only ${t.logOnlyCalls}, ` +
+          `both ${t.bothCalls}, untracked ${t.untrackedCalls}`,
+      );
+      for (const row of sources.rows) {
+        console.log(`    ${row.tenantId}: wrapper only ${row.wrapperOnlyCalls}, log only ${row.logOnlyCalls}, both ${row.bothCalls}, untracked ${row.untrackedCalls}`);
+      }
     }
   }
   for (const r of results) for (const f of r.files) console.log(`  ${f}`);

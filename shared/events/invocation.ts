@@ -127,6 +127,18 @@ export class InvalidInvocationEventError extends Error {
  * human-readable message naming the offending fields.
  */
 export function parseInvocationMessage(body: string): InvocationEventV1 {
+  return parseInvocationEnvelope(body).event;
+}
+
+/** Which delivery path reported a call: a data-plane wrapper's own event, or Bedrock's invocation log. */
+export type InvocationOrigin = "wrapper" | "log";
+
+export function originOf(source: InvocationSource): InvocationOrigin {
+  return source === INVOCATION_SOURCES.invocationLog ? "log" : "wrapper";
+}
+
+/** {@link parseInvocationMessage}, keeping the envelope's `source` (which path delivered the call). */
+export function parseInvocationEnvelope(body: string): { source: InvocationSource; event: InvocationEventV1 } {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -151,7 +163,7 @@ export function parseInvocationMessage(body: string): InvocationEventV1 {
   if (!INVOCATION_SOURCE_SET.has(envelope.data.source)) {
     throw new InvalidInvocationEventError(`unknown source '${truncate(envelope.data.source)}'`, "unknown-source");
   }
-  return parseInvocationDetail(envelope.data.detail);
+  return { source: envelope.data.source as InvocationSource, event: parseInvocationDetail(envelope.data.detail) };
 }
 
 const INVOCATION_SOURCE_SET: ReadonlySet<string> = new Set(Object.values(INVOCATION_SOURCES));

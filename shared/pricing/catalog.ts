@@ -1,5 +1,6 @@
 import { z } from "zod";
 import snapshotFile from "./bedrock-prices.json";
+import { APPLICATION_PROFILE_ARN, type InferenceProfiles } from "./inference-profiles";
 import { supplementPrices } from "./supplement";
 
 /**
@@ -253,9 +254,14 @@ export class PriceCatalog {
     }
   }
 
-  /** Parses a JSON catalog (`{ prices: ModelPrice[], aliases?: {...} }`) merged over the defaults. */
-  static fromJson(json: string | undefined): PriceCatalog {
-    if (!json) return new PriceCatalog();
+  /**
+   * Parses a JSON catalog (`{ prices: ModelPrice[], aliases?: {...} }`) merged over the defaults.
+   * `inferenceProfiles` (`INFERENCE_PROFILES_JSON`): each application profile is priced as the
+   * model it copies, in the region its ARN names; an alias of the same id in the JSON wins.
+   */
+  static fromJson(json: string | undefined, inferenceProfiles?: InferenceProfiles): PriceCatalog {
+    const profileAliases = inferenceProfiles?.aliases() ?? {};
+    if (!json) return new PriceCatalog(DEFAULT_PRICES, profileAliases);
     let raw: unknown;
     try {
       raw = JSON.parse(json);
@@ -268,7 +274,7 @@ export class PriceCatalog {
       throw new PriceCatalogInvalidError(`invalid price catalog: ${detail}`);
     }
     const parsed = result.data;
-    return new PriceCatalog([...DEFAULT_PRICES, ...(parsed.prices ?? [])], parsed.aliases ?? {});
+    return new PriceCatalog([...DEFAULT_PRICES, ...(parsed.prices ?? [])], { ...profileAliases, ...(parsed.aliases ?? {}) });
   }
 
   /** Every base model id the catalog has a price row for. */
@@ -343,7 +349,10 @@ export class PriceCatalog {
         costNanoUsd: 0,
         baseModelId,
         reason: "unknown-model",
-        detail: `no ${tier}-tier ${resolved.scope} price for ${baseModelId} in ${region} on ${utcDay(call.occurredAt)}`,
+        // an application profile nothing maps: its base model is unknown, so no price can be looked up
+        detail: APPLICATION_PROFILE_ARN.test(baseModelId)
+          ? `application inference profile ${baseModelId} is not in INFERENCE_PROFILES_JSON (nor a PRICE_CATALOG_JSON alias): its base model is unknown`
+          : `no ${tier}-tier ${resolved.scope} price for ${baseModelId} in ${region} on ${utcDay(call.occurredAt)}`,
       };
     }
     const cacheRead = call.cacheReadInputTokens ?? 0;

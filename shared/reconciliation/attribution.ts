@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { InferenceProfileEntry } from "../pricing/inference-profiles";
 
 /**
  * Native per-tenant attribution (optional per stage): one Bedrock application inference
@@ -108,6 +109,18 @@ export function profileName(stage: string, kind: "tenant" | "tier", owner: strin
 
 function token(name: string, copyFrom: string): string {
   return createHash("sha256").update(`${name}|${copyFrom}`).digest("hex").slice(0, 64);
+}
+
+/**
+ * The plan's profiles as `INFERENCE_PROFILES_JSON` entries (shared/pricing/inference-profiles.ts):
+ * existing and created ones with their ARNs (a profile whose create failed is left out).
+ */
+export function profileMapEntries(plan: ProfilePlan, created: ReadonlyMap<string, string>): InferenceProfileEntry[] {
+  const withArn = [
+    ...plan.existing,
+    ...plan.create.flatMap((spec) => (created.has(spec.inferenceProfileName) ? [{ spec, arn: created.get(spec.inferenceProfileName)! }] : [])),
+  ];
+  return withArn.map(({ spec, arn }) => ({ arn, model: spec.copyFrom, ...(spec.owner.kind === "tenant" ? { tenant: spec.owner.id } : { tier: spec.owner.id }) }));
 }
 
 /** Resolves the profile a wrapper should call for a tenant (tenant profile first, then its tier's). */

@@ -95,6 +95,40 @@ export interface DriftTotals {
   sageMakerDriftPercent: number;
 }
 
+/**
+ * Our tenant-day source counters (on the tenant-day aggregate item, see `shared/usage`): calls by
+ * the path that counted them first, and calls the other path reported later.
+ */
+export interface MeteredTenantDaySources {
+  tenantId: string;
+  day: string;
+  /** Calls counted that day (all paths, and before sources were recorded). */
+  requests: number;
+  wrapperFirst: number;
+  logFirst: number;
+  logAfterWrapper: number;
+  wrapperAfterLog: number;
+}
+
+/** One tenant's UTC day: which path reported its calls. Diagnostic; no figure here is billed differently. */
+export interface TenantDaySourceRow {
+  day: string;
+  tenantId: string;
+  /** Only a wrapper event: the invocation log never came (logging off, not delivered, or a SageMaker call). */
+  wrapperOnlyCalls: number;
+  /** Only an invocation-log record: the call bypassed the wrappers, or the wrapper's event was lost. */
+  logOnlyCalls: number;
+  bothCalls: number;
+  /** Counted before the ledger recorded sources (no path known). */
+  untrackedCalls: number;
+}
+
+export interface InvocationSourcesSection {
+  day: string;
+  rows: TenantDaySourceRow[];
+  totals: { wrapperOnlyCalls: number; logOnlyCalls: number; bothCalls: number; untrackedCalls: number };
+}
+
 /** The report of one hour. Deterministic: the same inputs give byte-identical JSON and CSV. */
 export interface DriftReport {
   reportVersion: 1;
@@ -107,6 +141,11 @@ export interface DriftReport {
   totals: DriftTotals;
   bedrock: BedrockDriftRow[];
   sagemaker: SageMakerDriftRow[];
+  /**
+   * Per tenant, the UTC day of this hour by which path reported each call. Only in the report of a
+   * day's last hour (`T23`), when the day is complete; null in the others.
+   */
+  invocationSources: InvocationSourcesSection | null;
 }
 
 export function zeroBedrock(): BedrockFigures {

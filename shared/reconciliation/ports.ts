@@ -1,4 +1,4 @@
-import type { MeteredModelHour, MeteredSageMakerHour, ProviderModelHour, ProviderSageMakerHour } from "./model";
+import type { MeteredModelHour, MeteredSageMakerHour, MeteredTenantDaySources, ProviderModelHour, ProviderSageMakerHour } from "./model";
 
 /** A half-open range of whole UTC hours, [from, to). */
 export interface HourRange {
@@ -18,6 +18,8 @@ export interface MeteredUsage {
   bedrock(range: HourRange): Promise<MeteredModelHour[]>;
   /** SageMaker endpoints and inference components named in `names` (from AWS's metrics and the endpoint catalog). */
   sagemaker(range: HourRange, names: { endpoints: readonly string[]; inferenceComponents: readonly string[] }): Promise<MeteredSageMakerHour[]>;
+  /** Every tenant's source counters of one UTC day (`yyyy-mm-dd`); tenants without usage that day are left out. */
+  tenantDaySources(day: string): Promise<MeteredTenantDaySources[]>;
 }
 
 /** Port: where reports go. Writing the same path twice replaces the file. */

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import type { InferenceProfiles } from "../pricing/inference-profiles";
+import { sourceSplit } from "../usage/model";
 import { ReconciliationInvalidRangeError } from "./errors";
 import {
   TOKEN_CLASSES,
@@ -7,7 +9,9 @@ import {
   type BedrockFigures,
   type DriftReport,
   type DriftTotals,
+  type InvocationSourcesSection,
   type MeteredModelHour,
+  type MeteredTenantDaySources,
   type MeteredSageMakerHour,
   type ProviderModelHour,
   type ProviderSageMakerHour,
@@ -30,6 +34,8 @@ export interface ReconciliationOptions {
   thresholdPercent?: number;
   /** SageMaker endpoints to compare even when AWS published nothing for them (the fixed-cost catalog). */
   knownEndpoints?: readonly string[];
+  /** Application inference profiles (`INFERENCE_PROFILES_JSON`): a profile's usage is compared as its base model's. */
+  inferenceProfiles?: InferenceProfiles;
   clock?: () => Date;
 }
 
@@ -69,11 +75,17 @@ export class ReconciliationService {
     const components = uniq(awsSageMaker.filter((s) => s.kind === "inference-component").map((s) => s.name));
     const ourSageMaker = await this.opts.metered.sagemaker(range, { endpoints, inferenceComponents: components });
 
+    // The per-tenant source section of a day goes into the report of its last hour (complete by then).
+    const daysEnding = hours.filter(isLastHourOfDay).map((h) => h.slice(0, 10));
+    const tenantDays = new Map(await Promise.all(daysEnding.map(async (day) => [day, await this.opts.metered.tenantDaySources(day)] as const)));
+
     const results: HourResult[] = [];
     for (const hour of hours) {
       const report = buildReport({
+        tenantDays: isLastHourOfDay(hour) ? { day: hour.slice(0, 10), rows: tenantDays.get(hour.slice(0, 10)) ?? [] } : undefined,
         hour,
         thresholdPercent: this.threshold,
+        inferenceProfiles: this.opts.inferenceProfiles,
         aws: awsBedrock.filter((r) => r.hour === hour),
         metered: ourBedrock.filter((r) => r.hour === hour),
         awsSageMaker: awsSageMaker.filter((r) => r.hour === hour),
@@ -119,6 +131,11 @@ export function hoursOf(range: HourRange): string[] {
   return hours;
 }
 
+/** `yyyy-mm-ddT23`: the report that carries the day's per-tenant source section. */
+export function isLastHourOfDay(hour: string): boolean {
+  return hour.endsWith("T23");
+}
+
 export function hourKey(d: Date): string {
   return d.toISOString().slice(0, 13);
 }
@@ -138,6 +155,15 @@ export function cloudWatchModelId(modelId: string): string {
 }
 
 /**
+ * The id a row of the report is keyed on: {@link cloudWatchModelId} of the model, after an
+ * application inference profile (ARN or id, ours or CloudWatch's) is replaced by the model it
+ * copies. A profile the map does not know stays as it is (its own row).
+ */
+export function reconciledModelId(modelId: string, profiles?: InferenceProfiles): string {
+  return cloudWatchModelId(profiles?.baseModelOf(modelId) ?? modelId);
+}
+
+/**
  * Bedrock model ids always contain a '.' (`anthropic.claude-...`, `us.amazon.nova-...`) or are
  * Bedrock ARNs; SageMaker endpoint and inference-component names cannot contain one
  * (`[a-zA-Z0-9](-*[a-zA-Z0-9])*`). So a model-hour aggregate's id says which service ran it.
@@ -149,16 +175,19 @@ export function isBedrockModelId(modelId: string): boolean {
 interface ReportInput {
   hour: string;
   thresholdPercent: number;
+  inferenceProfiles?: InferenceProfiles;
   aws: readonly ProviderModelHour[];
   metered: readonly MeteredModelHour[];
   awsSageMaker: readonly ProviderSageMakerHour[];
   meteredSageMaker: readonly MeteredSageMakerHour[];
+  /** The day's tenant source counters, for the report of the day's last hour. */
+  tenantDays?: { day: string; rows: readonly MeteredTenantDaySources[] };
 }
 
 export function buildReport(input: ReportInput): DriftReport {
   const aws = new Map<string, ProviderModelHour>();
   for (const r of input.aws) {
-    const id = cloudWatchModelId(r.modelId);
+    const id = reconciledModelId(r.modelId, input.inferenceProfiles);
     const prev = aws.get(id);
     if (!prev) aws.set(id, { ...r, modelId: id, published: { ...r.published } });
     else {
@@ -168,7 +197,7 @@ export function buildReport(input: ReportInput): DriftReport {
   }
   const ours = new Map<string, BedrockFigures>();
   for (const r of input.metered) {
-    const id = cloudWatchModelId(r.modelId);
+    const id = reconciledModelId(r.modelId, input.inferenceProfiles);
     addFigures((ours.get(id) ?? ours.set(id, zeroBedrock()).get(id))!, r);
   }
   const bedrock: BedrockDriftRow[] = [];
@@ -212,7 +241,35 @@ export function buildReport(input: ReportInput): DriftReport {
     totals,
     bedrock,
     sagemaker,
+    invocationSources: input.tenantDays ? invocationSources(input.tenantDays.day, input.tenantDays.rows) : null,
   };
+}
+
+/**
+ * Per tenant of `day`: calls only a wrapper reported, only the invocation log, both (see
+ * `sourceSplit`). Rows of other days are ignored, a tenant's rows are summed, and rows are sorted
+ * by tenant, so the same counters give the same bytes.
+ */
+export function invocationSources(day: string, metered: readonly MeteredTenantDaySources[]): InvocationSourcesSection {
+  const byTenant = new Map<string, MeteredTenantDaySources>();
+  for (const m of metered) {
+    if (m.day !== day) continue;
+    const prev = byTenant.get(m.tenantId);
+    if (!prev) byTenant.set(m.tenantId, { ...m });
+    else for (const k of ["requests", "wrapperFirst", "logFirst", "logAfterWrapper", "wrapperAfterLog"] as const) prev[k] += m[k];
+  }
+  const totals = { wrapperOnlyCalls: 0, logOnlyCalls: 0, bothCalls: 0, untrackedCalls: 0 };
+  const rows = [...byTenant.keys()].sort().map((tenantId) => {
+    const m = byTenant.get(tenantId)!;
+    const split = sourceSplit(m, m.requests);
+    const row = { day, tenantId, wrapperOnlyCalls: split.wrapperOnly, logOnlyCalls: split.logOnly, bothCalls: split.both, untrackedCalls: split.untracked };
+    totals.wrapperOnlyCalls += row.wrapperOnlyCalls;
+    totals.logOnlyCalls += row.logOnlyCalls;
+    totals.bothCalls += row.bothCalls;
+    totals.untrackedCalls += row.untrackedCalls;
+    return row;
+  });
+  return { day, rows, totals };
 }
 
 function sageMakerRows(input: ReportInput): SageMakerDriftRow[] {
@@ -322,6 +379,12 @@ const CSV_HEADER = [
   "unmetered_invocations",
   "not_published",
   "drift_percent",
+  // per-tenant source rows (service invocation-sources) only; appended so drift columns keep their positions
+  "day",
+  "wrapper_only_calls",
+  "log_only_calls",
+  "both_calls",
+  "untracked_calls",
 ];
 
 export function reportCsv(report: DriftReport): string {
@@ -348,16 +411,24 @@ export function reportCsv(report: DriftReport): string {
         r.unmeteredInvocations,
         r.notPublished.join(" "),
         r.driftPercent,
+        ...SOURCE_BLANKS,
       ].join(","),
     );
   }
   for (const r of report.sagemaker) {
     lines.push(
-      [r.hour, "sagemaker", r.kind, csvCell(r.name), r.awsInvocations, r.meteredInvocations, "", "", "", "", "", "", "", "", "", "", r.unmeteredInvocations, "", r.driftPercent].join(","),
+      [r.hour, "sagemaker", r.kind, csvCell(r.name), r.awsInvocations, r.meteredInvocations, "", "", "", "", "", "", "", "", "", "", r.unmeteredInvocations, "", r.driftPercent, ...SOURCE_BLANKS].join(","),
+    );
+  }
+  for (const r of report.invocationSources?.rows ?? []) {
+    lines.push(
+      [report.hour, "invocation-sources", "tenant-day", csvCell(r.tenantId), ...Array(15).fill(""), r.day, r.wrapperOnlyCalls, r.logOnlyCalls, r.bothCalls, r.untrackedCalls].join(","),
     );
   }
   return `${lines.join("\n")}\n`;
 }
+
+const SOURCE_BLANKS = ["", "", "", "", ""];
 
 function csvCell(s: string): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { tenantPrincipalMapSchema, type TenantPrincipalMap } from "../invocation-log/tenant-binding";
+import { InferenceProfilesInvalidError, parseInferenceProfiles } from "../pricing/inference-profiles";
 
 /**
  * Configuration of every handler, parsed once at cold start from the environment. A missing
@@ -26,6 +27,23 @@ const schema = z.object({
   AWS_ENDPOINT_URL_EVENTBRIDGE: z.string().url().optional(),
   /** Extra prices / aliases as JSON `{ prices: [...], aliases: {...} }`, merged over the defaults. */
   PRICE_CATALOG_JSON: z.string().optional(),
+  /**
+   * Application inference profiles (native per-tenant attribution) as JSON
+   * `[{ "arn": "<application-inference-profile ARN>", "model": "<base model id>", "tenant"?: "...", "tier"?: "..." }]`
+   * (shared/pricing/inference-profiles.ts): a profile ARN in an event or in CloudWatch's ModelId is
+   * priced and reconciled as its base model. Checked here, at cold start.
+   */
+  INFERENCE_PROFILES_JSON: z
+    .string()
+    .optional()
+    .superRefine((raw, ctx) => {
+      try {
+        parseInferenceProfiles(raw);
+      } catch (error) {
+        if (!(error instanceof InferenceProfilesInvalidError)) throw error;
+        ctx.addIssue({ code: "custom", message: error.message });
+      }
+    }),
   /** Events older than this (by occurredAt) are quarantined as too late; must be < LEDGER_TTL_DAYS. */
   MAX_EVENT_AGE_DAYS: z.coerce.number().int().positive().default(35),
   /** How long a ledger item (the dedupe record) lives after the event was counted. */

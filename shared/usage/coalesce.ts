@@ -1,11 +1,24 @@
 import { periodsOf, type Periods } from "./periods";
-import type { InvocationEventV1 } from "../events/invocation";
-import { COUNTER_NAMES, addCounters, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "./model";
+import { originOf, type InvocationEventV1 } from "../events/invocation";
+import {
+  COUNTER_NAMES,
+  addCounters,
+  firstCounter,
+  laterCounter,
+  zeroCounters,
+  zeroSourceCounts,
+  type AggregateTarget,
+  type PricedEvent,
+  type SourceCounts,
+  type UsageCounters,
+} from "./model";
 
 /** One aggregate item's increment: the sum of every event of a chunk that lands on it. */
 export interface AggregateDelta {
   target: AggregateTarget;
   counters: UsageCounters;
+  /** Tenant-day items only: which path reported the calls (see `SourceCounts`). */
+  sources?: SourceCounts;
 }
 
 const periodsCache = new WeakMap<PricedEvent, Periods>();
@@ -77,6 +90,26 @@ export function coalesce(events: readonly PricedEvent[]): AggregateDelta[] {
     }
   }
   return [...byId.values()];
+}
+
+/**
+ * Adds to the tenant-day deltas which path first reported each newly counted event (and the
+ * other path, when the same batch carried both): part of the group's commit, so exactly once
+ * and without a write of its own.
+ */
+export function withSourceCounts(deltas: AggregateDelta[], events: readonly PricedEvent[]): AggregateDelta[] {
+  const days = new Map<string, AggregateDelta>();
+  for (const d of deltas) if (d.target.kind === "tenant" && d.target.granularity === "day") days.set(targetId(d.target), d);
+  for (const e of events) {
+    if (!e.source) continue;
+    const id = targetId({ kind: "tenant", tenantId: e.event.tenantId, granularity: "day", period: periodsOfEvent(e).day });
+    const d = days.get(id);
+    if (!d) continue; // not among this group's deltas: not counted here
+    const s = (d.sources ??= zeroSourceCounts());
+    s[firstCounter(originOf(e.source))]++;
+    if (e.crossSource && originOf(e.crossSource) !== originOf(e.source)) s[laterCounter(originOf(e.crossSource))]++;
+  }
+  return deltas;
 }
 
 /**

@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { InvalidInvocationEventError, parseInvocationMessage, type InvocationEventV1 } from "../events/invocation";
+import { InvalidInvocationEventError, originOf, parseInvocationEnvelope, type InvocationEventV1, type InvocationSource } from "../events/invocation";
 import type { PriceCatalog, PricingDimensions } from "../pricing/catalog";
-import { coalesce, correctionDeltas, countedAt, groupForAggregates } from "./coalesce";
+import { APPLICATION_PROFILE_ARN } from "../pricing/inference-profiles";
+import { coalesce, correctionDeltas, countedAt, groupForAggregates, withSourceCounts, type AggregateDelta } from "./coalesce";
 import type { MarkerState } from "./ports";
 import { retryWrites, type RetryOptions } from "./retry";
-import { COUNTER_NAMES, subtract, zeroCounters, type PricedEvent, type UsageCounters } from "./model";
+import { COUNTER_NAMES, laterCounter, subtract, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters } from "./model";
+import { periodsOf } from "./periods";
 import { contentFreeMessage, describeShape, envelopeIds } from "./quarantine";
 import { periodsOfEvent } from "./coalesce";
 import { LEDGER_BATCH_MAX, type Claim, type CountedEstimate, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
@@ -46,8 +48,23 @@ export interface IngestResult {
   /** Estimates replaced by exact counts in this call: `counters` is the difference (exact - estimate), for metrics. */
   corrections: PricedEvent[];
   touched: TouchedTenant[];
-  /** `corrected`: duplicates (also in `duplicates`) whose exact counts replaced a counted estimate. */
-  stats: { counted: number; duplicates: number; corrected: number; quarantined: number; failed: number; unpriced: number; maxLagMs: number };
+  /**
+   * `corrected`: duplicates (also in `duplicates`) whose exact counts replaced a counted estimate.
+   * `crossSource`: calls this call recorded as reported by both paths (wrapper and invocation log);
+   * `crossSourceLost`: of those, marked on the ledger but not added to the tenant-day figure (a
+   * failed write; diagnostic only, see `shared/usage/README.md`).
+   */
+  stats: {
+    counted: number;
+    duplicates: number;
+    corrected: number;
+    quarantined: number;
+    failed: number;
+    unpriced: number;
+    maxLagMs: number;
+    crossSource: number;
+    crossSourceLost: number;
+  };
 }
 
 export interface IngestOptions {
@@ -111,14 +128,15 @@ export class IngestService {
     const outcomes = new Map<string, RecordOutcome>();
     const counted: PricedEvent[] = [];
     const corrections: PricedEvent[] = [];
-    const stats = { counted: 0, duplicates: 0, corrected: 0, quarantined: 0, failed: 0, unpriced: 0, maxLagMs: 0 };
+    const stats = { counted: 0, duplicates: 0, corrected: 0, quarantined: 0, failed: 0, unpriced: 0, maxLagMs: 0, crossSource: 0, crossSourceLost: 0 };
 
     // 1. validate and price; an event key seen twice in one batch is counted once
-    const byKey = new Map<string, { priced: PricedEvent; messageIds: string[] }>();
+    const byKey = new Map<string, { priced: PricedEvent; messageIds: string[]; sources: Map<"wrapper" | "log", InvocationSource> }>();
     for (const record of records) {
       let event: InvocationEventV1;
+      let source: InvocationSource;
       try {
-        event = parseInvocationMessage(record.body);
+        ({ event, source } = parseInvocationEnvelope(record.body));
         this.checkTimeWindow(event, now);
       } catch (error) {
         if (!(error instanceof InvalidInvocationEventError)) throw error;
@@ -132,11 +150,16 @@ export class IngestService {
       const seen = byKey.get(key);
       if (seen) {
         seen.messageIds.push(record.messageId);
+        if (!seen.sources.has(originOf(source))) seen.sources.set(originOf(source), source);
         // the same call reported exactly and from an estimate: the exact report counts
-        if (seen.priced.event.estimated && !event.estimated) seen.priced = this.price(event);
+        if (seen.priced.event.estimated && !event.estimated) seen.priced = this.price(event, source);
         continue;
       }
-      byKey.set(key, { priced: this.price(event), messageIds: [record.messageId] });
+      byKey.set(key, { priced: this.price(event, source), messageIds: [record.messageId], sources: new Map([[originOf(source), source]]) });
+    }
+    // One batch carrying both paths' reports of a call: its claim records both (cross-source diagnostic).
+    for (const { priced, sources } of byKey.values()) {
+      for (const [origin, source] of sources) if (origin !== originOf(priced.source!)) priced.crossSource = source;
     }
 
     // 2. commit group by group. Grouping a tenant's events together makes a group touch few
@@ -154,6 +177,7 @@ export class IngestService {
     const markers = new Map<string, Promise<MarkerState | undefined>>();
     const run = this.runId();
     const limit = limiter(this.opts.claimConcurrency ?? 32);
+    const crossMarks: CrossMark[] = [];
     const record = async (priced: PricedEvent, fate: EventFate) => {
       const key = ledgerKey(priced.event);
       const { tenantId, eventId } = priced.event;
@@ -167,7 +191,14 @@ export class IngestService {
         stats[outcome.kind === "counted" ? "counted" : outcome.kind === "duplicate" ? "duplicates" : "failed"]++;
       }
       if (fate.kind === "counted" || fate.kind === "corrected") changed.add(key);
+      if (fate.kind === "counted" && priced.crossSource) stats.crossSource++;
+      if (fate.kind === "duplicate" && fate.holder) {
+        // The other path's report of a call already counted: marked on the ledger once, counted below.
+        const cross = crossSourceFor(priced, fate.holder);
+        if (cross) crossMarks.push({ tenantId, eventId, source: cross, day: periodsOf(fate.holder.occurredAt ?? priced.event.occurredAt).day });
+      }
       if (fate.kind === "corrected") {
+        if (fate.crossSource) stats.crossSource++;
         stats.corrected++;
         corrections.push({ ...priced, counters: fate.difference });
       }
@@ -229,8 +260,40 @@ export class IngestService {
       await commitAll(groupForAggregates(again, this.opts.maxTransactionItems - 1));
     }
     for (const b of busy) await record(b.priced, b.fate);
+    await this.countCrossSources(crossMarks, limit, stats);
 
     return { outcomes, counted, corrections, touched: touchedTenants(entries, (key, messageId) => changed.has(key) || (redelivered.has(messageId) && outcomes.get(messageId)?.kind === "duplicate")), stats };
+  }
+
+  /**
+   * The other path's reports of calls counted before: each ledger entry is marked once
+   * (conditional update), then the marks are added to their tenant-days, one write per
+   * tenant-day of the batch. Diagnostic, never billing: a crash or a failed write between the
+   * mark and the count leaves the call in a one-path figure (the mark keeps a redelivery from
+   * counting it twice); the records still succeed.
+   */
+  private async countCrossSources(marks: readonly CrossMark[], limit: Limiter, stats: IngestResult["stats"]): Promise<void> {
+    const byDay = new Map<string, { tenantId: string; day: string; counts: SourceCounts }>();
+    await Promise.all(
+      marks.map((m) =>
+        limit(async () => {
+          const marked = await this.opts.store.markCrossSource(m.tenantId, m.eventId, m.source, this.clock()).catch(() => false);
+          if (!marked) return;
+          const id = `${m.tenantId}#${m.day}`;
+          const d = byDay.get(id) ?? byDay.set(id, { tenantId: m.tenantId, day: m.day, counts: zeroSourceCounts() }).get(id)!;
+          d.counts[laterCounter(originOf(m.source))]++;
+        }),
+      ),
+    );
+    for (const d of [...byDay.values()]) {
+      const n = d.counts.logAfterWrapper + d.counts.wrapperAfterLog;
+      try {
+        await limit(() => this.opts.store.addSourceCounts(d.tenantId, d.day, d.counts, this.clock()));
+        stats.crossSource += n;
+      } catch {
+        stats.crossSourceLost += n;
+      }
+    }
   }
 
   private checkTimeWindow(event: InvocationEventV1, now: Date): void {
@@ -249,7 +312,7 @@ export class IngestService {
     }
   }
 
-  private price(event: InvocationEventV1): PricedEvent {
+  private price(event: InvocationEventV1, source?: InvocationSource): PricedEvent {
     const result = this.opts.prices.price(event, this.opts.region);
     const counters = zeroCounters();
     counters.requests = 1;
@@ -268,6 +331,7 @@ export class IngestService {
       counters,
       unpricedReason: result.priced ? undefined : result.reason,
       pricing: pricingOf(event),
+      ...(source ? { source } : {}),
     };
   }
 
@@ -316,14 +380,14 @@ export class IngestService {
       }),
     );
     const claimed: PricedEvent[] = [];
-    const corrections: { e: PricedEvent; held: Claim; estimate: CountedEstimate }[] = [];
+    const corrections: { e: PricedEvent; held: Claim; estimate: CountedEstimate; holder: LedgerHolder }[] = [];
     let claimError: string | undefined;
     events.forEach((e, i) => {
       const c = claims[i];
       const key = ledgerKey(e.event);
       if (c.kind === "claimed") claimed.push(e);
-      else if (c.kind === "duplicate") fates.set(key, { kind: "duplicate" });
-      else if (c.kind === "correct") corrections.push({ e, held: c.held, estimate: c.estimate });
+      else if (c.kind === "duplicate") fates.set(key, { kind: "duplicate", holder: c.holder });
+      else if (c.kind === "correct") corrections.push({ e, held: c.held, estimate: c.estimate, holder: c.holder });
       else if (c.kind === "busy") {
         fates.set(key, {
           kind: "busy",
@@ -334,7 +398,7 @@ export class IngestService {
         fates.set(key, { kind: "failed", error: `ledger write failed: ${c.error}` });
       }
     });
-    for (const c of corrections) fates.set(ledgerKey(c.e.event), await this.correctOne(c.e, c.held, c.estimate));
+    for (const c of corrections) fates.set(ledgerKey(c.e.event), await this.correctOne(c.e, c.held, c.estimate, c.holder));
     if (claimed.length === 0) return fates;
     // A ledger write whose outcome is unknown may hold this group: the group may not commit
     // without that event, so it is aborted and every claim of it is taken over on redelivery.
@@ -378,8 +442,8 @@ export class IngestService {
       if (state === "committed") {
         // An exact report of a call that was counted from an estimate (an abandoned stream,
         // then the invocation log): the exact counts replace the estimate, once.
-        if (holder.estimate && !e.event.estimated) return { kind: "correct", held, estimate: holder.estimate };
-        return { kind: "duplicate" };
+        if (holder.estimate && !e.event.estimated) return { kind: "correct", held, estimate: holder.estimate, holder };
+        return { kind: "duplicate", holder };
       }
       // Aborted: the event was never counted. Take the entry over unless a third run was faster.
       if (await this.opts.store.moveLedger(e, held, claim, this.clock())) return { kind: "claimed" };
@@ -388,19 +452,24 @@ export class IngestService {
   }
 
   /** Exact counts replace a committed estimate: the net difference on every aggregate, once. */
-  private async correctOne(e: PricedEvent, held: Claim, estimate: CountedEstimate): Promise<EventFate> {
+  private async correctOne(e: PricedEvent, held: Claim, estimate: CountedEstimate, holder: LedgerHolder): Promise<EventFate> {
     const difference = zeroCounters();
     for (const c of COUNTER_NAMES) difference[c] = e.counters[c] - estimate.counters[c];
     const old = { ...e, event: { ...e.event, ...countedAt(estimate) }, counters: subtract(zeroCounters(), estimate.counters) };
     const deltas = correctionDeltas([old, e]);
+    // An exact report from the other path (the log correcting a wrapper's estimate): the call was
+    // seen by both; marked and counted in the correction's own transaction, so once.
+    const cross = crossSourceFor(e, holder);
+    if (cross) addSourceCount(deltas, e.event.tenantId, periodsOf(estimate.occurredAt).day, laterCounter(originOf(cross)));
+    const exact: PricedEvent = { ...e, crossSource: cross };
     let result;
     try {
-      result = await retryWrites(() => this.opts.store.correct(e, held, deltas, this.clock()), this.retry());
+      result = await retryWrites(() => this.opts.store.correct(exact, held, deltas, this.clock()), this.retry());
     } catch (error) {
       // Landed or not, a redelivery settles it: the ledger says whether it is still an estimate.
       return { kind: "failed", error: `estimate correction failed (${describe(error)})` };
     }
-    if (result.kind === "corrected") return { kind: "corrected", difference };
+    if (result.kind === "corrected") return { kind: "corrected", difference, crossSource: cross !== undefined };
     // corrected by another delivery meanwhile
     if (result.kind === "already") return { kind: "duplicate" };
     // Not corrected: a redelivery tries again (the ledger still says estimate).
@@ -409,7 +478,8 @@ export class IngestService {
 
   /** Phase 2: the group's marker and aggregates in one transaction, retried with backoff. */
   private async applyGroup(claim: Claim, events: readonly PricedEvent[]): Promise<EventFate> {
-    const deltas = coalesce(events);
+    // which path reported each call rides on the tenant-day items the group writes anyway
+    const deltas = withSourceCounts(coalesce(events), events);
     let result;
     try {
       result = await retryWrites(() => this.opts.store.apply(claim, deltas, this.clock()), this.retry());
@@ -456,7 +526,9 @@ export class IngestService {
         messageId: `unpriced:${tenantId}:${eventId}`,
         receivedAt: now.toISOString(),
         reason: "unknown-model",
-        message: `counted without cost: no price for model '${modelId}' (base '${priced.baseModelId}') in region ${this.opts.region}`,
+        message: APPLICATION_PROFILE_ARN.test(priced.baseModelId)
+          ? `counted without cost: application inference profile '${priced.baseModelId}' is not in INFERENCE_PROFILES_JSON, so its base model is unknown`
+          : `counted without cost: no price for model '${modelId}' (base '${priced.baseModelId}') in region ${this.opts.region}`,
         shape: describeShape(priced.event),
         tenantId,
         eventId,
@@ -485,9 +557,10 @@ export class IngestService {
 
 type EventFate =
   | { kind: "counted" }
-  | { kind: "duplicate" }
+  /** `holder`: the ledger entry that counted it, when read (for the cross-source mark). */
+  | { kind: "duplicate"; holder?: LedgerHolder }
   /** Already counted from an estimate; this exact delivery corrected the aggregates by `difference`. */
-  | { kind: "corrected"; difference: UsageCounters }
+  | { kind: "corrected"; difference: UsageCounters; crossSource: boolean }
   | { kind: "failed"; error: string }
   /** Held by another run's undecided group: retried later in this run, then failed. */
   | { kind: "busy"; error: string };
@@ -496,9 +569,9 @@ type EventFate =
 const BUSY_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 800, 800];
 type ClaimOutcome =
   | { kind: "claimed" }
-  | { kind: "duplicate" }
+  | { kind: "duplicate"; holder?: LedgerHolder }
   | { kind: "busy"; holder: LedgerHolder }
-  | { kind: "correct"; held: Claim; estimate: CountedEstimate }
+  | { kind: "correct"; held: Claim; estimate: CountedEstimate; holder: LedgerHolder }
   | { kind: "error"; error: string };
 
 type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
@@ -570,4 +643,31 @@ function pricingOf(e: InvocationEventV1): PricingDimensions | undefined {
   if (e.serviceTier) p.serviceTier = e.serviceTier;
   if (e.invokedModelId) p.invokedModelId = e.invokedModelId;
   return Object.keys(p).length ? p : undefined;
+}
+
+/** A duplicate from the path that did not claim the call: marked on the ledger, then counted per tenant-day. */
+interface CrossMark {
+  tenantId: string;
+  eventId: string;
+  source: InvocationSource;
+  day: string;
+}
+
+/**
+ * The source of this batch's reports of a call (the event's own, or the other path's carried in
+ * the same batch) that the holder's path is not, if the holder is not marked yet. Undefined for
+ * entries that predate sources (nothing says which path claimed them).
+ */
+function crossSourceFor(priced: PricedEvent, holder: LedgerHolder): InvocationSource | undefined {
+  if (!holder.source || holder.crossSource) return undefined;
+  const theirs = originOf(holder.source);
+  for (const s of [priced.source, priced.crossSource]) if (s && originOf(s) !== theirs) return s;
+  return undefined;
+}
+
+/** Adds one to a source counter of a tenant-day among `deltas` (a counter-free delta if the day has none). */
+function addSourceCount(deltas: AggregateDelta[], tenantId: string, day: string, counter: keyof SourceCounts): void {
+  let d = deltas.find((x) => x.target.kind === "tenant" && x.target.granularity === "day" && x.target.tenantId === tenantId && x.target.period === day);
+  if (!d) deltas.push((d = { target: { kind: "tenant", tenantId, granularity: "day", period: day }, counters: zeroCounters() }));
+  (d.sources ??= zeroSourceCounts())[counter]++;
 }

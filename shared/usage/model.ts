@@ -1,4 +1,4 @@
-import type { InvocationEventV1 } from "../events/invocation";
+import type { InvocationEventV1, InvocationOrigin, InvocationSource } from "../events/invocation";
 import type { PricingDimensions } from "../pricing/catalog";
 
 /** Counters kept on every aggregate item. Costs are integer nano-USD (1e-9 USD). */
@@ -72,6 +72,68 @@ export interface PricedEvent {
   unpricedReason?: "unknown-model" | "fixed-cost";
   /** What besides model and tokens set the price (kept on an unpriced ledger entry, so a reprice uses the same). */
   pricing?: PricingDimensions;
+  /** The envelope's source that delivered this report (absent outside the ingest, e.g. a reprice). */
+  source?: InvocationSource;
+  /**
+   * The other path's source, when the ledger entry this event writes or updates records that the
+   * other path reported the same call too (both in one batch, or an exact log record correcting a
+   * wrapper's estimate). Diagnostic only (see `SourceCounts`).
+   */
+  crossSource?: InvocationSource;
+}
+
+/**
+ * Per tenant and UTC day, on the tenant-day aggregate item: calls by the path that counted them
+ * first, and calls the other path reported later. Diagnostic (which calls only one path saw), never
+ * billing. `wrapperFirst + logFirst` = calls counted since sources were recorded.
+ */
+export interface SourceCounts {
+  wrapperFirst: number;
+  logFirst: number;
+  /** Counted from a wrapper event, then the invocation log reported it too. */
+  logAfterWrapper: number;
+  /** Counted from the invocation log, then a wrapper event reported it too. */
+  wrapperAfterLog: number;
+}
+
+export const SOURCE_COUNT_NAMES: readonly (keyof SourceCounts)[] = ["wrapperFirst", "logFirst", "logAfterWrapper", "wrapperAfterLog"];
+
+/** Attribute names on the tenant-day item (kept apart from the usage counters: no other aggregate carries them). */
+export const SOURCE_COUNT_ATTRIBUTES: Record<keyof SourceCounts, string> = {
+  wrapperFirst: "callsWrapperFirst",
+  logFirst: "callsLogFirst",
+  logAfterWrapper: "callsLogAfterWrapper",
+  wrapperAfterLog: "callsWrapperAfterLog",
+};
+
+export function zeroSourceCounts(): SourceCounts {
+  return { wrapperFirst: 0, logFirst: 0, logAfterWrapper: 0, wrapperAfterLog: 0 };
+}
+
+/** The counter a call counted first from `origin` adds to. */
+export function firstCounter(origin: InvocationOrigin): keyof SourceCounts {
+  return origin === "wrapper" ? "wrapperFirst" : "logFirst";
+}
+
+/** The counter a call adds to when `later` reports it after the other path counted it. */
+export function laterCounter(later: InvocationOrigin): keyof SourceCounts {
+  return later === "log" ? "logAfterWrapper" : "wrapperAfterLog";
+}
+
+/**
+ * The day's calls by who saw them: only a wrapper (the log never came: logging off, or lost), only
+ * the log (the call bypassed the wrappers, or the wrapper's event was lost), both. Calls counted
+ * before sources were recorded are `untracked` (from the day's `requests`). Never negative: a
+ * crash between the mark and the count of a later report (see `shared/usage/README.md`) can only
+ * leave a call in a one-path figure.
+ */
+export function sourceSplit(c: SourceCounts, requests: number): { wrapperOnly: number; logOnly: number; both: number; untracked: number } {
+  return {
+    wrapperOnly: Math.max(0, c.wrapperFirst - c.logAfterWrapper),
+    logOnly: Math.max(0, c.logFirst - c.wrapperAfterLog),
+    both: c.logAfterWrapper + c.wrapperAfterLog,
+    untracked: Math.max(0, requests - c.wrapperFirst - c.logFirst),
+  };
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { RecordShape } from "./quarantine";
 import type { AggregateDelta } from "./coalesce";
 import type { PricingDimensions } from "../pricing/catalog";
-import type { PricedEvent, UsageCounters } from "./model";
+import type { InvocationSource } from "../events/invocation";
+import type { PricedEvent, SourceCounts, UsageCounters } from "./model";
 
 /**
  * Who holds an event's ledger entry: the ingest run that claimed it and the aggregate group
@@ -19,6 +20,12 @@ export interface LedgerHolder {
   claimedAt?: string;
   /** Present when the entry counted estimated tokens: what it counted, so exact counts can replace it. */
   estimate?: CountedEstimate;
+  /** The envelope source that claimed the entry (absent on entries written before sources were recorded). */
+  source?: InvocationSource;
+  /** Set once the other path reported the same call too. */
+  crossSource?: InvocationSource;
+  /** Event time the entry counted (its tenant-day). */
+  occurredAt?: string;
 }
 
 /** What an estimated ledger entry added to the aggregates (the fields its targets depend on). */
@@ -96,6 +103,14 @@ export interface UsageStore {
    */
   correct(event: PricedEvent, held: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult>;
   quarantine(record: QuarantineRecord): Promise<void>;
+  /**
+   * Marks a counted event's ledger entry as reported by `source` too (the path that did not claim
+   * it), only if it exists, was claimed by the other path, and is not marked yet. True when this
+   * call set the mark: the caller counts it once (see `addSourceCounts`).
+   */
+  markCrossSource(tenantId: string, eventId: string, source: InvocationSource, now: Date): Promise<boolean>;
+  /** Adds to the source counters of a tenant-day aggregate item (diagnostic; not exactly once on its own). */
+  addSourceCounts(tenantId: string, day: string, counts: SourceCounts, now: Date): Promise<void>;
 }
 
 export interface UsageTotals {
@@ -117,6 +132,8 @@ export interface AggregateRow {
   period: string;
   modelId?: string;
   counters: UsageCounters;
+  /** Tenant-day items that counted calls since sources were recorded: which path reported them. */
+  sources?: SourceCounts;
 }
 
 export interface Page<T> {

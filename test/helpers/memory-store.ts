@@ -1,6 +1,7 @@
 import { targetId, type AggregateDelta } from "../../shared/usage/coalesce";
 import { ledgerKey } from "../../shared/usage/ingest";
-import { addCounters, zeroCounters, type PricedEvent, type UsageCounters } from "../../shared/usage/model";
+import type { InvocationSource } from "../../shared/events/invocation";
+import { SOURCE_COUNT_NAMES, addCounters, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters } from "../../shared/usage/model";
 import { LEDGER_BATCH_MAX, type ApplyResult, type Claim, type CorrectResult, type CountedEstimate, type LedgerWrite, type MarkerState, type QuarantineRecord, type UsageStore } from "../../shared/usage/ports";
 
 const markerId = (c: Claim) => `${c.run}#${c.group}`;
@@ -15,8 +16,16 @@ function estimateOf(e: PricedEvent): CountedEstimate | undefined {
  * In-memory fake of the usage store with the adapter's semantics: conditional ledger puts,
  * write-once group markers, and an all-or-nothing apply of marker plus aggregates.
  */
+type LedgerEntry = { run: string; group: number; claimedAt: string; estimate?: CountedEstimate; source?: InvocationSource; crossSource?: InvocationSource; occurredAt?: string };
+
+function entryOf(e: PricedEvent, claim: Claim, now: Date): LedgerEntry {
+  return { ...claim, claimedAt: now.toISOString(), estimate: estimateOf(e), source: e.source, crossSource: e.crossSource, occurredAt: e.event.occurredAt };
+}
+
 export class MemoryUsageStore implements UsageStore {
-  readonly ledger = new Map<string, { run: string; group: number; claimedAt: string; estimate?: CountedEstimate }>();
+  readonly ledger = new Map<string, LedgerEntry>();
+  /** Source counters of tenant-day items, by target id. */
+  readonly sources = new Map<string, SourceCounts>();
   readonly markers = new Map<string, MarkerState>();
   readonly aggregates = new Map<string, UsageCounters>();
   readonly quarantined: QuarantineRecord[] = [];
@@ -28,7 +37,7 @@ export class MemoryUsageStore implements UsageStore {
     const key = ledgerKey(e.event);
     const holder = this.ledger.get(key);
     if (holder) return { kind: "exists", holder: { ...holder } };
-    this.ledger.set(key, { ...claim, claimedAt: now.toISOString(), estimate: estimateOf(e) });
+    this.ledger.set(key, entryOf(e, claim, now));
     return { kind: "created" };
   }
 
@@ -43,7 +52,7 @@ export class MemoryUsageStore implements UsageStore {
     const key = ledgerKey(e.event);
     const holder = this.ledger.get(key);
     if (!holder || holder.run !== from.run || holder.group !== from.group) return false;
-    this.ledger.set(key, { ...to, claimedAt: now.toISOString(), estimate: estimateOf(e) });
+    this.ledger.set(key, entryOf(e, to, now));
     return true;
   }
 
@@ -66,6 +75,7 @@ export class MemoryUsageStore implements UsageStore {
       const id = targetId(d.target);
       this.aggregates.set(id, addCounters(this.aggregates.get(id) ?? zeroCounters(), d.counters));
       this.itemWrites.set(id, (this.itemWrites.get(id) ?? 0) + 1);
+      if (d.sources) this.addSources(id, d.sources);
     }
     return { kind: "committed" };
   }
@@ -74,9 +84,10 @@ export class MemoryUsageStore implements UsageStore {
     const key = ledgerKey(e.event);
     const entry = this.ledger.get(key);
     if (!entry || entry.run !== held.run || entry.group !== held.group || !entry.estimate) return { kind: "already" };
-    this.ledger.set(key, { ...entry, estimate: undefined });
+    this.ledger.set(key, { ...entry, estimate: undefined, ...(e.crossSource ? { crossSource: e.crossSource } : {}) });
     for (const d of deltas) {
       const id = targetId(d.target);
+      if (d.sources) this.addSources(id, d.sources);
       this.aggregates.set(id, addCounters(this.aggregates.get(id) ?? zeroCounters(), d.counters));
       this.itemWrites.set(id, (this.itemWrites.get(id) ?? 0) + 1);
     }
@@ -85,6 +96,23 @@ export class MemoryUsageStore implements UsageStore {
 
   async quarantine(record: QuarantineRecord): Promise<void> {
     this.quarantined.push(record);
+  }
+
+  async markCrossSource(tenantId: string, eventId: string, source: InvocationSource): Promise<boolean> {
+    const entry = this.ledger.get(ledgerKey({ tenantId, eventId }));
+    if (!entry || !entry.source || entry.source === source || entry.crossSource) return false;
+    entry.crossSource = source;
+    return true;
+  }
+
+  async addSourceCounts(tenantId: string, day: string, counts: SourceCounts): Promise<void> {
+    this.addSources(targetId({ kind: "tenant", tenantId, granularity: "day", period: day }), counts);
+  }
+
+  private addSources(id: string, add: SourceCounts): void {
+    const s = this.sources.get(id) ?? zeroSourceCounts();
+    for (const c of SOURCE_COUNT_NAMES) s[c] += add[c];
+    this.sources.set(id, s);
   }
 
   month(tenantId: string, month: string): UsageCounters | undefined {
@@ -97,7 +125,7 @@ export class MemoryUsageStore implements UsageStore {
   }
 }
 
-export type StoreOp = "putLedger" | "insertLedgers" | "moveLedger" | "marker" | "abort" | "apply" | "correct";
+export type StoreOp = "putLedger" | "insertLedgers" | "moveLedger" | "marker" | "abort" | "apply" | "correct" | "markCrossSource" | "addSourceCounts";
 /**
  * ok; throw before the call reaches the store (a failed request); lost: the call lands but
  * its response is lost (throws after); retryable: a throttled transaction (apply only).
@@ -144,5 +172,11 @@ export class FaultyStore implements UsageStore {
   }
   quarantine(record: QuarantineRecord): Promise<void> {
     return this.inner.quarantine(record);
+  }
+  markCrossSource(tenantId: string, eventId: string, source: InvocationSource, now: Date) {
+    return this.run("markCrossSource", () => this.inner.markCrossSource(tenantId, eventId, source, now));
+  }
+  addSourceCounts(tenantId: string, day: string, counts: SourceCounts, now: Date) {
+    return this.run("addSourceCounts", () => this.inner.addSourceCounts(tenantId, day, counts, now));
   }
 }

@@ -40,6 +40,7 @@ import {
 } from "../usage";
 import { captureResponseHeaders, type HeaderMap } from "./response-headers";
 import type { AdmissionTicket } from "../../admission/service";
+import type { InferenceProfiles } from "../../pricing/inference-profiles";
 import { AdmissionGate, converseShape, invokeMaxTokens, invokeWithMaxTokens, jsonMessages, releasedOnError } from "../admission";
 
 export interface MeteredBedrockOptions {
@@ -60,6 +61,13 @@ export interface MeteredBedrockOptions {
   admission?: AdmissionGate;
   /** Ask Bedrock CountTokens for the exact input count before admission (a round trip; falls back to the estimate). */
   countTokens?: boolean;
+  /**
+   * Application inference profiles per tenant or tier (`InferenceProfiles.fromJson(INFERENCE_PROFILES_JSON)`,
+   * planned by `npm run cli -- attribution profiles`): a call whose tenant (else tier) has a profile for
+   * the model in the client's region goes to the profile's ARN, so AWS's bill carries its tags. The
+   * usage event keeps the model id (what prices it); admission and CountTokens use it too.
+   */
+  inferenceProfiles?: InferenceProfiles;
 }
 
 export interface MeteredBedrockStats {
@@ -104,7 +112,7 @@ export class MeteredBedrock {
     const started = this.clock();
     const output = await releasedOnError(ticket, () =>
       this.opts.client.send(
-        new ConverseCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing), ...requestedServiceTier(input, ticket) }),
+        new ConverseCommand({ ...input, modelId: this.target(ctx, routing), requestMetadata: withTenant(input.requestMetadata, ctx, routing), ...requestedServiceTier(input, ticket) }),
       ),
     );
     const usage = resolveUsage({ ...usageFromConverse(output.usage), ...callFactsFromConverse(output) }, {
@@ -130,7 +138,7 @@ export class MeteredBedrock {
     const started = this.clock();
     const output = await releasedOnError(ticket, () =>
       this.opts.client.send(
-        new ConverseStreamCommand({ ...input, modelId: routing.modelId, requestMetadata: withTenant(input.requestMetadata, ctx, routing), ...requestedServiceTier(input, ticket) }),
+        new ConverseStreamCommand({ ...input, modelId: this.target(ctx, routing), requestMetadata: withTenant(input.requestMetadata, ctx, routing), ...requestedServiceTier(input, ticket) }),
       ),
     );
     if (!output.stream) {
@@ -192,7 +200,7 @@ export class MeteredBedrock {
     const started = this.clock();
     const command = new InvokeModelCommand({
       ...input,
-      modelId: routing.modelId,
+      modelId: this.target(ctx, routing),
       requestMetadata: metadataHeader(input.requestMetadata, ctx, routing),
       ...invokeRequestedServiceTier(input, ticket),
     });
@@ -237,7 +245,7 @@ export class MeteredBedrock {
       this.opts.client.send(
         new InvokeModelWithResponseStreamCommand({
           ...input,
-          modelId: routing.modelId,
+          modelId: this.target(ctx, routing),
           requestMetadata: metadataHeader(input.requestMetadata, ctx, routing),
           ...invokeRequestedServiceTier(input, ticket),
         }),
@@ -372,6 +380,11 @@ export class MeteredBedrock {
       write: usage.cacheWriteInputTokens,
     });
     void ticket.settle({ ...usage, nanoUsd }, eventId);
+  }
+
+  /** What Bedrock is called with: the tenant's (else its tier's) application profile for the routed model, else the model. */
+  private target(ctx: CallContext, routing: Routing): string {
+    return this.opts.inferenceProfiles?.forCall(ctx.tenantId, routing.decision.tier, routing.modelId, this.region) ?? routing.modelId;
   }
 
   private async route(ctx: CallContext, modelId: string | undefined): Promise<Routing> {

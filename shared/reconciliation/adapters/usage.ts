@@ -1,6 +1,6 @@
 import type { TenantHourUsage } from "../../allocation/allocate";
 import type { AggregateRow, UsageReader } from "../../usage/ports";
-import type { MeteredModelHour, MeteredSageMakerHour } from "../model";
+import type { MeteredModelHour, MeteredSageMakerHour, MeteredTenantDaySources } from "../model";
 import type { HourRange, MeteredUsage } from "../ports";
 import { hoursOf, isBedrockModelId } from "../service";
 
@@ -68,6 +68,28 @@ export class AggregateMeteredUsage implements MeteredUsage {
     return out;
   }
 
+  /** The tenant-day items of every tenant with usage in the day's month (one Query per tenant). */
+  async tenantDaySources(day: string): Promise<MeteredTenantDaySources[]> {
+    const tenants = await this.tenantsOf([day.slice(0, 7)]);
+    const out: MeteredTenantDaySources[] = [];
+    await pool([...tenants].sort(), this.opts.concurrency ?? 8, async (tenantId) => {
+      for (const r of await this.usage.tenantPeriods(tenantId, "day", day, day)) {
+        if (r.period !== day) continue;
+        const s = r.sources;
+        out.push({
+          tenantId,
+          day,
+          requests: r.counters.requests,
+          wrapperFirst: s?.wrapperFirst ?? 0,
+          logFirst: s?.logFirst ?? 0,
+          logAfterWrapper: s?.logAfterWrapper ?? 0,
+          wrapperAfterLog: s?.wrapperAfterLog ?? 0,
+        });
+      }
+    });
+    return out;
+  }
+
   private modelHours(range: HourRange): Promise<AggregateRow[]> {
     const key = `${range.from.toISOString()}|${range.to.toISOString()}`;
     if (this.cache?.key !== key) this.cache = { key, rows: this.readModelHours(range) };
@@ -76,7 +98,18 @@ export class AggregateMeteredUsage implements MeteredUsage {
 
   private async readModelHours(range: HourRange): Promise<AggregateRow[]> {
     const hours = hoursOf(range);
-    const months = [...new Set(hours.map((h) => h.slice(0, 7)))];
+    const tenants = await this.tenantsOf([...new Set(hours.map((h) => h.slice(0, 7)))]);
+    const rows: AggregateRow[] = [];
+    const first = hours[0];
+    const last = hours[hours.length - 1];
+    await pool([...tenants].sort(), this.opts.concurrency ?? 8, async (tenantId) => {
+      rows.push(...(await this.usage.modelPeriods(tenantId, "hour", first, last)));
+    });
+    return rows;
+  }
+
+  /** Tenants with usage in any of `months` (the GSI1 month partitions). */
+  private async tenantsOf(months: readonly string[]): Promise<Set<string>> {
     const tenants = new Set<string>();
     for (const month of months) {
       let cursor: string | undefined;
@@ -86,13 +119,7 @@ export class AggregateMeteredUsage implements MeteredUsage {
         cursor = page.cursor;
       } while (cursor);
     }
-    const rows: AggregateRow[] = [];
-    const first = hours[0];
-    const last = hours[hours.length - 1];
-    await pool([...tenants].sort(), this.opts.concurrency ?? 8, async (tenantId) => {
-      rows.push(...(await this.usage.modelPeriods(tenantId, "hour", first, last)));
-    });
-    return rows;
+    return tenants;
   }
 }
 

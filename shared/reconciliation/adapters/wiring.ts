@@ -4,6 +4,7 @@ import { EndpointCatalog } from "../../allocation/endpoints";
 import { LocalDirectorySink } from "../../billing/adapters/local-dir";
 import { s3ExportSink } from "../../billing/adapters/s3";
 import type { AwsClients } from "../../runtime/aws";
+import { InferenceProfiles } from "../../pricing/inference-profiles";
 import type { RuntimeConfig } from "../../runtime/config";
 import { DynamoUsageStore } from "../../usage/adapters/dynamodb";
 import { ReconciliationNotConfiguredError } from "../errors";
@@ -30,6 +31,7 @@ export function reconciliationService(
     signals,
     thresholdPercent: cfg.RECONCILE_DRIFT_THRESHOLD_PERCENT,
     knownEndpoints: EndpointCatalog.fromJson(cfg.ENDPOINT_CATALOG_JSON).list().map((e) => e.endpointName),
+    inferenceProfiles: InferenceProfiles.fromJson(cfg.INFERENCE_PROFILES_JSON),
     clock: opts.clock,
   });
 }

@@ -13,6 +13,7 @@ import {
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
+  UpdateCommand,
   type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
 import { endpointKeys, keys } from "../../storage/keys";
@@ -20,7 +21,8 @@ import { addAndSetUpdate, batchGetAll, queryAll } from "../../storage/adapters/d
 import { USAGE_TABLE } from "../../storage/table";
 import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
-import { COUNTER_NAMES, zeroCounters, type AggregateTarget, type PricedEvent, type UsageCounters } from "../model";
+import type { InvocationSource } from "../../events/invocation";
+import { COUNTER_NAMES, SOURCE_COUNT_ATTRIBUTES, SOURCE_COUNT_NAMES, zeroCounters, zeroSourceCounts, type AggregateTarget, type PricedEvent, type SourceCounts, type UsageCounters } from "../model";
 import type { UnpricedEntry, RepriceStore } from "../reprice";
 import type { Retryable } from "../retry";
 import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
@@ -104,7 +106,9 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
           TableName: this.tableName,
           Key: keys.ledger(tenantId, eventId),
           UpdateExpression:
-            "SET estimated = :false, counters = :counters, inputTokens = :in, outputTokens = :out, costNanoUsd = :cost, correctedAt = :now",
+            "SET estimated = :false, counters = :counters, inputTokens = :in, outputTokens = :out, costNanoUsd = :cost, correctedAt = :now" +
+            // an exact log record replacing a wrapper's estimate: the call was seen by both paths
+            (e.crossSource ? ", crossSource = :cross" : ""),
           // Once: only the committed estimate of this holder is replaced; a second exact
           // delivery finds `estimated = false` and is a plain duplicate.
           ConditionExpression: "#run = :run AND #group = :group AND estimated = :true",
@@ -119,12 +123,43 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
             ":now": now.toISOString(),
             ":run": held.run,
             ":group": held.group,
+            ...(e.crossSource ? { ":cross": e.crossSource } : {}),
           },
         },
       },
       deltas,
       now,
     );
+  }
+
+  async markCrossSource(tenantId: string, eventId: string, source: InvocationSource, now: Date): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.ledger(tenantId, eventId),
+          UpdateExpression: "SET crossSource = :src, crossSourceAt = :now",
+          // Once per call: a redelivery of the same report, or a third report, finds the mark.
+          // Only on an entry another path claimed (an entry without `source` predates sources).
+          ConditionExpression: "attribute_exists(pk) AND attribute_exists(#source) AND #source <> :src AND attribute_not_exists(crossSource)",
+          ExpressionAttributeNames: { "#source": "source" },
+          ExpressionAttributeValues: { ":src": source, ":now": now.toISOString() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async addSourceCounts(tenantId: string, day: string, counts: SourceCounts, now: Date): Promise<void> {
+    const target: AggregateTarget = { kind: "tenant", tenantId, granularity: "day", period: day };
+    const adds: Record<string, number> = {};
+    for (const c of SOURCE_COUNT_NAMES) if (counts[c] !== 0) adds[SOURCE_COUNT_ATTRIBUTES[c]] = counts[c];
+    if (Object.keys(adds).length === 0) return;
+    const { Update } = addAndSetUpdate(this.tableName, targetKey(target), adds, { tenantId, updatedAt: now.toISOString(), ...describeTarget(target) });
+    await this.doc.send(new UpdateCommand(Update));
   }
 
   /** A conditional update of a ledger entry plus aggregate deltas, at once; the condition failing means done before. */
@@ -287,6 +322,9 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
         ? { counters: { ...e.counters }, ...(e.event.endpointName ? { endpointName: e.event.endpointName } : {}) }
         : {}),
       ...(e.unpricedReason === "unknown-model" && e.pricing ? { pricing: { ...e.pricing } } : {}),
+      // which path claimed it (and, when one batch carried both, the other): the cross-source diagnostic
+      ...(e.source ? { source: e.source } : {}),
+      ...(e.crossSource ? { crossSource: e.crossSource } : {}),
     };
   }
 
@@ -324,6 +362,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     const t = d.target;
     const adds: Record<string, number> = {};
     for (const c of COUNTER_NAMES) if (c === "requests" || d.counters[c] !== 0) adds[c] = d.counters[c];
+    if (d.sources) for (const c of SOURCE_COUNT_NAMES) if (d.sources[c] !== 0) adds[SOURCE_COUNT_ATTRIBUTES[c]] = d.sources[c];
     const sets: Record<string, unknown> = { tenantId: t.tenantId, updatedAt: now.toISOString(), ...describeTarget(t) };
     if (t.kind === "tenant" && t.granularity === "month") Object.assign(sets, keys.billing(t.tenantId, t.period));
     if (t.kind === "minute") sets.expiresAt = ttl(now, (this.opts.minuteTtlSeconds ?? 86_400) / 86_400);
@@ -439,6 +478,9 @@ function holderIn(item: Item): LedgerHolder {
     group: typeof item.group === "number" ? item.group : undefined,
     claimedAt: typeof item.claimedAt === "string" ? item.claimedAt : undefined,
     estimate: item.estimated === true && item.counters ? countedOf(item) : undefined,
+    source: typeof item.source === "string" ? (item.source as InvocationSource) : undefined,
+    crossSource: typeof item.crossSource === "string" ? (item.crossSource as InvocationSource) : undefined,
+    occurredAt: typeof item.occurredAt === "string" ? item.occurredAt : undefined,
   };
 }
 
@@ -463,11 +505,19 @@ function countersOf(i: Item): UsageCounters {
 function toRow(i: Item): AggregateRow {
   const counters: UsageCounters = zeroCounters();
   for (const c of COUNTER_NAMES) counters[c] = Number(i[c] ?? 0);
+  const sources = zeroSourceCounts();
+  let tracked = false;
+  for (const c of SOURCE_COUNT_NAMES) {
+    const v = i[SOURCE_COUNT_ATTRIBUTES[c]];
+    if (v !== undefined) tracked = true;
+    sources[c] = Number(v ?? 0);
+  }
   return {
     tenantId: String(i.tenantId),
     period: String(i.period),
     modelId: i.modelId === undefined ? undefined : String(i.modelId),
     counters,
+    ...(tracked ? { sources } : {}),
   };
 }
 

@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BedrockProfiles } from "../../../shared/reconciliation/adapters/bedrock";
-import { AttributionInvalidInputError, AttributionProfileLimitError, planProfiles, ProfileDirectory, profileName } from "../../../shared/reconciliation/attribution";
+import { AttributionInvalidInputError, AttributionProfileLimitError, planProfiles, ProfileDirectory, profileMapEntries, profileName } from "../../../shared/reconciliation/attribution";
+import { InferenceProfiles } from "../../../shared/pricing/inference-profiles";
 import { compareCur, CurInvalidError, readCurCsv } from "../../../shared/reconciliation/cur";
 
 const SONNET = "arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0";
@@ -59,6 +60,23 @@ describe("application inference profiles: the plan", () => {
     expect(dir.resolve("adv-01", "advanced", SONNET)).toBe("arn:aws:bedrock:us-west-2:1:application-inference-profile/p0");
     expect(dir.resolve("ops@example.com", "advanced", SONNET)).toBe(created.get(perTier.create.find((s) => s.owner.id === "advanced")!.inferenceProfileName));
     expect(dir.resolve("x", "basic", SONNET)).toBeUndefined();
+  });
+});
+
+describe("the plan as INFERENCE_PROFILES_JSON (what the wrappers and the price catalog read)", () => {
+  it("existing and created profiles become entries the wrappers resolve like the directory; a failed create is left out", () => {
+    const perTenant = planProfiles({ stage: "prod", per: "tenant", tenants: tenants.slice(0, 2), models: [SONNET], existing: new Map() });
+    const perTier = planProfiles({ stage: "prod", per: "tier", tenants, models: [SONNET], existing: new Map() });
+    const plan = { ...perTenant, create: [...perTenant.create, ...perTier.create] };
+    const arnOf = (i: number) => `arn:aws:bedrock:us-west-2:123456789012:application-inference-profile/p${i}`;
+    // the second tenant's create failed: no ARN
+    const created = new Map(plan.create.filter((_, i) => i !== 1).map((s, i) => [s.inferenceProfileName, arnOf(i)]));
+    const entries = profileMapEntries(plan, created);
+    expect(entries).toHaveLength(plan.create.length - 1);
+    const profiles = InferenceProfiles.fromJson(JSON.stringify(entries));
+    const dir = ProfileDirectory.fromPlan(plan, created);
+    for (const t of tenants) expect(profiles.forCall(t.tenantId, t.tier, SONNET, "us-west-2"), t.tenantId).toBe(dir.resolve(t.tenantId, t.tier, SONNET));
+    expect(profiles.baseModelOf(arnOf(0))).toBe(SONNET);
   });
 });
 

@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { zeroBedrock, type MeteredModelHour, type MeteredSageMakerHour, type ProviderModelHour, type ProviderSageMakerHour, type TokenClass } from "../../../shared/reconciliation/model";
+import { zeroBedrock, type MeteredTenantDaySources, type MeteredModelHour, type MeteredSageMakerHour, type ProviderModelHour, type ProviderSageMakerHour, type TokenClass } from "../../../shared/reconciliation/model";
 import type { DriftSignals, HourRange, MeteredUsage, ProviderMetrics, ReportSink, SignalRecord, SignalStore } from "../../../shared/reconciliation/ports";
 import { ReconciliationInvalidRangeError } from "../../../shared/reconciliation/errors";
+import { InferenceProfiles } from "../../../shared/pricing/inference-profiles";
 import {
   buildReport,
   cloudWatchModelId,
   hourToReconcile,
   hoursOf,
+  invocationSources,
   isBedrockModelId,
   reportCsv,
   reportJson,
@@ -133,7 +135,7 @@ describe("ReconciliationService: one report per hour, signalled once", () => {
   function setup() {
     const state = { aws: [aws({ invocations: 10, inputTokens: 1_000, outputTokens: 500 })], ours: [ours({ invocations: 10, inputTokens: 1_000, outputTokens: 500 })] };
     const provider: ProviderMetrics = { bedrock: async () => state.aws, sagemaker: async () => [] };
-    const metered: MeteredUsage = { bedrock: async () => state.ours, sagemaker: async () => [] };
+    const metered: MeteredUsage = { bedrock: async () => state.ours, sagemaker: async () => [], tenantDaySources: async () => [] };
     const emitted: { hour: string; unmeteredTokensDelta: number; driftPercent: number }[] = [];
     const signals: DriftSignals = { emit: async (hour, s) => void emitted.push({ hour, ...s }) };
     const sink = new MemorySink();
@@ -163,5 +165,109 @@ describe("ReconciliationService: one report per hour, signalled once", () => {
     // and once more with the same late figures: nothing
     await service.reconcile(range);
     expect(emitted).toHaveLength(2);
+  });
+});
+
+describe("per tenant and day: which path reported the calls (wrapper events against invocation-log records)", () => {
+  const day = "2026-11-25";
+  const m = (tenantId: string, over: Partial<MeteredTenantDaySources>): MeteredTenantDaySources => ({
+    tenantId,
+    day,
+    requests: 0,
+    wrapperFirst: 0,
+    logFirst: 0,
+    logAfterWrapper: 0,
+    wrapperAfterLog: 0,
+    ...over,
+  });
+  const rows = [
+    m("t-b", { requests: 12, wrapperFirst: 8, logFirst: 3, logAfterWrapper: 6, wrapperAfterLog: 2 }),
+    m("t-a", { requests: 5, wrapperFirst: 2, logFirst: 0 }),
+    m("t-c", { requests: 4, logFirst: 4 }),
+    m("t-z", { day: "2026-11-24", requests: 9, wrapperFirst: 9 }),
+  ];
+
+  it("wrapper-only, log-only, both and untracked per tenant, sorted, other days ignored, with totals", () => {
+    const s = invocationSources(day, rows);
+    expect(s.rows).toEqual([
+      { day, tenantId: "t-a", wrapperOnlyCalls: 2, logOnlyCalls: 0, bothCalls: 0, untrackedCalls: 3 },
+      { day, tenantId: "t-b", wrapperOnlyCalls: 2, logOnlyCalls: 1, bothCalls: 8, untrackedCalls: 1 },
+      { day, tenantId: "t-c", wrapperOnlyCalls: 0, logOnlyCalls: 4, bothCalls: 0, untrackedCalls: 0 },
+    ]);
+    expect(s.totals).toEqual({ wrapperOnlyCalls: 4, logOnlyCalls: 5, bothCalls: 8, untrackedCalls: 4 });
+  });
+
+  it("only the day's last hour carries the section; JSON and CSV are the same bytes whatever the input order", () => {
+    const build = (hour: string, input: MeteredTenantDaySources[]) =>
+      buildReport({ hour, thresholdPercent: 0.5, aws: [], metered: [], awsSageMaker: [], meteredSageMaker: [], tenantDays: hour.endsWith("T23") ? { day, rows: input } : undefined });
+    const last = build(`${day}T23`, rows);
+    expect(last.invocationSources?.rows.map((r) => r.tenantId)).toEqual(["t-a", "t-b", "t-c"]);
+    expect(build(`${day}T20`, rows).invocationSources).toBeNull();
+    const shuffled = build(`${day}T23`, [rows[2], rows[3], rows[0], rows[1]]);
+    expect(reportJson(shuffled)).toBe(reportJson(last));
+    expect(reportCsv(shuffled)).toBe(reportCsv(last));
+    const csv = reportCsv(last).trimEnd().split("\n");
+    const header = csv[0].split(",");
+    const b = csv.find((l) => l.includes(",t-b,"))!.split(",");
+    expect(b.length).toBe(header.length);
+    const col = (name: string) => b[header.indexOf(name)];
+    expect([col("service"), col("kind"), col("day"), col("wrapper_only_calls"), col("log_only_calls"), col("both_calls"), col("untracked_calls")]).toEqual([
+      "invocation-sources",
+      "tenant-day",
+      day,
+      "2",
+      "1",
+      "8",
+      "1",
+    ]);
+  });
+
+  it("reconcile reads the tenant-days of the days whose last hour is in the range, once each", async () => {
+    const asked: string[] = [];
+    const metered: MeteredUsage = {
+      bedrock: async () => [],
+      sagemaker: async () => [],
+      tenantDaySources: async (d) => {
+        asked.push(d);
+        return rows.filter((r) => r.day === d);
+      },
+    };
+    const service = new ReconciliationService({
+      provider: { bedrock: async () => [], sagemaker: async () => [] },
+      metered,
+      sink: new MemorySink(),
+      signalStore: new MemorySignals(),
+      signals: { emit: async () => undefined },
+    });
+    const results = await service.reconcile({ from: new Date("2026-11-24T22:00:00Z"), to: new Date("2026-11-25T01:00:00Z") });
+    expect(asked).toEqual(["2026-11-24"]);
+    expect(results.map((r) => r.report.invocationSources?.rows.map((x) => x.tenantId) ?? null)).toEqual([null, ["t-z"], null]);
+  });
+});
+
+describe("application inference profiles are reconciled as their base model (INFERENCE_PROFILES_JSON)", () => {
+  const profileArn = "arn:aws:bedrock:us-west-2:123456789012:application-inference-profile/tadv01sonnet";
+  const profiles = InferenceProfiles.fromJson(JSON.stringify([{ arn: profileArn, model: SONNET, tenant: "adv-01" }]));
+  const unknownArn = "arn:aws:bedrock:us-west-2:123456789012:application-inference-profile/other";
+
+  it("CloudWatch's profile ModelId and our log-first profile ARN fold into the base model's row; an unknown profile keeps its own", () => {
+    const r = buildReport({
+      hour: H,
+      thresholdPercent: 0.5,
+      inferenceProfiles: profiles,
+      // AWS: 10 calls on the model itself, 5 through the tenant's profile, 1 through a profile nobody mapped
+      aws: [aws({ invocations: 10, inputTokens: 1_000, outputTokens: 500 }), aws({ modelId: profileArn, invocations: 5, inputTokens: 500, outputTokens: 250 }), aws({ modelId: unknownArn, invocations: 1, inputTokens: 100, outputTokens: 50 })],
+      // ours: wrapper events name the model; the log-first ones name the profile
+      metered: [ours({ invocations: 12, inputTokens: 1_200, outputTokens: 600 }), ours({ modelId: profileArn, invocations: 3, inputTokens: 300, outputTokens: 150 })],
+      awsSageMaker: [],
+      meteredSageMaker: [],
+    });
+    expect(r.bedrock.map((b) => [b.modelId, b.aws.invocations, b.metered.invocations, b.unmeteredTokens])).toEqual([
+      [SONNET, 15, 15, 0],
+      [unknownArn, 1, 0, 150],
+    ]);
+    // without the map the profile rows stand apart
+    const without = buildReport({ hour: H, thresholdPercent: 0.5, aws: [aws({ modelId: profileArn, invocations: 5, inputTokens: 500, outputTokens: 250 })], metered: [ours({ invocations: 5, inputTokens: 500, outputTokens: 250 })], awsSageMaker: [], meteredSageMaker: [] });
+    expect(without.bedrock.map((b) => b.modelId)).toEqual([SONNET, profileArn].sort());
   });
 });
