@@ -5,6 +5,8 @@ import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { Construct } from "constructs";
 import type { App, FunctionProps } from "sst/constructs";
 import { METRICS_NAMESPACE_DEFAULT } from "../shared/observability/metric-names";
+import { PriceCatalog } from "../shared/pricing/catalog";
+import { InferenceProfiles, parseInferenceProfiles } from "../shared/pricing/inference-profiles";
 import { keys } from "../shared/storage/keys";
 import { USAGE_TABLE } from "../shared/storage/table";
 
@@ -48,7 +50,41 @@ export function baseEnvironment(table: { tableName: string }): Record<string, st
     USAGE_TABLE_NAME: table.tableName,
     SERVICE_NAME,
     METRICS_NAMESPACE,
+    ...pricingEnvironment(process.env),
   };
+}
+
+/** Lambda's limit on a function's environment (keys and values), less room for the variables the stacks set. */
+const PRICING_ENV_MAX_BYTES = 3_000;
+
+/**
+ * The stage's price overrides and application inference profiles (`PRICE_CATALOG_JSON`,
+ * `INFERENCE_PROFILES_JSON`, from the deploy environment such as `.env.<stage>`), for every
+ * handler: the ingest, reprice, billing, reconciliation and API all price or resolve model ids,
+ * and must agree. Checked at synth with the handlers' own parsers, so a malformed value fails
+ * the deploy instead of every cold start. Lambda caps a function's environment at 4 KB: a
+ * catalog larger than that belongs in the code's snapshot (`npm run prices:update`), and synth
+ * says so.
+ */
+export function pricingEnvironment(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  let profiles: InferenceProfiles | undefined;
+  if (env.INFERENCE_PROFILES_JSON?.trim()) {
+    profiles = new InferenceProfiles(parseInferenceProfiles(env.INFERENCE_PROFILES_JSON));
+    out.INFERENCE_PROFILES_JSON = env.INFERENCE_PROFILES_JSON;
+  }
+  if (env.PRICE_CATALOG_JSON?.trim()) {
+    PriceCatalog.fromJson(env.PRICE_CATALOG_JSON, profiles);
+    out.PRICE_CATALOG_JSON = env.PRICE_CATALOG_JSON;
+  }
+  const bytes = Object.entries(out).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  if (bytes > PRICING_ENV_MAX_BYTES) {
+    throw new Error(
+      `PRICE_CATALOG_JSON and INFERENCE_PROFILES_JSON take ${bytes} bytes; Lambda allows 4 KB for a function's whole environment ` +
+        `(these may use ${PRICING_ENV_MAX_BYTES}). Put lasting prices in the catalog snapshot (npm run prices:update) instead.`,
+    );
+  }
+  return out;
 }
 
 /**

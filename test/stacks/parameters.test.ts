@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Alerts } from "../../stacks/Alerts";
 import { ENFORCEMENT_SOURCE, Enforcement } from "../../stacks/Enforcement";
+import { Ingest } from "../../stacks/Ingest";
 import { Jobs } from "../../stacks/Jobs";
 import { Storage } from "../../stacks/Storage";
 import { asArray, roleStatements, synth } from "./synth";
@@ -46,5 +47,28 @@ describe("stage and parameters", () => {
     withEmail.template(Alerts).hasResourceProperties("AWS::SNS::Subscription", { Protocol: "email", Endpoint: "ops@example.com" });
     const without = await synth({ env: { OPS_ALERT_EMAIL: undefined } });
     without.template(Alerts).resourceCountIs("AWS::SNS::Subscription", 0);
+  });
+});
+
+describe("pricing configuration of the stage", () => {
+  const PROFILE = "arn:aws:bedrock:us-west-2:111122223333:application-inference-profile/abc123def456";
+  const profiles = JSON.stringify([{ arn: PROFILE, model: "anthropic.claude-3-haiku-20240307-v1:0", tenant: "acme" }]);
+  const catalog = JSON.stringify({ aliases: { "my-router": "anthropic.claude-3-haiku-20240307-v1:0" } });
+
+  it("passes PRICE_CATALOG_JSON and INFERENCE_PROFILES_JSON to the handlers that price, checked at synth", async () => {
+    const s = await synth({ env: { PRICE_CATALOG_JSON: catalog, INFERENCE_PROFILES_JSON: profiles } });
+    const functions = [Ingest, Jobs].flatMap((stack) => Object.values(s.template(stack).findResources("AWS::Lambda::Function")));
+    const withPricing = functions.filter((f) => f.Properties.Environment?.Variables?.USAGE_TABLE_NAME !== undefined);
+    expect(withPricing.length).toBeGreaterThan(3);
+    for (const f of withPricing) {
+      expect(f.Properties.Environment.Variables).toMatchObject({ PRICE_CATALOG_JSON: catalog, INFERENCE_PROFILES_JSON: profiles });
+    }
+  });
+
+  it("refuses to synthesize a malformed value or one too large for Lambda's 4 KB environment", async () => {
+    await expect(synth({ env: { INFERENCE_PROFILES_JSON: '[{"arn":"not-an-arn","model":"m"}]' } })).rejects.toThrow(/INFERENCE_PROFILES_JSON|profile/i);
+    await expect(synth({ env: { PRICE_CATALOG_JSON: "{not json" } })).rejects.toThrow(/price catalog/i);
+    const big = JSON.stringify({ aliases: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`alias-${i}`, "anthropic.claude-3-haiku-20240307-v1:0"])) });
+    await expect(synth({ env: { PRICE_CATALOG_JSON: big } })).rejects.toThrow(/4 KB/);
   });
 });
