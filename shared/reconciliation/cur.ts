@@ -22,7 +22,34 @@ export class CurInvalidError extends Error {
 
 const REQUIRED = ["line_item_usage_start_date", "line_item_product_code", "line_item_unblended_cost", "line_item_resource_id", "line_item_usage_type", "resource_tags"];
 
-/** Bedrock line items of a CUR 2.0 CSV export; other products are skipped. */
+/**
+ * The product's name of a line: CUR 2.0 keeps it in the `product` map column (a JSON object in a
+ * CSV export); some exports flatten it to `product_product_name`. Empty when neither is there.
+ */
+function productName(r: string[], col: Map<string, number>, i: number): string {
+  const flat = col.has("product_product_name") ? r[col.get("product_product_name")!] : undefined;
+  if (flat) return flat;
+  const raw = col.has("product") ? r[col.get("product")!] : undefined;
+  if (!raw) return "";
+  try {
+    const name = (JSON.parse(raw) as Record<string, unknown>).product_name;
+    return typeof name === "string" ? name : "";
+  } catch {
+    throw new CurInvalidError(`line ${i + 2}: product is not a JSON map`);
+  }
+}
+
+/**
+ * A Bedrock charge: Amazon's own models under the `AmazonBedrock` product code, and third-party
+ * models sold through AWS Marketplace (Anthropic's among them) under their own product code, with
+ * "(Amazon Bedrock Edition)" in the product name and usage types such as
+ * `USW2-MP:USW2_InputTokenCount-Units`. Matching the code alone would drop every Claude charge.
+ */
+function isBedrockLine(productCode: string, name: string): boolean {
+  return /bedrock/i.test(productCode) || /bedrock/i.test(name);
+}
+
+/** Bedrock line items of a CUR 2.0 CSV export (Amazon's and Marketplace models); other products are skipped. */
 export function readCurCsv(csv: string, opts: { tenantTag?: string } = {}): CurCostRow[] {
   const tagKey = `user_${opts.tenantTag ?? "tenantId"}`;
   const rows = parseCsv(csv);
@@ -35,7 +62,7 @@ export function readCurCsv(csv: string, opts: { tenantTag?: string } = {}): CurC
   const out: CurCostRow[] = [];
   rows.forEach((r, i) => {
     if (r.length === 1 && r[0] === "") return;
-    if (get(r, "line_item_product_code") !== "AmazonBedrock") return;
+    if (!isBedrockLine(get(r, "line_item_product_code"), productName(r, col, i))) return;
     const cost = Number(get(r, "line_item_unblended_cost"));
     if (!Number.isFinite(cost)) throw new CurInvalidError(`line ${i + 2}: line_item_unblended_cost is not a number`);
     const start = new Date(get(r, "line_item_usage_start_date"));

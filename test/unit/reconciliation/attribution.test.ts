@@ -100,23 +100,29 @@ describe("application inference profiles: Bedrock adapter (aws-sdk-client-mock)"
   });
 });
 
-describe("CUR 2.0 reader (recorded Bedrock rows, CSV)", () => {
+// The fixture's rows are written by hand in the CUR 2.0 CSV layout (no AWS account here to record
+// an export): usage types as AWS documents them for Bedrock (`*-input-tokens`), and one Marketplace
+// line (third-party model, own product code, "(Amazon Bedrock Edition)") in the shape AWS's own
+// cost-allocation queries match.
+describe("CUR 2.0 reader (Bedrock rows in the CUR 2.0 CSV layout)", () => {
   const csv = readFileSync(join(__dirname, "fixtures", "cur2-bedrock.csv"), "utf8");
 
   it("reads Bedrock line items with their tenant tag; other products are skipped; untagged cost is kept apart", () => {
     const rows = readCurCsv(csv);
-    expect(rows).toHaveLength(6);
-    expect(rows.filter((r) => r.tenantId === "adv-01").map((r) => r.day)).toEqual(["2026-11-25", "2026-11-25", "2026-11-26"]);
+    expect(rows).toHaveLength(7);
+    expect(rows.filter((r) => r.tenantId === "adv-01").map((r) => r.day)).toEqual(["2026-11-25", "2026-11-25", "2026-11-26", "2026-11-25"]);
+    // the Marketplace-billed model (its own product code) is a Bedrock charge too
+    expect(rows.find((r) => r.usageType === "USW2-MP:USW2_InputTokenCount-Units")).toMatchObject({ tenantId: "adv-01", costUsd: 0.0001 });
     const cmp = compareCur(
       rows,
       new Map([
-        ["adv-01", new Map([["2026-11-25", 0.0156], ["2026-11-26", 0.0031]])],
+        ["adv-01", new Map([["2026-11-25", 0.0157], ["2026-11-26", 0.0031]])],
         ["prem-01", new Map([["2026-11-25", 0.021]])],
         ["basic-01", new Map([["2026-11-25", 0.5]])],
       ]),
     );
     expect(cmp.rows).toEqual([
-      { day: "2026-11-25", tenantId: "adv-01", curUsd: 0.0156, meteredUsd: 0.0156, differenceUsd: 0, differencePercent: 0 },
+      { day: "2026-11-25", tenantId: "adv-01", curUsd: 0.0157, meteredUsd: 0.0157, differenceUsd: 0, differencePercent: 0 },
       { day: "2026-11-25", tenantId: "basic-01", curUsd: 0, meteredUsd: 0.5, differenceUsd: -0.5, differencePercent: 100 },
       { day: "2026-11-25", tenantId: "prem-01", curUsd: 0.021, meteredUsd: 0.021, differenceUsd: 0, differencePercent: 0 },
       { day: "2026-11-26", tenantId: "adv-01", curUsd: 0.003, meteredUsd: 0.0031, differenceUsd: -0.0001, differencePercent: 3.3333 },
