@@ -63,10 +63,16 @@ export interface PoolWindow {
 }
 
 /** Port: the account quota pool's per-window use per tier. */
+/** Tokens and requests to add per tier (tiers absent: nothing). */
+export type PoolDeltas = Partial<Record<TierName, { tokens: number; requests: number }>>;
+
 export interface PoolStore {
   read(poolId: string, window: number): Promise<PoolWindow>;
-  /** Adds to the tier's use only if the window is still at `version` (nobody changed it since our read). */
-  add(poolId: string, window: number, tier: TierName, tokens: number, requests: number, version: number, ttlSeconds: number): Promise<boolean>;
+  /**
+   * Adds to the tiers' use only if the window is still at `version` (nobody changed it since our
+   * read): one write for every call of a process decided on that read.
+   */
+  add(poolId: string, window: number, deltas: PoolDeltas, version: number, ttlSeconds: number): Promise<boolean>;
   /** Settles a reservation: adds `deltaTokens` (negative returns tokens) to the tier, unconditionally. */
   adjust(poolId: string, window: number, tier: TierName, deltaTokens: number, deltaRequests: number, ttlSeconds: number): Promise<void>;
 }

@@ -10,6 +10,7 @@ import {
   quotaTokensOf,
   secondsToMonthEnd,
   windowOf,
+  TIER_RANK,
   type ActualUsage,
   type AdmissionConfig,
   type AdmissionMode,
@@ -17,7 +18,7 @@ import {
   type PoolConfig,
   type Reservation,
 } from "./model";
-import { noAdmissionMetrics, type AdmissionMetrics, type BudgetKey, type BudgetStore, type PolicySource, type PoolStore, type UsageTruth } from "./ports";
+import { noAdmissionMetrics, type AdmissionMetrics, type BudgetKey, type BudgetStore, type PolicySource, type PoolDeltas, type PoolStore, type UsageTruth } from "./ports";
 
 /** What the wrapper knows about a call before making it. */
 export interface AdmitRequest {
@@ -84,6 +85,13 @@ interface Lease {
   idleTimer?: ReturnType<typeof setTimeout>;
 }
 
+interface PoolEntry {
+  tier: TierName;
+  tokens: number;
+  resolve: (hold: { pool: PoolConfig; window: number }) => void;
+  reject: (error: unknown) => void;
+}
+
 interface TenantLeases {
   leases: Lease[];
   /** One take in flight per tenant and month: concurrent calls wait for it instead of taking leases of their own. */
@@ -110,7 +118,9 @@ export class Admission {
   private readonly policyCache = new Map<string, { policy: TierPolicy; at: number }>();
   /** One policy read per tenant at a time: a burst of calls on a cold tenant waits for that one read. */
   private readonly policyReads = new Map<string, Promise<TierPolicy>>();
-  private readonly poolQueues = new Map<string, Promise<unknown>>();
+  /** Calls waiting to enter a pool, and the pools whose batch is being decided (one at a time per pool). */
+  private readonly poolWaiting = new Map<string, PoolEntry[]>();
+  private readonly poolDraining = new Set<string>();
   private readonly pending = new Set<Promise<unknown>>();
   /** Closing: no background lease takes any more (they would outlive the give-back). */
   private closed = false;
@@ -547,37 +557,89 @@ export class Admission {
     return Math.ceil(pool.windowSeconds * 3);
   }
 
-  /** Optimistic: read the window, decide, add only if nobody changed it since; calls of this process queue per pool. */
+  /**
+   * Enters the account quota pool. Calls of this process wait together: while one read-decide-write
+   * of the window is in flight, the calls that arrive queue, and the next round decides all of them
+   * on one read and adds them with one conditional write (`ver` unchanged since the read). So a
+   * burst costs a round trip per batch, not per call.
+   */
   private enterPool(pool: PoolConfig, tier: TierName, tokens: number): Promise<{ pool: PoolConfig; window: number }> {
-    const store = this.deps.pools!;
-    const prev = this.poolQueues.get(pool.id) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(async () => {
-      for (let attempt = 0; attempt < 50; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
-        const now = this.now();
-        const window = windowOf(now, pool.windowSeconds);
-        const st = await store.read(pool.id, window);
-        const verdict = poolDecide(pool, st.use, tier, tokens, 1);
-        if (!verdict.admit) {
-          const retryAfterSeconds = Math.max(1, Math.ceil(window + pool.windowSeconds - now / 1000));
-          if (verdict.reason === "shed") this.metrics.count(ADMISSION_METRICS.shed, 1, { tier, pool: pool.id });
-          throw new AdmissionRefusedError(
-            `pool ${pool.id}: ${verdict.reason === "shed" ? `${tier} shed near saturation` : "saturated"}`,
-            "",
-            verdict.reason === "shed" ? "pool-shed" : "pool-saturated",
-            retryAfterSeconds,
-          );
-        }
-        if (await store.add(pool.id, window, tier, tokens, 1, st.version, this.poolTtl(pool))) return { pool, window };
-      }
-      throw new AdmissionContentionError(`pool ${pool.id}: window kept changing`);
+    return new Promise((resolve, reject) => {
+      const waiting = this.poolWaiting.get(pool.id) ?? [];
+      waiting.push({ tier, tokens, resolve, reject });
+      this.poolWaiting.set(pool.id, waiting);
+      if (!this.poolDraining.has(pool.id)) void this.drainPool(pool);
     });
-    this.poolQueues.set(pool.id, run);
-    void run.finally(() => {
-      if (this.poolQueues.get(pool.id) === run) this.poolQueues.delete(pool.id);
-    }).catch(() => undefined);
-    return run;
   }
+
+  private async drainPool(pool: PoolConfig): Promise<void> {
+    this.poolDraining.add(pool.id);
+    try {
+      for (;;) {
+        const batch = this.poolWaiting.get(pool.id);
+        if (!batch || batch.length === 0) return;
+        this.poolWaiting.delete(pool.id);
+        try {
+          await this.decidePoolBatch(pool, batch);
+        } catch (error) {
+          for (const e of batch) e.reject(error);
+        }
+      }
+    } finally {
+      this.poolDraining.delete(pool.id);
+    }
+  }
+
+  /**
+   * One read and (when anything is admitted) one conditional write for a batch of calls: decided
+   * higher tier first (Premium, Advanced, Basic; arrival order within a tier), each on the window
+   * as the calls before it in the batch left it, with the same rule as a single call (`poolDecide`).
+   * A write that loses the race (another process changed the window) decides the whole batch again.
+   */
+  private async decidePoolBatch(pool: PoolConfig, batch: PoolEntry[]): Promise<void> {
+    const store = this.deps.pools!;
+    const order = [...batch].sort((a, b) => TIER_RANK[b.tier] - TIER_RANK[a.tier]);
+    for (let attempt = 0; attempt < 50; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
+      const now = this.now();
+      const window = windowOf(now, pool.windowSeconds);
+      const st = await store.read(pool.id, window);
+      const use = { tokens: { ...st.use.tokens }, requests: { ...st.use.requests } };
+      const deltas: PoolDeltas = {};
+      const admitted: PoolEntry[] = [];
+      const refused: { e: PoolEntry; reason: "shed" | "saturated" }[] = [];
+      for (const e of order) {
+        const verdict = poolDecide(pool, use, e.tier, e.tokens, 1);
+        if (!verdict.admit) {
+          refused.push({ e, reason: verdict.reason });
+          continue;
+        }
+        use.tokens[e.tier] = (use.tokens[e.tier] ?? 0) + e.tokens;
+        use.requests[e.tier] = (use.requests[e.tier] ?? 0) + 1;
+        const d = (deltas[e.tier] ??= { tokens: 0, requests: 0 });
+        d.tokens += e.tokens;
+        d.requests += 1;
+        admitted.push(e);
+      }
+      if (admitted.length > 0 && !(await store.add(pool.id, window, deltas, st.version, this.poolTtl(pool)))) continue;
+      for (const e of admitted) e.resolve({ pool, window });
+      const retryAfterSeconds = Math.max(1, Math.ceil(window + pool.windowSeconds - now / 1000));
+      for (const { e, reason } of refused) {
+        if (reason === "shed") this.metrics.count(ADMISSION_METRICS.shed, 1, { tier: e.tier, pool: pool.id });
+        e.reject(
+          new AdmissionRefusedError(
+            `pool ${pool.id}: ${reason === "shed" ? `${e.tier} shed near saturation` : "saturated"}`,
+            "",
+            reason === "shed" ? "pool-shed" : "pool-saturated",
+            retryAfterSeconds,
+          ),
+        );
+      }
+      return;
+    }
+    throw new AdmissionContentionError(`pool ${pool.id}: window kept changing`);
+  }
+
 
   // --- misc ---------------------------------------------------------------------------------
 

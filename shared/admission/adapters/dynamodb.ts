@@ -7,7 +7,7 @@ import { DEFAULT_TIERS, TIER_NAMES, type TierCatalog, type TierName, type TierPo
 import { admissionKeys, keys } from "../../storage/keys";
 import type { UsageCounters } from "../../usage/model";
 import { UNLIMITED, budgetLimitKey, openingBudget, type BudgetLimits, type BudgetState, type Grant } from "../model";
-import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
+import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolDeltas, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
 
 type Item = Record<string, unknown>;
 
@@ -305,24 +305,28 @@ export class DynamoPoolStore implements PoolStore {
     return { use: { tokens, requests }, version: Number(i.ver ?? 0) };
   }
 
-  async add(poolId: string, window: number, tier: TierName, tokens: number, requests: number, version: number, ttlSeconds: number): Promise<boolean> {
+  async add(poolId: string, window: number, deltas: PoolDeltas, version: number, ttlSeconds: number): Promise<boolean> {
+    const tiers = (Object.keys(deltas) as TierName[]).filter((t) => deltas[t] !== undefined);
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ":one": 1, ":exp": Math.floor(this.clock() / 1000) + ttlSeconds, ...(version === 0 ? {} : { ":v": version }) };
+    const adds = tiers.map((t, i) => {
+      names[`#t${i}`] = `t_${t}`;
+      names[`#r${i}`] = `r_${t}`;
+      values[`:t${i}`] = deltas[t]!.tokens;
+      values[`:r${i}`] = deltas[t]!.requests;
+      return `#t${i} :t${i}, #r${i} :r${i}`;
+    });
     try {
       await sendRetrying(() => this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: admissionKeys.poolWindow(poolId, window),
-          UpdateExpression: "ADD #t :t, #r :r, ver :one SET expiresAt = if_not_exists(expiresAt, :exp)",
-          // The decision was made on the window as read: any admission or settlement since
+          UpdateExpression: `ADD ${[...adds, "ver :one"].join(", ")} SET expiresAt = if_not_exists(expiresAt, :exp)`,
+          // The decisions were made on the window as read: any admission or settlement since
           // (another process) changes `ver`, and the caller reads and decides again.
           ConditionExpression: version === 0 ? "attribute_not_exists(ver)" : "ver = :v",
-          ExpressionAttributeNames: { "#t": `t_${tier}`, "#r": `r_${tier}` },
-          ExpressionAttributeValues: {
-            ":t": tokens,
-            ":r": requests,
-            ":one": 1,
-            ":exp": Math.floor(this.clock() / 1000) + ttlSeconds,
-            ...(version === 0 ? {} : { ":v": version }),
-          },
+          ...(tiers.length > 0 ? { ExpressionAttributeNames: names } : {}),
+          ExpressionAttributeValues: values,
         }),
       ));
       return true;

@@ -1,6 +1,6 @@
 import { DEFAULT_TIERS, TIER_NAMES, type TierName, type TierPolicy } from "../../quota/tiers";
 import { UNLIMITED, budgetLimitKey, openingBudget, type BudgetLimits, type BudgetState, type Grant } from "../model";
-import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
+import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolDeltas, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
 
 /**
  * In-memory stores with the same semantics as the DynamoDB adapter (each method one atomic
@@ -162,12 +162,18 @@ export class MemoryPoolStore implements PoolStore {
     return { use: { tokens: { ...w.tokens }, requests: { ...w.requests } }, version: w.version };
   }
 
-  async add(poolId: string, window: number, tier: TierName, tokens: number, requests: number, version: number): Promise<boolean> {
+  /** Conditional writes of windows (the admission write rate). */
+  adds = 0;
+
+  async add(poolId: string, window: number, deltas: PoolDeltas, version: number): Promise<boolean> {
     await this.tick();
+    this.adds++;
     const w = this.get(poolId, window);
     if (w.version !== version) return false;
-    w.tokens[tier] += tokens;
-    w.requests[tier] += requests;
+    for (const [tier, d] of Object.entries(deltas) as [TierName, { tokens: number; requests: number }][]) {
+      w.tokens[tier] += d.tokens;
+      w.requests[tier] += d.requests;
+    }
     w.version++;
     return true;
   }

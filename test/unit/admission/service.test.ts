@@ -194,4 +194,53 @@ describe("pools through the service", () => {
     const w = await b.pools.read("sonnet@us-west-2", Math.floor(NOW / 60_000) * 60);
     expect(w.use.tokens.premium).toBe(25 * 2_000 - 900);
   });
+
+  it("a burst of one process enters the pool in batches (a write per batch, not per call), higher tiers decided first", async () => {
+    const b = setup({ policy: { ...DEFAULT_TIERS.basic, monthlyTokens: 10_000_000 }, config: { ...poolCfg, tiers: { basic: { mode: "lease", leaseTokens: 1_000_000, defaultMaxTokens: 1 }, premium: { mode: "lease", leaseTokens: 1_000_000, defaultMaxTokens: 1 } } } });
+    // One process serving both tiers (a shared data plane): the policy depends on the tenant.
+    const shared = new Admission({
+      config: parseAdmissionConfig({ ...poolCfg, tiers: { basic: { mode: "lease", leaseTokens: 1_000_000, defaultMaxTokens: 1 } } }),
+      budgets: b.budgets,
+      pools: b.pools,
+      truth: b.truth,
+      policies: new StaticPolicySource({ "prem-1": DEFAULT_TIERS.premium }, { ...DEFAULT_TIERS.basic, monthlyTokens: 10_000_000 } as TierPolicy),
+      clock: () => NOW,
+    });
+    // The pool holds 50 calls of 2,000; Basic may use 30% of it beyond the free floors (15 calls).
+    // 40 Basic calls arrive just before 25 Premium calls, in the same moment.
+    const basic = Array.from({ length: 40 }, () => shared.admit(call("basic-1", 1_000, 1_000)));
+    const premium = Array.from({ length: 25 }, () => shared.admit(call("prem-1", 1_000, 1_000)));
+    const [br, pr] = [await settleAll(basic), await settleAll(premium)];
+    expect(pr.filter((r) => r.status === "fulfilled")).toHaveLength(25);
+    expect(br.filter((r) => r.status === "fulfilled")).toHaveLength(15);
+    // 65 calls, a handful of window writes: the calls waiting while one write was in flight went together
+    expect(b.pools.adds).toBeGreaterThan(0);
+    expect(b.pools.adds).toBeLessThanOrEqual(5);
+    const w = await b.pools.read("sonnet@us-west-2", Math.floor(NOW / 60_000) * 60);
+    expect(w.use).toEqual({ tokens: { basic: 15 * 2_000, advanced: 0, premium: 25 * 2_000 }, requests: { basic: 15, advanced: 0, premium: 25 } });
+  });
+
+  it("within a batch, Premium is decided before Basic that arrived earlier", async () => {
+    const pools = new MemoryPoolStore({ delayMs: 20 }); // the window's round trip: calls queue behind it
+    const budgets = new MemoryBudgetStore({ delayMs: 0 });
+    const shared = new Admission({
+      config: parseAdmissionConfig({ ...poolCfg, leaseIdleMs: 0, tiers: { basic: { mode: "lease", leaseTokens: 1_000_000, defaultMaxTokens: 1 } } }),
+      budgets,
+      pools,
+      truth: new MemoryUsageTruth(),
+      policies: new StaticPolicySource({ "prem-1": DEFAULT_TIERS.premium }, { ...DEFAULT_TIERS.basic, monthlyTokens: 10_000_000 } as TierPolicy),
+      clock: () => NOW,
+    });
+    // One Basic call opens the pool's first round; 30 more Basic calls, then 40 Premium calls, queue behind it.
+    const first = shared.admit(call("basic-1", 1_000, 1_000));
+    await new Promise((r) => setTimeout(r, 5));
+    const basic = Array.from({ length: 30 }, () => shared.admit(call("basic-1", 1_000, 1_000)));
+    const premium = Array.from({ length: 40 }, () => shared.admit(call("prem-1", 1_000, 1_000)));
+    const [f, br, pr] = [await settleAll([first]), await settleAll(basic), await settleAll(premium)];
+    expect(f[0].status).toBe("fulfilled");
+    // In arrival order Basic would have taken 30% of the pool (15 calls) first, leaving Premium 35.
+    expect(pr.filter((r) => r.status === "fulfilled")).toHaveLength(40);
+    expect(br.filter((r) => r.status === "fulfilled")).toHaveLength(0);
+    expect(pools.adds).toBe(2);
+  });
 });
