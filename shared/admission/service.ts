@@ -132,6 +132,11 @@ export class Admission {
     this.now = deps.clock ?? Date.now;
   }
 
+  /** The tenant's tier, from the same cached policy admission decides with (one read per tenant every 30 s). */
+  async tierOf(tenantId: string): Promise<TierName> {
+    return (await this.policy(tenantId)).tier;
+  }
+
   /** The tier's default max_tokens, for a request that declares none. */
   async defaultMaxTokens(tenantId: string): Promise<number> {
     const policy = await this.policy(tenantId);

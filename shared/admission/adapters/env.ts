@@ -1,10 +1,10 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { AdmissionGate } from "../../dataplane/admission";
 import { PriceCatalog } from "../../pricing/catalog";
-import { loadTierCatalog, tierNameSchema, type TierName } from "../../quota/tiers";
+import { loadTierCatalog, tierNameSchema } from "../../quota/tiers";
 import { AdmissionConfigInvalidError } from "../errors";
 import { admissionConfigSchema, parseAdmissionConfig, type AdmissionConfig } from "../model";
-import type { AdmissionMetrics, PolicySource } from "../ports";
+import type { AdmissionMetrics } from "../ports";
 import { Admission } from "../service";
 import { DynamoBudgetStore, DynamoPoolStore, DynamoUsageTruth, QuotaPolicySource } from "./dynamodb";
 
@@ -111,35 +111,8 @@ export function admissionFromEnv(env: AdmissionEnv, deps: AdmissionFromEnvDeps):
     region: env[ADMISSION_ENV.region] || undefined,
     onAdmitted: deps.onAdmitted,
     ...(Object.keys(config.profileScopes).length > 0
-      ? { profileScopes: config.profileScopes, serviceTiers: config.serviceTiers, tierOf: cachedTierOf(policies, deps.clock ?? Date.now) }
+      ? { profileScopes: config.profileScopes, serviceTiers: config.serviceTiers, tierOf: (tenantId: string) => admission.tierOf(tenantId) }
       : {}),
   });
   return { config, tableName, admission, gate };
-}
-
-/**
- * The tenant's tier for the gate's profile choice, cached 30 s per tenant like `Admission`'s own
- * policy cache, one read at a time per tenant (a burst on a cold tenant waits for that read).
- * Its own cache, not `Admission`'s (private): with `profileScopes` set, one more GetItem per
- * tenant every 30 s per process.
- */
-export function cachedTierOf(policies: PolicySource, clock: () => number = Date.now, ttlMs = 30_000, maxTenants = 10_000): (tenantId: string) => Promise<TierName> {
-  const cache = new Map<string, { tier: TierName; at: number }>();
-  const reads = new Map<string, Promise<TierName>>();
-  return (tenantId) => {
-    const hit = cache.get(tenantId);
-    if (hit && clock() - hit.at < ttlMs) return Promise.resolve(hit.tier);
-    let read = reads.get(tenantId);
-    if (!read) {
-      read = policies.policy(tenantId).then((p) => {
-        if (cache.size >= maxTenants) cache.clear(); // bounded: a process' memory must not grow with the tenant count
-        cache.set(tenantId, { tier: p.tier, at: clock() });
-        return p.tier;
-      });
-      reads.set(tenantId, read);
-      const forget = () => void reads.delete(tenantId);
-      read.then(forget, forget);
-    }
-    return read;
-  };
 }

@@ -114,7 +114,7 @@ describe("admissionFromEnv", () => {
     expect(admissionFromEnv({ USAGE_TABLE_NAME: "t" }, { doc: doc() }).gate.region).toBe("us-west-2");
   });
 
-  it("with profileScopes, routes a Premium tenant's call to the global profile, its tier read from its CONFIG item (once per 30 s)", async () => {
+  it("with profileScopes, routes a Premium tenant's call to the global profile, its tier from the policy Admission caches (one CONFIG read)", async () => {
     ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) =>
       input.Key.sk === "CONFIG" ? { Item: { ...input.Key, tenantId: input.Key.pk.slice("TENANT#".length), tier: input.Key.pk.endsWith("#vip") ? "premium" : "basic" } } : {},
     );
@@ -141,8 +141,8 @@ describe("admissionFromEnv", () => {
     await vip.ticket.release();
     const again = await admit("vip");
     await again.ticket.release();
-    // the gate's tier read and Admission's policy read: one each for the two calls
-    expect(ddb.commandCalls(GetCommand).filter((c) => c.args[0].input.Key?.pk === "TENANT#vip" && c.args[0].input.Key?.sk === "CONFIG")).toHaveLength(2);
+    // the gate asks Admission for the tier: one policy read (cached) serves both, for both calls
+    expect(ddb.commandCalls(GetCommand).filter((c) => c.args[0].input.Key?.pk === "TENANT#vip" && c.args[0].input.Key?.sk === "CONFIG")).toHaveLength(1);
     await built.admission.close();
   });
 
