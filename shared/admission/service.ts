@@ -292,7 +292,8 @@ export class Admission {
     await Promise.allSettled([...this.pending]);
     const all: Promise<unknown>[] = [];
     for (const t of this.tenants.values()) {
-      for (const l of t.leases) {
+      // A copy: giving a lease back removes it from `t.leases` at once.
+      for (const l of [...t.leases]) {
         l.retired = true;
         if (l.inflight === 0) all.push(this.giveBackLease(t, l));
       }
@@ -446,6 +447,14 @@ export class Admission {
       if (slot.taking === tracked) slot.taking = undefined;
     });
     slot.taking = tracked;
+    // close() waits for takes in flight too (a background one above all): a lease landing after
+    // the give-back would stay out until it expired, and then be charged in full.
+    const settled = tracked.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pending.add(settled);
+    void settled.finally(() => this.pending.delete(settled));
     return tracked;
   }
 

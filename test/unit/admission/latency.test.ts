@@ -73,6 +73,23 @@ describe("admission latency: budget in hand before it is needed", () => {
     expect(state).toMatchObject({ usedTokens: 14 * 800, grants: [] });
   });
 
+  it("close() waits for a lease taken in the background and gives it back: nothing is left out to expire", async () => {
+    const g = gatedStore();
+    const a = admission(g.store, { basic: { mode: "lease", leaseTokens: 10_000, defaultMaxTokens: 1 } });
+    const tickets = [await a.admit(call(800, 200))];
+    g.gate(true);
+    for (let i = 0; i < 5; i++) tickets.push(await a.admit(call(800, 200))); // past half: the next lease is being taken
+    expect(g.heldTakes()).toBe(1);
+    for (const t of tickets) await t.settle({ inputTokens: 800, outputTokens: 200 });
+    const closing = a.close();
+    await flush();
+    g.open(); // the background take lands while the process is closing
+    g.gate(false);
+    await closing;
+    const state = await g.inner.read({ tenantId: "t1", month: new Date().toISOString().slice(0, 7) });
+    expect(state).toMatchObject({ usedTokens: 6 * 1_000, remainingTokens: 1_000_000 - 6 * 1_000, grants: [] });
+  });
+
   it("maxWaitMs bounds the wait: a call nothing in hand covers is refused (budget-wait, retry in 1 s) while the take goes on", async () => {
     const g = gatedStore();
     const a = admission(g.store, { basic: { mode: "lease", leaseTokens: 10_000, defaultMaxTokens: 1, maxWaitMs: 20 } });
