@@ -1,6 +1,5 @@
 import { parseArgs } from "node:util";
-import { PriceCatalog, nanoToUsd } from "../shared/pricing/catalog";
-import { InferenceProfiles } from "../shared/pricing/inference-profiles";
+import { nanoToUsd, priceCatalogFromEnv } from "../shared/pricing/catalog";
 import { awsClients } from "../shared/runtime/aws";
 import { DynamoUsageStore } from "../shared/usage/adapters/dynamodb";
 import { DAY_PATTERN } from "../shared/usage/periods";
@@ -42,7 +41,7 @@ export async function run(argv: string[]): Promise<number> {
   const from = values.from ?? new Date(Date.now() - cfg.MAX_EVENT_AGE_DAYS * 86_400_000).toISOString().slice(0, 10);
   const to = values.to ?? today;
   const store = new DynamoUsageStore(awsClients(cfg).doc, cfg.USAGE_TABLE_NAME, { ledgerTtlDays: cfg.LEDGER_TTL_DAYS });
-  const service = new RepriceService({ store, prices: PriceCatalog.fromJson(cfg.PRICE_CATALOG_JSON, InferenceProfiles.fromJson(cfg.INFERENCE_PROFILES_JSON)), region: cfg.AWS_REGION });
+  const service = new RepriceService({ store, prices: priceCatalogFromEnv(cfg), region: cfg.AWS_REGION });
   const report = await service.reprice({ from, to, dryRun: values["dry-run"] });
   const verb = values["dry-run"] ? "would price" : "priced";
   for (const r of report.repriced) console.log(`${verb} ${r.tenantId} ${r.eventId} ${r.modelId}: $${nanoToUsd(r.costNanoUsd).toFixed(6)}`);

@@ -5,8 +5,7 @@ import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { Construct } from "constructs";
 import type { App, FunctionProps } from "sst/constructs";
 import { METRICS_NAMESPACE_DEFAULT } from "../shared/observability/metric-names";
-import { PriceCatalog } from "../shared/pricing/catalog";
-import { InferenceProfiles, parseInferenceProfiles } from "../shared/pricing/inference-profiles";
+import { priceCatalogFromEnv } from "../shared/pricing/catalog";
 import { keys } from "../shared/storage/keys";
 import { USAGE_TABLE } from "../shared/storage/table";
 
@@ -60,23 +59,17 @@ const PRICING_ENV_MAX_BYTES = 3_000;
 /**
  * The stage's price overrides and application inference profiles (`PRICE_CATALOG_JSON`,
  * `INFERENCE_PROFILES_JSON`, from the deploy environment such as `.env.<stage>`), for every
- * handler: the ingest, reprice, billing, reconciliation and API all price or resolve model ids,
- * and must agree. Checked at synth with the handlers' own parsers, so a malformed value fails
- * the deploy instead of every cold start. Lambda caps a function's environment at 4 KB: a
+ * handler: the ingest prices with them, reconciliation resolves profiles with them, and every
+ * handler's config checks them at cold start. Checked at synth with the same parser
+ * (`priceCatalogFromEnv`), so a malformed value fails the deploy instead of every cold start. Lambda caps a function's environment at 4 KB: a
  * catalog larger than that belongs in the code's snapshot (`npm run prices:update`), and synth
  * says so.
  */
 export function pricingEnvironment(env: Record<string, string | undefined>): Record<string, string> {
+  // The handlers' own parser: a malformed value fails the synth as it would fail every cold start.
+  priceCatalogFromEnv(env);
   const out: Record<string, string> = {};
-  let profiles: InferenceProfiles | undefined;
-  if (env.INFERENCE_PROFILES_JSON?.trim()) {
-    profiles = new InferenceProfiles(parseInferenceProfiles(env.INFERENCE_PROFILES_JSON));
-    out.INFERENCE_PROFILES_JSON = env.INFERENCE_PROFILES_JSON;
-  }
-  if (env.PRICE_CATALOG_JSON?.trim()) {
-    PriceCatalog.fromJson(env.PRICE_CATALOG_JSON, profiles);
-    out.PRICE_CATALOG_JSON = env.PRICE_CATALOG_JSON;
-  }
+  for (const name of ["INFERENCE_PROFILES_JSON", "PRICE_CATALOG_JSON"] as const) if (env[name]?.trim()) out[name] = env[name]!;
   const bytes = Object.entries(out).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (bytes > PRICING_ENV_MAX_BYTES) {
     throw new Error(

@@ -3,8 +3,7 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { IngestMetrics } from "../../shared/observability/ingest-metrics";
-import { PriceCatalog } from "../../shared/pricing/catalog";
-import { InferenceProfiles } from "../../shared/pricing/inference-profiles";
+import { priceCatalogFromEnv } from "../../shared/pricing/catalog";
 import { evaluateAfterIngest } from "../../shared/quota/after-ingest";
 import { quotaEvaluatorFromConfig } from "../../shared/quota/adapters/runtime";
 import { awsClients } from "../../shared/runtime/aws";
@@ -18,7 +17,7 @@ const { logger, metrics } = observability(cfg, "ingest");
 const clients = awsClients(cfg);
 const service = new IngestService({
   store: new DynamoUsageStore(clients.doc, cfg.USAGE_TABLE_NAME, { ledgerTtlDays: cfg.LEDGER_TTL_DAYS }),
-  prices: PriceCatalog.fromJson(cfg.PRICE_CATALOG_JSON, InferenceProfiles.fromJson(cfg.INFERENCE_PROFILES_JSON)),
+  prices: priceCatalogFromEnv(cfg),
   region: cfg.AWS_REGION,
   maxEventAgeDays: cfg.MAX_EVENT_AGE_DAYS,
   maxTransactionItems: cfg.TRANSACTION_MAX_ITEMS,

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import snapshotFile from "./bedrock-prices.json";
-import { APPLICATION_PROFILE_ARN, type InferenceProfiles } from "./inference-profiles";
+import { APPLICATION_PROFILE_ARN, InferenceProfiles } from "./inference-profiles";
 import { supplementPrices } from "./supplement";
 
 /**
@@ -372,4 +372,14 @@ export class PriceCatalog {
     const costNanoUsd = Number((pico + 500_000n) / 1_000_000n);
     return { priced: true, costNanoUsd, baseModelId, scope: resolved.scope, region, price, longContext: long };
   }
+}
+
+/**
+ * The catalog a deployment prices with: the built-in prices, `PRICE_CATALOG_JSON` over them, and
+ * the application inference profiles of `INFERENCE_PROFILES_JSON` resolved to their base models.
+ * Every component that prices (ingest, reprice, admission, the stacks' synth check) builds it here,
+ * so they cannot disagree on a profile's price.
+ */
+export function priceCatalogFromEnv(env: { PRICE_CATALOG_JSON?: string; INFERENCE_PROFILES_JSON?: string }): PriceCatalog {
+  return PriceCatalog.fromJson(env.PRICE_CATALOG_JSON, InferenceProfiles.fromJson(env.INFERENCE_PROFILES_JSON));
 }

@@ -1,6 +1,6 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { AdmissionGate } from "../../dataplane/admission";
-import { PriceCatalog } from "../../pricing/catalog";
+import { priceCatalogFromEnv, type PriceCatalog } from "../../pricing/catalog";
 import { loadTierCatalog, tierNameSchema } from "../../quota/tiers";
 import { AdmissionConfigInvalidError } from "../errors";
 import { admissionConfigSchema, parseAdmissionConfig, type AdmissionConfig } from "../model";
@@ -86,9 +86,11 @@ export function admissionFromEnv(env: AdmissionEnv, deps: AdmissionFromEnvDeps):
   const tiers = loadTierCatalog(env[ADMISSION_ENV.tierCatalog]); // QuotaConfigInvalidError names TIER_CATALOG_JSON itself
   let prices: PriceCatalog;
   try {
-    prices = PriceCatalog.fromJson(env[ADMISSION_ENV.priceCatalog]);
+    prices = priceCatalogFromEnv(env);
   } catch (cause) {
-    throw new AdmissionConfigInvalidError(`${ADMISSION_ENV.priceCatalog}: ${(cause as Error).message}`, { cause });
+    // An INFERENCE_PROFILES_JSON error names its variable itself; a catalog error does not.
+    const message = (cause as Error).message;
+    throw new AdmissionConfigInvalidError(message.includes("INFERENCE_PROFILES_JSON") ? message : `${ADMISSION_ENV.priceCatalog}: ${message}`, { cause });
   }
   const { doc } = deps;
   const policies = new QuotaPolicySource(doc, tableName, tiers, defaultTier.data);
