@@ -5,7 +5,7 @@ import { hoursEndingAt } from "../shared/allocation/hours";
 import { AllocationService } from "../shared/allocation/service";
 import { nanoToUsd } from "../shared/pricing/catalog";
 import { awsClients } from "../shared/runtime/aws";
-import { cliConfig } from "./local-config";
+import { cliConfig, TABLE_OPTIONS } from "./local-config";
 
 const USAGE = `usage: npm run cli -- allocate --hour yyyy-mm-ddTHH [--hours N] [--endpoint name] [--endpoint-url http://127.0.0.1:<port>] [--table genai-usage-local]
 Shares the fixed cost of the hour of every catalogued endpoint (or one) among its tenants. An hour
@@ -19,8 +19,7 @@ export async function run(argv: string[]): Promise<number> {
       hour: { type: "string" },
       hours: { type: "string", default: "1" },
       endpoint: { type: "string" },
-      "endpoint-url": { type: "string" },
-      table: { type: "string", default: "genai-usage-local" },
+      ...TABLE_OPTIONS,
       help: { type: "boolean" },
     },
   });

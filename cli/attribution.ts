@@ -6,7 +6,7 @@ import { planProfiles, profileMapEntries } from "../shared/reconciliation/attrib
 import { compareCur, readCurCsv } from "../shared/reconciliation/cur";
 import { awsClients } from "../shared/runtime/aws";
 import { DynamoUsageStore } from "../shared/usage/adapters/dynamodb";
-import { cliConfig } from "./local-config";
+import { cliConfig, TABLE_OPTIONS } from "./local-config";
 
 const USAGE = `usage:
   npm run cli -- attribution profiles --stage prod --per tenant|tier --tenants adv-01:advanced,prem-01:premium
@@ -29,8 +29,7 @@ export async function run(argv: string[]): Promise<number> {
       region: { type: "string", default: process.env.AWS_REGION ?? "us-west-2" },
       apply: { type: "boolean", default: false },
       file: { type: "string" },
-      "endpoint-url": { type: "string" },
-      table: { type: "string", default: "genai-usage-local" },
+      ...TABLE_OPTIONS,
       help: { type: "boolean" },
     },
   });

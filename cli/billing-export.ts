@@ -4,7 +4,7 @@ import { LocalDirectorySink } from "../shared/billing/adapters/local-dir";
 import { BillingExportService } from "../shared/billing/service";
 import { formatNanoUsd } from "../shared/billing/invoice";
 import { awsClients } from "../shared/runtime/aws";
-import { cliConfig } from "./local-config";
+import { cliConfig, TABLE_OPTIONS } from "./local-config";
 
 const USAGE = `usage: npm run cli -- billing-export --month yyyy-mm --out DIR [--endpoint-url http://127.0.0.1:<port>] [--table genai-usage-local]
 Writes DIR/billing/<month>/invoice-lines.jsonl and .csv (the same content for the same data).`;
@@ -15,8 +15,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       month: { type: "string" },
       out: { type: "string" },
-      "endpoint-url": { type: "string" },
-      table: { type: "string", default: "genai-usage-local" },
+      ...TABLE_OPTIONS,
       help: { type: "boolean" },
     },
   });

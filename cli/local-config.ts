@@ -1,5 +1,11 @@
 import { parseConfig, type RuntimeConfig } from "../shared/runtime/config";
 
+/** The `parseArgs` options of every command that works on the usage table: `--endpoint-url` and `--table`. */
+export const TABLE_OPTIONS = {
+  "endpoint-url": { type: "string" },
+  table: { type: "string", default: "genai-usage-local" },
+} as const;
+
 /**
  * Runtime config for an operator command run against a table (the local stack's by default):
  * the command's `--table` and `--endpoint-url` over the environment. DynamoDB Local accepts

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { outboxSweeperFromConfig } from "../shared/quota/adapters/runtime";
-import { cliConfig } from "./local-config";
+import { cliConfig, TABLE_OPTIONS } from "./local-config";
 
 const USAGE = `usage: npm run cli -- outbox-sweep [--endpoint-url http://127.0.0.1:<port>] [--events-url URL] [--bus NAME]
                                    [--table genai-usage-local]
@@ -14,10 +14,9 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      "endpoint-url": { type: "string" },
       "events-url": { type: "string" },
       bus: { type: "string" },
-      table: { type: "string", default: "genai-usage-local" },
+      ...TABLE_OPTIONS,
       help: { type: "boolean" },
     },
   });

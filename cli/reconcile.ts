@@ -5,7 +5,7 @@ import { PutMetricDataDriftSignals } from "../shared/reconciliation/adapters/clo
 import { reconciliationService } from "../shared/reconciliation/adapters/wiring";
 import { parseConfig } from "../shared/runtime/config";
 import { awsClients } from "../shared/runtime/aws";
-import { cliConfig } from "./local-config";
+import { cliConfig, TABLE_OPTIONS } from "./local-config";
 
 const USAGE = `usage: npm run cli -- reconcile --from ISO --to ISO --out DIR
          [--endpoint-url http://127.0.0.1:<dynamo-port>] [--cloudwatch-url http://127.0.0.1:4000] [--table genai-usage-local]
@@ -26,9 +26,8 @@ export async function run(argv: string[]): Promise<number> {
       from: { type: "string" },
       to: { type: "string" },
       out: { type: "string" },
-      "endpoint-url": { type: "string" },
       "cloudwatch-url": { type: "string" },
-      table: { type: "string", default: "genai-usage-local" },
+      ...TABLE_OPTIONS,
       threshold: { type: "string" },
       help: { type: "boolean" },
     },

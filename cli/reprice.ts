@@ -4,7 +4,7 @@ import { awsClients } from "../shared/runtime/aws";
 import { DynamoUsageStore } from "../shared/usage/adapters/dynamodb";
 import { DAY_PATTERN } from "../shared/usage/periods";
 import { RepriceService } from "../shared/usage/reprice";
-import { cliConfig } from "./local-config";
+import { cliConfig, TABLE_OPTIONS } from "./local-config";
 
 const USAGE = `usage: npm run cli -- reprice [--from yyyy-mm-dd] [--to yyyy-mm-dd] [--dry-run]
                               [--endpoint-url http://127.0.0.1:<port>] [--table genai-usage-local]
@@ -21,8 +21,7 @@ export async function run(argv: string[]): Promise<number> {
       from: { type: "string" },
       to: { type: "string" },
       "dry-run": { type: "boolean" },
-      "endpoint-url": { type: "string" },
-      table: { type: "string", default: "genai-usage-local" },
+      ...TABLE_OPTIONS,
       help: { type: "boolean" },
     },
   });
