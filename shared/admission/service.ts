@@ -316,16 +316,14 @@ export class Admission {
     const slot = this.slot(key);
     if (mode === "hard") {
       // Hard: the call's own grant, exactly its reservation.
-      if (slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!) {
-        return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
-      }
+      if (this.refusedForNow(slot, r)) return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
       const res = await this.takeLease(key, limits, r.quotaTokens, r.nanoUsd);
       const lease = res.lease;
       if (!lease) {
         const retryAfterSeconds = this.retryAfter(res.outstanding ?? 0, now);
         // Calls as large or larger are refused without asking again for a moment.
         // Calls larger than what the take read as left are refused too (no round trip each).
-        Object.assign(slot, { shortUntil: this.now() + 100, shortAt: Math.min(r.quotaTokens, (res.remainingTokens ?? r.quotaTokens - 1) + 1), shortRetry: retryAfterSeconds });
+        this.refuseForNow(slot, Math.min(r.quotaTokens, (res.remainingTokens ?? r.quotaTokens - 1) + 1), retryAfterSeconds);
         return { refused: true, retryAfterSeconds };
       }
       lease.retired = true;
@@ -370,9 +368,7 @@ export class Admission {
         }
         return { lease: fit };
       }
-      if (slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!) {
-        return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
-      }
+      if (this.refusedForNow(slot, r)) return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
       // Sized to what this process' calls are waiting for (a burst takes one lease, not a queue of them).
       const taking = slot.taking ?? this.startTake(slot, key, limits, r, Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens)), now);
       if (deadline !== undefined) {
@@ -390,6 +386,18 @@ export class Admission {
     }
   }
 
+  /** A call of `r`'s size is refused without asking the store: within the moment `refuseForNow` set, and as large as its bound. */
+  private refusedForNow(slot: TenantLeases, r: Reservation): boolean {
+    return slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!;
+  }
+
+  /** For the next 100 ms, calls of `atLeast` tokens or more (that no lease in hand covers) are refused without a round trip. */
+  private refuseForNow(slot: TenantLeases, atLeast: number, retryAfterSeconds: number): void {
+    slot.shortUntil = this.now() + 100;
+    slot.shortAt = atLeast;
+    slot.shortRetry = retryAfterSeconds;
+  }
+
   /** Another lease of the slot (not `l`) that still has room for a call like `r`. */
   private otherRoom(slot: TenantLeases, l: Lease, r: Reservation): boolean {
     return slot.leases.some((o) => o !== l && !o.retired && o.freeTokens >= r.quotaTokens);
@@ -402,15 +410,13 @@ export class Admission {
    */
   private startTake(slot: TenantLeases, key: BudgetKey, limits: BudgetLimits, r: Reservation, leaseTokens: number, now: number): Promise<Lease | undefined> {
     const taking = (async () => {
-      let outstanding = 0;
-      let left = r.quotaTokens - 1;
       // USD is lent in proportion: the lease covers leaseTokens worth of calls like this one.
       const nano = r.quotaTokens > 0 ? Math.ceil((r.nanoUsd * leaseTokens) / r.quotaTokens) : r.nanoUsd;
       const first = await this.takeLease(key, limits, leaseTokens, nano);
       let took = first.lease;
       let tookLeft = first.lease ? first.remainingTokens : undefined;
-      outstanding = first.outstanding ?? 0;
-      left = first.remainingTokens ?? r.quotaTokens - 1;
+      const outstanding = first.outstanding ?? 0;
+      const left = first.remainingTokens ?? r.quotaTokens - 1;
       if (!took && first.remainingTokens !== undefined && first.remainingTokens >= r.quotaTokens) {
         // Less than a lease is left: lend what is left (at least this call), so the budget is used to the end.
         const tokens = Math.min(first.remainingTokens, leaseTokens);
@@ -425,9 +431,7 @@ export class Admission {
           // none of this process' leases (checked first) nor what is left is refused at once for a
           // moment, instead of each waiting for a take that must fail. Other processes giving
           // budget back are seen after the moment (100 ms), as with any refusal.
-          slot.shortUntil = this.now() + 100;
-          slot.shortAt = tookLeft + 1;
-          slot.shortRetry = this.retryAfter(1, now);
+          this.refuseForNow(slot, tookLeft + 1, this.retryAfter(1, now));
         }
         for (const l of slot.leases) l.retired = l.retired || l.freeTokens < r.quotaTokens;
         slot.leases.push(took);
@@ -437,9 +441,7 @@ export class Admission {
         // asking again for a moment (a lease given back elsewhere may change that soon).
         // The take read what is left: calls larger than that cannot fit either, so they are
         // refused without one more round trip each (a burst would otherwise queue its refusals).
-        slot.shortUntil = this.now() + 100;
-        slot.shortAt = Math.min(r.quotaTokens, left + 1);
-        slot.shortRetry = this.retryAfter(outstanding, now);
+        this.refuseForNow(slot, Math.min(r.quotaTokens, left + 1), this.retryAfter(outstanding, now));
       }
       return took;
     })();
