@@ -1,6 +1,10 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { inject } from "vitest";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { PriceCatalog } from "../../shared/pricing/catalog";
 import { ensureUsageTable } from "../../shared/storage/adapters/dynamodb";
+import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
+import { IngestService, type IngestOptions } from "../../shared/usage/ingest";
 
 /** A client for the DynamoDB Local of the test run; refuses anything that is not loopback. */
 export function localDynamoClient(): DynamoDBClient {
@@ -22,4 +26,14 @@ export async function freshUsageTable(client = localDynamoClient(), prefix = "us
   const name = `${prefix}-${process.pid}-${Date.now().toString(36)}-${seq++}`;
   await ensureUsageTable(client, name);
   return name;
+}
+
+/**
+ * The real ingest on a usage table of DynamoDB Local, with the settings most tests use (built-in
+ * prices, us-west-2, 35-day window, 100-item transactions, no backoff sleeps); `over` changes any.
+ */
+export function localIngest(doc: DynamoDBDocumentClient, table: string, over: Partial<IngestOptions> = {}): { store: DynamoUsageStore; service: IngestService } {
+  const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
+  const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100, sleep: async () => undefined, ...over });
+  return { store, service };
 }

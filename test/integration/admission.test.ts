@@ -4,12 +4,9 @@ import { StaticPolicySource } from "../../shared/admission/adapters/memory";
 import { AdmissionRefusedError } from "../../shared/admission/errors";
 import { parseAdmissionConfig, type AdmissionConfigInput } from "../../shared/admission/model";
 import { Admission, type AdmitRequest } from "../../shared/admission/service";
-import { PriceCatalog } from "../../shared/pricing/catalog";
 import { DEFAULT_TIERS, type TierPolicy } from "../../shared/quota/tiers";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
-import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
-import { IngestService } from "../../shared/usage/ingest";
-import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { freshUsageTable, localDynamoClient, localIngest } from "../helpers/dynamo";
 import { invocation, recordOf } from "../helpers/events";
 
 const client = localDynamoClient();
@@ -73,7 +70,7 @@ describe("admission on DynamoDB Local", () => {
     now += 31_000;
     expect(await a.sweep("dead", month)).toEqual({ settled: 0, charged: 0, waiting: 1 });
     // the usage event (same id) goes through the real ingest
-    const ingest = new IngestService({ store: new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 }), prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100, sleep: async () => undefined });
+    const ingest = localIngest(doc, table).service;
     const ingested = await ingest.ingest([recordOf(invocation({ tenantId: "dead", eventId: "req-dead-1", modelId: SONNET, inputTokens: 1_234, outputTokens: 56, occurredAt: new Date().toISOString() }))]);
     expect(ingested.stats).toMatchObject({ counted: 1, failed: 0 });
     expect(await a.sweep("dead", month)).toEqual({ settled: 1, charged: 0, waiting: 0 });
@@ -88,7 +85,7 @@ describe("admission on DynamoDB Local", () => {
   it("drift: after calls settled and their events ingested, admission's used equals the aggregates; outside traffic is reconciled", async () => {
     const { processes, budgets, table } = await setup({ config: { tiers: { basic: { mode: "lease", leaseTokens: 10_000, defaultMaxTokens: 1 } } }, processes: 2 });
     const month = new Date().toISOString().slice(0, 7);
-    const ingest = new IngestService({ store: new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 }), prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100, sleep: async () => undefined });
+    const ingest = localIngest(doc, table).service;
     const events = [];
     for (let i = 0; i < 40; i++) {
       const t = await processes[i % 2].admit(call("drift", 800, 400));

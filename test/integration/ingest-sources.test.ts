@@ -1,15 +1,13 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
 import { INVOCATION_SOURCES, type InvocationEventV1 } from "../../shared/events/invocation";
-import { PriceCatalog } from "../../shared/pricing/catalog";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { keys } from "../../shared/storage/keys";
-import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
-import { IngestService, type IngestRecord } from "../../shared/usage/ingest";
+import type { IngestRecord } from "../../shared/usage/ingest";
 import { AggregateMeteredUsage } from "../../shared/reconciliation/adapters/usage";
 import { invocationSources } from "../../shared/reconciliation/service";
 import { sourceSplit } from "../../shared/usage/model";
-import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { freshUsageTable, localDynamoClient, localIngest } from "../helpers/dynamo";
 import { envelope, invocation, record } from "../helpers/events";
 
 const client = localDynamoClient();
@@ -18,16 +16,7 @@ const DAY = "2026-11-25";
 
 async function setup() {
   const table = await freshUsageTable(client);
-  const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
-  const service = new IngestService({
-    store,
-    prices: new PriceCatalog(),
-    region: "us-west-2",
-    maxEventAgeDays: 35,
-    maxTransactionItems: 100,
-    sleep: async () => undefined,
-    clock: () => new Date("2026-11-25T12:00:00Z"),
-  });
+  const { store, service } = localIngest(doc, table, { clock: () => new Date("2026-11-25T12:00:00Z") });
   return { table, store, service };
 }
 
