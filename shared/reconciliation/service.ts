@@ -272,26 +272,27 @@ export function invocationSources(day: string, metered: readonly MeteredTenantDa
   return { day, rows, totals };
 }
 
+/** Rows of one SageMaker target (endpoint or inference component), summed: keyed `<kind>|<name>`. */
+function sumByTarget<T extends { kind: string; name: string }>(rows: readonly T[], add: (into: T, row: T) => void): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const r of rows) {
+    const k = `${r.kind}|${r.name}`;
+    const prev = out.get(k);
+    if (prev) add(prev, r);
+    else out.set(k, { ...r });
+  }
+  return out;
+}
+
 function sageMakerRows(input: ReportInput): SageMakerDriftRow[] {
-  const key = (r: { kind: string; name: string }) => `${r.kind}|${r.name}`;
-  const aws = new Map<string, ProviderSageMakerHour>();
-  for (const r of input.awsSageMaker) {
-    const prev = aws.get(key(r));
-    if (!prev) aws.set(key(r), { ...r });
-    else {
-      prev.invocations += r.invocations;
-      prev.modelLatencyMs += r.modelLatencyMs;
-    }
-  }
-  const ours = new Map<string, MeteredSageMakerHour>();
-  for (const r of input.meteredSageMaker) {
-    const prev = ours.get(key(r));
-    if (!prev) ours.set(key(r), { ...r });
-    else {
-      prev.invocations += r.invocations;
-      prev.inferenceMs += r.inferenceMs;
-    }
-  }
+  const aws = sumByTarget(input.awsSageMaker, (into, r) => {
+    into.invocations += r.invocations;
+    into.modelLatencyMs += r.modelLatencyMs;
+  });
+  const ours = sumByTarget(input.meteredSageMaker, (into, r) => {
+    into.invocations += r.invocations;
+    into.inferenceMs += r.inferenceMs;
+  });
   return [...new Set([...aws.keys(), ...ours.keys()])].sort().map((k) => {
     const a = aws.get(k);
     const o = ours.get(k);
