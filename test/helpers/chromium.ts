@@ -75,12 +75,38 @@ function fontConfig(executablePath: string): string | undefined {
   <cachedir>${join(dirname(executablePath), "fonts-cache")}</cachedir>
 </fontconfig>
 `;
-  if (!existsSync(file) || readFileSync(file, "utf8") !== xml) writeFileSync(file, xml);
+  if (!existsSync(file) || readFileSync(file, "utf8") !== xml) {
+    // written aside and renamed: a test file launching at the same moment never reads half of it
+    const aside = `${file}.${process.pid}`;
+    writeFileSync(aside, xml);
+    renameSync(aside, file);
+  }
   return file;
 }
 
-/** Launches the test Chromium headless (no sandbox: CI runs as root). */
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Launches the test Chromium headless (no sandbox: CI runs as root).
+ *
+ * Headless Chromium now and then dies at start (SIGSEGV before the first page, seen once in CI
+ * while another test file launched its own browser; Sparticuz/chromium#286 reports the same). No
+ * page has been opened then, so nothing the test checks has run: the launch is tried up to three
+ * times, and each failure is printed. A browser that never starts fails the test with every error.
+ */
+export async function launchChromium(attempts = 3): Promise<Browser> {
+  const errors: unknown[] = [];
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await launchOnce();
+    } catch (error) {
+      errors.push(error);
+      console.error(`chromium launch ${attempt} of ${attempts} failed: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
+      if (attempt < attempts) await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+  throw new AggregateError(errors, `headless Chromium did not start in ${attempts} attempts (first error: ${errors[0] instanceof Error ? errors[0].message : String(errors[0])})`);
+}
+
+async function launchOnce(): Promise<Browser> {
   const executablePath = await chromiumExecutable();
   const fonts = process.env.CHROMIUM_PATH ? undefined : fontConfig(executablePath);
   const env: Record<string, string> = {};
