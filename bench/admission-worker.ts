@@ -21,7 +21,7 @@ import type { UsageSink } from "../shared/dataplane/ports";
 import { documentClient } from "../shared/storage/adapters/dynamodb";
 
 export interface WorkerJob {
-  mode: "hard" | "lease" | "lease-bounded" | "event";
+  mode: "hard" | "lease" | "lease-burst" | "lease-bounded" | "event";
   tenantId: string;
   modelId: string;
   calls: { text: string; maxTokens: number }[];
@@ -35,6 +35,12 @@ export interface WorkerJob {
   warmTenantId: string;
   /** One unmeasured call on the measured tenant first (it is live, not cold). */
   liveTenant: boolean;
+  /**
+   * The process' calls arrive evenly over this many ms (0: all in one tick). Every call is still
+   * in flight when the last one arrives as long as a call outlasts the spread (the fake Bedrock
+   * answers in seconds, as Bedrock does).
+   */
+  arrivalMs: number;
 }
 
 export interface WorkerReport {
@@ -47,6 +53,8 @@ export interface WorkerReport {
   leaseWrites: number;
   /** How late this process' event loop ran during the burst (ms, p50 / p99 / max): CPU contention, not admission. */
   loopDelayMs: { p50: number; p99: number; max: number };
+  /** Each call's arrival and end (wall clock, ms since the epoch): the parent counts the calls in flight at once. */
+  spans: [number, number][];
 }
 
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
@@ -83,7 +91,14 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
       metrics: { count: (name, v) => void (name === "AdmissionLeaseTaken" || name === "AdmissionLeaseReturned" ? (leaseWrites += v) : undefined) },
       holder: `w${process.pid}`,
     });
-    gate = new AdmissionGate({ admission, onAdmitted: (ms, ok) => void (admitMs.push(ms), (ok ? admittedMs : refusedMs).push(ms)) });
+    gate = new AdmissionGate({
+      admission,
+      onAdmitted: (ms, ok) => {
+        admitMs.push(ms);
+        (ok ? admittedMs : refusedMs).push(ms);
+        if (process.env.ADMISSION_BENCH_DIAG && ms > 20) slow.push(`${ok ? "A" : "R"}${ms.toFixed(0)}@${(performance.now() - diagT0 - ms).toFixed(0)}`);
+      },
+    });
   }
   const emitter = job.mode === "event" ? createUsageEmitter({ clientConfig: { endpoint: job.stackUrl, region, credentials }, eventBusName: job.busName }) : undefined;
   const sink: UsageSink = emitter ?? { emit: () => true };
@@ -103,8 +118,10 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
     }
   };
 
-  // Warm-up (not measured): one call on another tenant.
-  await one(job.warmTenantId, { text: "warm up", maxTokens: 16 });
+  // Warm-up (not measured): calls on another tenant, a few at once with prompts of the burst's
+  // sizes, so the SDK's request path, the HTTP/2 sessions and the JIT are past their first use
+  // (a process serving traffic is; its first calls are not what admission costs).
+  await Promise.all(job.calls.slice(0, 10).map((c) => one(job.warmTenantId, { text: c.text, maxTokens: 16 })));
   // The tenant is live (a data plane serving it has called for it before): its policy is cached
   // and the month's budget item exists. A burst on a tenant no process has seen adds the cold
   // path (policy read, budget item created from the aggregates): about four round trips.
@@ -120,21 +137,36 @@ async function run(job: WorkerJob): Promise<WorkerReport> {
   });
   diagT0 = performance.now();
   timeline.length = 0;
+  slow.length = 0;
+  if (process.env.ADMISSION_BENCH_DIAG) console.error(`[diag ${process.pid}] go at ${Date.now() % 100000}`);
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
   if (process.env.ADMISSION_BENCH_DIAG === "raw") {
     const { GetCommand } = await import("@aws-sdk/lib-dynamodb");
     for (let i = 0; i < 8; i++) await doc.send(new GetCommand({ TableName: job.tableName, Key: { pk: "NOPE", sk: "NOPE" } }));
   }
-  const calls = await Promise.all(job.calls.map((c) => one(job.tenantId, c)));
+  const spans: [number, number][] = [];
+  const start = performance.now();
+  const arrive = async (c: { text: string; maxTokens: number }, i: number) => {
+    const at = job.arrivalMs > 0 ? (i * job.arrivalMs) / job.calls.length : 0;
+    if (at > 0) await new Promise((r) => setTimeout(r, Math.max(0, at - (performance.now() - start))));
+    const arrived = Date.now();
+    try {
+      return await one(job.tenantId, c);
+    } finally {
+      spans.push([arrived, Date.now()]);
+    }
+  };
+  const calls = await Promise.all(job.calls.map(arrive));
   loop.disable();
   const loopDelayMs = { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+  if (process.env.ADMISSION_BENCH_DIAG) console.error(`[diag ${process.pid}] calls over 20 ms (A admitted / R refused, ms @ start): ${slow.join(" ")}`);
   if (process.env.ADMISSION_BENCH_DIAG) console.error(`[diag ${process.pid}] admit ms sorted: ${[...admitMs].sort((a, b) => a - b).filter((_, i) => i % 10 === 0).map((x) => x.toFixed(0)).join(" ")}`);
   await admission?.close();
   await emitter?.close();
   bedrock.destroy();
   dynamo.destroy();
-  return { calls, admitMs, admittedMs, refusedMs, leaseWrites, loopDelayMs };
+  return { calls, admitMs, admittedMs, refusedMs, leaseWrites, loopDelayMs, spans };
 }
 
 process.once("message", (job: WorkerJob) => {
@@ -148,6 +180,7 @@ process.once("message", (job: WorkerJob) => {
 });
 
 const timeline: string[] = [];
+const slow: string[] = [];
 let diagT0 = performance.now();
 /** `ADMISSION_BENCH_DIAG=1`: per DynamoDB command, round trips, SDK attempts and retry delay (stderr at exit). */
 function diagnose(doc: { send: (...a: never[]) => Promise<unknown> }): void {

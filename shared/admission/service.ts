@@ -81,6 +81,12 @@ interface Lease {
   expiresAt: number;
   /** No new call is drawn from it; given back once its calls are done. */
   retired: boolean;
+  /**
+   * The budget limits USD: a call must fit the lease's USD as well as its tokens. Without a USD
+   * limit the lease's USD (lent in proportion to the call that took it) only keeps the books, and
+   * a call of a costlier token mix must not wait for a take it does not need.
+   */
+  usdBounded: boolean;
   renewTimer?: ReturnType<typeof setInterval>;
   idleTimer?: ReturnType<typeof setTimeout>;
 }
@@ -98,6 +104,12 @@ interface TenantLeases {
   taking?: Promise<Lease | undefined>;
   /** Until when (epoch ms) a call of at least `shortAt` tokens is refused without asking the store again. */
   shortUntil?: number;
+  /**
+   * Until when (epoch ms) such a call is still refused at once, on what the last take read, while
+   * one take in the background reads the budget again (a refusal never waits for the store while
+   * the process saw the budget short less than a second ago).
+   */
+  shortKnownUntil?: number;
   shortAt?: number;
   shortRetry?: number;
   /** Reservations of this process' calls waiting for budget right now. */
@@ -361,7 +373,8 @@ export class Admission {
         this.debit(fit, r);
         // Past half of a lease, the next one is taken in the background: a steady stream of calls
         // finds budget in hand instead of waiting for a round trip each time a lease runs out.
-        if (fit.freeTokens < fit.tokens / 2 && !slot.taking && !this.closed && !this.otherRoom(slot, fit, r)) {
+        // Not while the last reading (within 100 ms) found nothing left for a call like this.
+        if (fit.freeTokens < fit.tokens / 2 && !slot.taking && !this.closed && !this.otherRoom(slot, fit, r) && !this.refusedForNow(slot, r)) {
           void this.startTake(slot, key, limits, r, baseLease, now).catch((error: unknown) => {
             this.deps.logger?.warn("admission: background lease take failed", { tenantId: key.tenantId, error: String(error) });
           });
@@ -370,7 +383,20 @@ export class Admission {
       }
       if (this.refusedForNow(slot, r)) return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
       // Sized to what this process' calls are waiting for (a burst takes one lease, not a queue of them).
-      const taking = slot.taking ?? this.startTake(slot, key, limits, r, Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens)), now);
+      const size = Math.min(maxLease, Math.max(baseLease, slot.waitingTokens, r.quotaTokens));
+      if (this.knownShort(slot, r)) {
+        // The budget was short for a call this size less than a second ago: refused at once on
+        // that reading (with the retry-after it gave), while one take in the background
+        // reads it again; the calls after that take see what it found. A refused burst waits
+        // for no round trip, and the take rate stays one per process and moment.
+        if (!slot.taking && !this.closed) {
+          void this.startTake(slot, key, limits, r, size, now).catch((error: unknown) => {
+            this.deps.logger?.warn("admission: background lease take failed", { tenantId: key.tenantId, error: String(error) });
+          });
+        }
+        return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
+      }
+      const taking = slot.taking ?? this.startTake(slot, key, limits, r, size, now);
       if (deadline !== undefined) {
         // The tier's admission latency bound (`maxWaitMs`): a call the budget in hand cannot
         // cover is refused (retry in a second) rather than wait longer for the store. The take
@@ -391,9 +417,19 @@ export class Admission {
     return slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!;
   }
 
-  /** For the next 100 ms, calls of `atLeast` tokens or more (that no lease in hand covers) are refused without a round trip. */
+  /** A call of `r`'s size the last take (less than a second ago) found no room for. */
+  private knownShort(slot: TenantLeases, r: Reservation): boolean {
+    return slot.shortKnownUntil !== undefined && this.now() < slot.shortKnownUntil && r.quotaTokens >= slot.shortAt!;
+  }
+
+  /**
+   * For the next 100 ms, calls of `atLeast` tokens or more (that no lease in hand covers) are
+   * refused without a round trip; for the next second, refused at once while a take in the
+   * background reads the budget again (`knownShort`).
+   */
   private refuseForNow(slot: TenantLeases, atLeast: number, retryAfterSeconds: number): void {
     slot.shortUntil = this.now() + 100;
+    slot.shortKnownUntil = this.now() + 1_000;
     slot.shortAt = atLeast;
     slot.shortRetry = retryAfterSeconds;
   }
@@ -426,6 +462,7 @@ export class Admission {
       }
       if (took) {
         slot.shortUntil = undefined;
+        slot.shortKnownUntil = undefined;
         if (tookLeft !== undefined) {
           // What the budget has left after this take (returned by the write): a call that fits
           // none of this process' leases (checked first) nor what is left is refused at once for a
@@ -464,7 +501,7 @@ export class Admission {
     for (const l of slot.leases) {
       // Past half its life a lease lends no more: it is given back soon, and renewed only for calls in flight.
       if (!l.retired && now - l.takenAt > (this.cfg.leaseSeconds * 1000) / 2) l.retired = true;
-      if (!l.retired && l.freeTokens >= r.quotaTokens && l.freeNanoUsd >= r.nanoUsd) return l;
+      if (!l.retired && l.freeTokens >= r.quotaTokens && (!l.usdBounded || l.freeNanoUsd >= r.nanoUsd)) return l;
     }
     return undefined;
   }
@@ -487,8 +524,6 @@ export class Admission {
 
   private finishBudget(b: { lease: Lease; tokens: number; nanoUsd: number }, spentTokens: number, spentNanoUsd: number): void {
     const l = b.lease;
-    // Budget comes back: calls refused a moment ago may fit now.
-    this.slot(l.key).shortUntil = undefined;
     l.inflight--;
     l.spentTokens += spentTokens;
     l.spentNanoUsd += spentNanoUsd;
@@ -518,6 +553,10 @@ export class Admission {
     if (l.idleTimer) clearTimeout(l.idleTimer);
     if (l.renewTimer) clearInterval(l.renewTimer);
     const ok = await this.deps.budgets.giveBack(l.key, l, { tokens: l.spentTokens, nanoUsd: l.spentNanoUsd });
+    // What it did not spend is back in the budget: calls refused a moment ago for being larger
+    // than what was left may fit by that much more (a settled call's room in a lease still in
+    // hand is found by the lease itself).
+    if (ok && slot.shortAt !== undefined) slot.shortAt += Math.max(0, l.tokens - l.spentTokens);
     if (!ok) {
       // Reclaimed as expired meanwhile (charged in full): nothing was lent twice.
       this.deps.logger?.warn("grant already reclaimed when given back", { tenantId: l.key.tenantId, grantId: l.id });
@@ -547,7 +586,7 @@ export class Admission {
     return {
       remainingTokens: res.remainingTokens,
       remainingNanoUsd: res.remainingNanoUsd,
-      lease: { id, key, tokens, nanoUsd, freeTokens: tokens, freeNanoUsd: nanoUsd, spentTokens: 0, spentNanoUsd: 0, inflight: 0, takenAt: now, expiresAt, retired: false },
+      lease: { id, key, tokens, nanoUsd, freeTokens: tokens, freeNanoUsd: nanoUsd, spentTokens: 0, spentNanoUsd: 0, inflight: 0, takenAt: now, expiresAt, retired: false, usdBounded: limits.nanoUsd !== undefined },
     };
   }
 

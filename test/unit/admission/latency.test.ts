@@ -35,13 +35,14 @@ function gatedStore() {
   };
 }
 
-function admission(store: BudgetStore, tiers: AdmissionConfigInput["tiers"]) {
+function admission(store: BudgetStore, tiers: AdmissionConfigInput["tiers"], opts: { monthlyTokens?: number; monthlyUsd?: number; clock?: () => number } = {}) {
   return new Admission({
     config: parseAdmissionConfig({ leaseIdleMs: 60_000, tiers }),
     budgets: store,
     pools: new MemoryPoolStore(),
     truth: new MemoryUsageTruth(),
-    policies: new StaticPolicySource({}, { ...DEFAULT_TIERS.basic, monthlyTokens: 1_000_000 } as TierPolicy),
+    policies: new StaticPolicySource({}, { ...DEFAULT_TIERS.basic, monthlyTokens: opts.monthlyTokens ?? 1_000_000, monthlyUsd: opts.monthlyUsd } as TierPolicy),
+    clock: opts.clock,
   });
 }
 
@@ -121,6 +122,89 @@ describe("admission latency: budget in hand before it is needed", () => {
     expect(ticket.mode).toBe("lease");
     g.gate(false);
     await ticket.release();
+    await a.close();
+  });
+
+  it("a budget seen short less than a second ago refuses at once while one take in the background reads it again", async () => {
+    const g = gatedStore();
+    let now = Date.UTC(2026, 11, 2, 8, 0, 0);
+    const a = admission(g.store, { basic: { mode: "lease", leaseTokens: 10_000, maxLeaseTokens: 10_000, defaultMaxTokens: 1 } }, { monthlyTokens: 3_000, clock: () => now });
+    // The budget lends what it has left (3,000) and reads 0 left: the lease holds three calls.
+    const tickets = [await a.admit(call(800, 200)), await a.admit(call(800, 200)), await a.admit(call(800, 200))];
+    expect(g.takes()).toBe(2); // 10,000 refused, then the 3,000 left
+    // Within 100 ms of that reading a fourth call is refused without asking the store.
+    await expect(a.admit(call(800, 200))).rejects.toBeInstanceOf(AdmissionRefusedError);
+    expect(g.takes()).toBe(2);
+    // 200 ms later the reading is stale but less than a second old: the store is asked again,
+    // in the background (held open here), and the calls meanwhile are refused at once.
+    now += 200;
+    g.gate(true);
+    for (let i = 0; i < 5; i++) {
+      const refused = await a.admit(call(800, 200)).catch((e: unknown) => e);
+      // retry when a grant out may come back: leaseIdleMs (60 s here)
+      expect(refused).toBeInstanceOf(AdmissionRefusedError);
+      expect(refused).toMatchObject({ retryAfterSeconds: 60 });
+    }
+    expect(g.takes()).toBe(3);
+    expect(g.heldTakes()).toBe(1);
+    // The take lands (nothing left): it renews the reading; still nothing waits.
+    g.open();
+    await flush();
+    await expect(a.admit(call(800, 200))).rejects.toBeInstanceOf(AdmissionRefusedError);
+    expect(g.takes()).toBe(3);
+    // With no reading for over a second, a call waits for the store's answer again.
+    now += 1_500;
+    const pending = a.admit(call(800, 200)).then(
+      () => "admitted",
+      (e: unknown) => (e instanceof AdmissionRefusedError ? "refused" : String(e)),
+    );
+    await flush();
+    expect(g.heldTakes()).toBe(1);
+    let settled = false;
+    void pending.then(() => (settled = true));
+    await flush();
+    expect(settled).toBe(false);
+    g.gate(false);
+    g.open();
+    expect(await pending).toBe("refused");
+    // What the lease did not spend goes back when it is given back; then a call fits again.
+    for (const t of tickets) await t.settle({ inputTokens: 500, outputTokens: 100 });
+    await a.close();
+    const state = await g.inner.read({ tenantId: "t1", month: "2026-12" });
+    expect(state).toMatchObject({ usedTokens: 1_800, remainingTokens: 1_200, grants: [] });
+  });
+
+  it("a token budget: a call of a costlier token mix is served from the lease in hand (its USD only keeps the books)", async () => {
+    const g = gatedStore();
+    const a = admission(g.store, { basic: { mode: "lease", leaseTokens: 10_000, defaultMaxTokens: 1 } });
+    // The lease is taken by a cheap call: its USD is lent in proportion, 10 x this call's.
+    const first = await a.admit({ ...call(800, 200), nanoUsd: 1_000 });
+    g.gate(true);
+    // Twenty times the USD per token: more than the lease's USD, well within its tokens.
+    const costly = await a.admit({ ...call(200, 800), nanoUsd: 20_000 });
+    expect(g.takes()).toBe(1);
+    g.gate(false);
+    await first.settle({ inputTokens: 800, outputTokens: 200, nanoUsd: 1_000 });
+    await costly.settle({ inputTokens: 200, outputTokens: 800, nanoUsd: 20_000 });
+    await a.close();
+    const state = await g.inner.read({ tenantId: "t1", month: new Date().toISOString().slice(0, 7) });
+    expect(state).toMatchObject({ usedTokens: 2_000, usedNanoUsd: 21_000, grants: [] });
+  });
+
+  it("a USD budget: the same call needs USD the lease does not have, so it waits for a take", async () => {
+    const g = gatedStore();
+    const a = admission(g.store, { basic: { mode: "lease", leaseTokens: 10_000, defaultMaxTokens: 1 } }, { monthlyUsd: 100 });
+    const first = await a.admit({ ...call(800, 200), nanoUsd: 1_000 });
+    g.gate(true);
+    const costly = a.admit({ ...call(200, 800), nanoUsd: 20_000 });
+    await flush();
+    expect(g.heldTakes()).toBe(1);
+    g.gate(false);
+    g.open();
+    const t = await costly;
+    expect(g.takes()).toBe(2);
+    await first.release();
+    await t.release();
     await a.close();
   });
 });
