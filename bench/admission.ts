@@ -42,9 +42,11 @@ const CALLS = Number(process.env.ADMISSION_BENCH_CALLS ?? 1_000);
 const LEASE = { leaseTokens: 10_000, maxLeaseTokens: 40_000 };
 /** The `lease-bounded` run: the same leases with the tier's `maxWaitMs` (the latency bound, paid in refusals). */
 const BOUNDED_WAIT_MS = 15;
-/** `ADMISSION_BENCH_MODES=lease` runs only the named caps runs (diagnosis); the JSON needs all three. */
-const MODES = (process.env.ADMISSION_BENCH_MODES ?? "hard,lease,lease-burst,lease-bounded,event").split(",") as CapsRun["mode"][];
+/** `ADMISSION_BENCH_MODES=lease` runs only the named caps runs, `pools` only the pools runs (diagnosis); the JSON needs all. */
 const ALL_MODES = "hard,lease,lease-burst,lease-bounded,event";
+const MODES_ASKED = (process.env.ADMISSION_BENCH_MODES ?? ALL_MODES).split(",");
+const POOLS_ONLY = MODES_ASKED.length === 1 && MODES_ASKED[0] === "pools";
+const MODES = (POOLS_ONLY ? [] : MODES_ASKED) as CapsRun["mode"][];
 /**
  * The 1,000 calls arrive evenly over this many ms (125 per process, 200 calls/s in all), and each
  * lasts seconds, as a Bedrock call does: without admission about 970 of them are in flight at
@@ -209,6 +211,9 @@ interface PoolsRun {
   premiumOk: number;
   basicSent: number;
   basicOk: number;
+  /** Admission's time per call with pools on (ms), Premium's and Basic's. */
+  premiumAdmitMs: number[];
+  basicAdmitMs: number[];
 }
 
 async function poolsRun(p: { stack: LocalStack; withPools: boolean; stamp: string; windows: number }): Promise<PoolsRun> {
@@ -235,13 +240,18 @@ async function poolsRun(p: { stack: LocalStack; withPools: boolean; stamp: strin
       policies: new QuotaPolicySource(doc, p.stack.tableName),
     });
   }
-  const wrapper = new MeteredBedrock({
-    client: bedrock,
-    sink: { emit: () => true },
-    decisions: allowAll,
-    admission: admission ? new AdmissionGate({ admission }) : undefined,
-    logger: { warn: () => undefined, error: () => undefined },
-  });
+  const premiumAdmitMs: number[] = [];
+  const basicAdmitMs: number[] = [];
+  // One wrapper per tier (the same admission): each gate times its tier's calls.
+  const wrapperTiming = (into: number[]) =>
+    new MeteredBedrock({
+      client: bedrock,
+      sink: { emit: () => true },
+      decisions: allowAll,
+      admission: admission ? new AdmissionGate({ admission, onAdmitted: (ms) => void into.push(ms) }) : undefined,
+      logger: { warn: () => undefined, error: () => undefined },
+    });
+  const wrappers = { premium: wrapperTiming(premiumAdmitMs), basic: wrapperTiming(basicAdmitMs) };
   // Every call: a 2,000-char prompt and max_tokens 976: the fake reserves 507 + 976 = 1,483 tokens at its start.
   const prompt = text(prng(7), 2_000);
   const perCall = fakeUsage(prompt, 976).inputTokens + 976;
@@ -249,12 +259,12 @@ async function poolsRun(p: { stack: LocalStack; withPools: boolean; stamp: strin
   const capacity = (tpm * windowSeconds) / 60;
   const premiumPerWindow = Math.floor((0.5 * capacity) / perCall); // Premium at its floor (50%)
   const basicPerWindow = Math.ceil((3 * capacity) / perCall); // Basic at 3x the pool
-  const run: PoolsRun = { premiumSent: 0, premiumOk: 0, basicSent: 0, basicOk: 0 };
+  const run: PoolsRun = { premiumSent: 0, premiumOk: 0, basicSent: 0, basicOk: 0, premiumAdmitMs, basicAdmitMs };
   const call = async (tenantId: string, isPremium: boolean) => {
     if (isPremium) run.premiumSent++;
     else run.basicSent++;
     try {
-      await wrapper.converse({ modelId: MODEL, messages: [{ role: "user", content: [{ text: prompt }] }], inferenceConfig: { maxTokens: 976 } }, { tenantId });
+      await (isPremium ? wrappers.premium : wrappers.basic).converse({ modelId: MODEL, messages: [{ role: "user", content: [{ text: prompt }] }], inferenceConfig: { maxTokens: 976 } }, { tenantId });
       if (isPremium) run.premiumOk++;
       else run.basicOk++;
     } catch {
@@ -308,7 +318,7 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
       const r = runs.at(-1)!;
       log(`  ${mode}: served ${r.servedTokens} tokens (${r.admitted} calls), refused ${r.refused}, overshoot ${r.overshootTokens}, ${r.leaseWrites} grant writes, ${r.peakInFlight} calls in flight at most, ${r.wallMs.toFixed(0)} ms, worker event-loop delay p99 ${r.loopDelayMs.p99.toFixed(0)} ms (max ${r.loopDelayMs.max.toFixed(0)}), admission ms p50 ${percentile(r.admitMs, 0.5)?.toFixed(2)} p99 ${percentile(r.admitMs, 0.99)?.toFixed(2)}`);
     }
-    if (MODES.join() !== ALL_MODES) {
+    if (MODES.join() !== ALL_MODES && !POOLS_ONLY) {
       for (const r of runs) log(`  ${r.mode}: admission ms p50 ${percentile(r.admitMs, 0.5)?.toFixed(2)} p90 ${percentile(r.admitMs, 0.9)?.toFixed(2)} p99 ${percentile(r.admitMs, 0.99)?.toFixed(2)} max ${percentile(r.admitMs, 1)?.toFixed(2)}; admitted p50 ${percentile(r.admittedMs, 0.5)?.toFixed(2)} p99 ${percentile(r.admittedMs, 0.99)?.toFixed(2)}; refused p50 ${percentile(r.refusedMs, 0.5)?.toFixed(2)} p99 ${percentile(r.refusedMs, 0.99)?.toFixed(2)}`);
       throw new Error(`ADMISSION_BENCH_MODES=${MODES.join()}: a diagnosis run; no JSON written (it needs ${ALL_MODES})`);
     }
@@ -316,7 +326,8 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
     const off = await poolsRun({ stack, withPools: false, stamp, windows: 4 });
     const on = await poolsRun({ stack, withPools: true, stamp, windows: 4 });
     log(`  without pools: premium ${off.premiumOk}/${off.premiumSent}, basic ${off.basicOk}/${off.basicSent}`);
-    log(`  with pools:    premium ${on.premiumOk}/${on.premiumSent}, basic ${on.basicOk}/${on.basicSent}`);
+    log(`  with pools:    premium ${on.premiumOk}/${on.premiumSent}, basic ${on.basicOk}/${on.basicSent}; admission ms p50 / p99: premium ${percentile(on.premiumAdmitMs, 0.5).toFixed(2)} / ${percentile(on.premiumAdmitMs, 0.99).toFixed(2)}, basic ${percentile(on.basicAdmitMs, 0.5).toFixed(2)} / ${percentile(on.basicAdmitMs, 0.99).toFixed(2)}`);
+    if (POOLS_ONLY) throw new Error("ADMISSION_BENCH_MODES=pools: a diagnosis run; no JSON written");
     const [hard, lease, burst, bounded, event] = runs;
     const result: AdmissionBenchResult = {
       hardCapOvershootTokens: hard.overshootTokens,
@@ -331,7 +342,7 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
       requests: CALLS,
     };
     log("");
-    log(formatTable(result, { hard, lease, burst, bounded }));
+    log(formatTable(result, { hard, lease, burst, bounded }, on));
     writeFileSync(opts.out, JSON.stringify({ admission: result }, null, 2) + "\n");
     log(`\nwritten: ${opts.out}`);
     return result;
@@ -382,7 +393,7 @@ async function warmStore(stack: LocalStack): Promise<{ requests: number; p50: nu
 const round2 = (x: number) => Math.round(x * 100) / 100;
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
 
-function formatTable(r: AdmissionBenchResult, runs: { hard: CapsRun; lease: CapsRun; burst: CapsRun; bounded: CapsRun }): string {
+function formatTable(r: AdmissionBenchResult, runs: { hard: CapsRun; lease: CapsRun; burst: CapsRun; bounded: CapsRun }, pools: PoolsRun): string {
   const ms = (xs: number[]) => (xs.length === 0 ? "-" : `${percentile(xs, 0.5).toFixed(2)} / ${percentile(xs, 0.99).toFixed(2)}`);
   const rows: [string, string][] = [
     ["hardCapOvershootTokens", String(r.hardCapOvershootTokens)],
@@ -402,6 +413,7 @@ function formatTable(r: AdmissionBenchResult, runs: { hard: CapsRun; lease: Caps
     [`  lease, maxWaitMs ${BOUNDED_WAIT_MS}: calls served / refused, overshoot`, `${runs.bounded.admitted} / ${runs.bounded.refused}, ${runs.bounded.overshootTokens}`],
     ["  hard: every call p50 / p99", ms(runs.hard.admitMs)],
     ["premiumSuccessRate", r.premiumSuccessRate.toFixed(4)],
+    ["  with pools: admission p50 / p99, premium | basic (a round trip per round)", `${ms(pools.premiumAdmitMs)}  |  ${ms(pools.basicAdmitMs)}`],
     ["premiumSuccessRateWithoutPools", r.premiumSuccessRateWithoutPools.toFixed(4)],
     ["requests (per caps run)", String(r.requests)],
   ];
