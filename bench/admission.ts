@@ -216,15 +216,19 @@ interface PoolsRun {
   basicAdmitMs: number[];
 }
 
-async function poolsRun(p: { stack: LocalStack; withPools: boolean; stamp: string; windows: number }): Promise<PoolsRun> {
+/** The pools run with credit: each round also reserves this share of the window for its tier ahead of its next calls. */
+const POOL_CREDIT_SHARE = 0.1;
+
+async function poolsRun(p: { stack: LocalStack; withPools: boolean; stamp: string; windows: number; creditShare?: number }): Promise<PoolsRun> {
   const windowSeconds = 2;
   const tpm = 1_800_000; // 60,000 tokens per 2 s window
   const fake = await startFakeBedrock({ quota: { tpm, rpm: 1_000_000, windowSeconds }, baseLatencyMs: 40, msPerOutputToken: 0.1 });
   const dynamo = new DynamoDBClient({ endpoint: p.stack.dynamoEndpoint, region: "us-west-2", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
   const doc = documentClient(dynamo);
   const bedrock = new BedrockRuntimeClient({ endpoint: fake.url, region: "us-west-2", credentials: { accessKeyId: "local", secretAccessKey: "local" }, maxAttempts: 1 });
-  const basics = Array.from({ length: 4 }, (_, i) => `pool-basic${i}-${p.withPools ? "on" : "off"}-${p.stamp}`);
-  const premium = `pool-premium-${p.withPools ? "on" : "off"}-${p.stamp}`;
+  const tag = p.withPools ? (p.creditShare ? "credit" : "on") : "off";
+  const basics = Array.from({ length: 4 }, (_, i) => `pool-basic${i}-${tag}-${p.stamp}`);
+  const premium = `pool-premium-${tag}-${p.stamp}`;
   for (const t of basics) await putConfig(p.stack, t, { tier: "basic", monthlyTokens: 1_000_000_000, requestsPerMinute: 1_000_000, tokensPerMinute: 1_000_000_000 });
   await putConfig(p.stack, premium, { tier: "premium" });
   let admission: Admission | undefined;
@@ -232,7 +236,7 @@ async function poolsRun(p: { stack: LocalStack; withPools: boolean; stamp: strin
     admission = new Admission({
       config: parseAdmissionConfig({
         tiers: { basic: { mode: "lease", leaseTokens: 50_000, defaultMaxTokens: 1_024 } },
-        pools: [{ id: `sonnet-bench-${p.stamp}@us-west-2`, models: [MODEL], scope: "us-west-2", tpm, rpm: 1_000_000, windowSeconds }],
+        pools: [{ id: `sonnet-bench-${tag}-${p.stamp}@us-west-2`, models: [MODEL], scope: "us-west-2", tpm, rpm: 1_000_000, windowSeconds, creditShare: p.creditShare ?? 0 }],
       }),
       budgets: new DynamoBudgetStore(doc, p.stack.tableName),
       pools: new DynamoPoolStore(doc, p.stack.tableName),
@@ -325,8 +329,10 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
     log(`pools: 4 Basic tenants at 3x the pool's TPM, 1 Premium tenant at its 50% floor, 2 s windows x 4`);
     const off = await poolsRun({ stack, withPools: false, stamp, windows: 4 });
     const on = await poolsRun({ stack, withPools: true, stamp, windows: 4 });
+    const credit = await poolsRun({ stack, withPools: true, stamp, windows: 4, creditShare: POOL_CREDIT_SHARE });
     log(`  without pools: premium ${off.premiumOk}/${off.premiumSent}, basic ${off.basicOk}/${off.basicSent}`);
     log(`  with pools:    premium ${on.premiumOk}/${on.premiumSent}, basic ${on.basicOk}/${on.basicSent}; admission ms p50 / p99: premium ${percentile(on.premiumAdmitMs, 0.5).toFixed(2)} / ${percentile(on.premiumAdmitMs, 0.99).toFixed(2)}, basic ${percentile(on.basicAdmitMs, 0.5).toFixed(2)} / ${percentile(on.basicAdmitMs, 0.99).toFixed(2)}`);
+    log(`  with pools and ${POOL_CREDIT_SHARE} credit: premium ${credit.premiumOk}/${credit.premiumSent}, basic ${credit.basicOk}/${credit.basicSent}; admission ms p50 / p99: premium ${percentile(credit.premiumAdmitMs, 0.5).toFixed(2)} / ${percentile(credit.premiumAdmitMs, 0.99).toFixed(2)}, basic ${percentile(credit.basicAdmitMs, 0.5).toFixed(2)} / ${percentile(credit.basicAdmitMs, 0.99).toFixed(2)}`);
     if (POOLS_ONLY) throw new Error("ADMISSION_BENCH_MODES=pools: a diagnosis run; no JSON written");
     const [hard, lease, burst, bounded, event] = runs;
     const result: AdmissionBenchResult = {
@@ -342,7 +348,7 @@ export async function runAdmissionBench(opts: { out: string; log?: (line: string
       requests: CALLS,
     };
     log("");
-    log(formatTable(result, { hard, lease, burst, bounded }, on));
+    log(formatTable(result, { hard, lease, burst, bounded }, on, credit));
     writeFileSync(opts.out, JSON.stringify({ admission: result }, null, 2) + "\n");
     log(`\nwritten: ${opts.out}`);
     return result;
@@ -393,7 +399,7 @@ async function warmStore(stack: LocalStack): Promise<{ requests: number; p50: nu
 const round2 = (x: number) => Math.round(x * 100) / 100;
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
 
-function formatTable(r: AdmissionBenchResult, runs: { hard: CapsRun; lease: CapsRun; burst: CapsRun; bounded: CapsRun }, pools: PoolsRun): string {
+function formatTable(r: AdmissionBenchResult, runs: { hard: CapsRun; lease: CapsRun; burst: CapsRun; bounded: CapsRun }, pools: PoolsRun, credit: PoolsRun): string {
   const ms = (xs: number[]) => (xs.length === 0 ? "-" : `${percentile(xs, 0.5).toFixed(2)} / ${percentile(xs, 0.99).toFixed(2)}`);
   const rows: [string, string][] = [
     ["hardCapOvershootTokens", String(r.hardCapOvershootTokens)],
@@ -414,6 +420,7 @@ function formatTable(r: AdmissionBenchResult, runs: { hard: CapsRun; lease: Caps
     ["  hard: every call p50 / p99", ms(runs.hard.admitMs)],
     ["premiumSuccessRate", r.premiumSuccessRate.toFixed(4)],
     ["  with pools: admission p50 / p99, premium | basic (a round trip per round)", `${ms(pools.premiumAdmitMs)}  |  ${ms(pools.basicAdmitMs)}`],
+    [`  with pools, creditShare ${POOL_CREDIT_SHARE}: premium success, admission p50 / p99 premium | basic`, `${(credit.premiumOk / credit.premiumSent).toFixed(4)}, ${ms(credit.premiumAdmitMs)}  |  ${ms(credit.basicAdmitMs)}`],
     ["premiumSuccessRateWithoutPools", r.premiumSuccessRateWithoutPools.toFixed(4)],
     ["requests (per caps run)", String(r.requests)],
   ];

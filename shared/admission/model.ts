@@ -169,6 +169,14 @@ export const poolSchema = z
     floors: z.partialRecord(z.enum(TIER_NAMES), z.number().min(0).max(1)).default({ premium: 0.5, advanced: 0.2, basic: 0 }),
     /** Total use of the pool above which a tier borrows no more: Basic is shed first, then Advanced, Premium last. */
     ceilings: z.partialRecord(z.enum(TIER_NAMES), z.number().min(0).max(1)).default({ basic: 0.8, advanced: 0.95, premium: 1 }),
+    /**
+     * Pool credit: when a round admits a tier's calls, the process also reserves up to this share
+     * of the window's capacity for that tier ahead of its next calls (decided by the same rule, so
+     * never out of a higher tier's floor), and admits the tier's next calls in the same window from
+     * it without a round trip. 0 (default): every call waits for its round. The price: credit a
+     * process holds and does not use counts as used for the rest of the window.
+     */
+    creditShare: z.number().min(0).max(0.5).default(0),
   })
   .strict()
   .superRefine((p, ctx) => {

@@ -132,6 +132,8 @@ export class Admission {
   private readonly policyReads = new Map<string, Promise<TierPolicy>>();
   /** Calls waiting to enter a pool, and the pools whose batch is being decided (one at a time per pool). */
   private readonly poolWaiting = new Map<string, PoolEntry[]>();
+  /** Pool credit in hand, per pool and tier: reserved in the window ahead of this process' calls (`creditShare`). */
+  private readonly poolCredit = new Map<string, { window: number; tokens: number; requests: number }>();
   private readonly poolDraining = new Set<string>();
   private readonly pending = new Set<Promise<unknown>>();
   /** Closing: no background lease takes any more (they would outlive the give-back). */
@@ -310,6 +312,15 @@ export class Admission {
         if (l.inflight === 0) all.push(this.giveBackLease(t, l));
       }
     }
+    // Pool credit this process will not use goes back to its window (another process may).
+    for (const [key, credit] of this.poolCredit) {
+      const [poolId, tier] = [key.slice(0, key.lastIndexOf("|")), key.slice(key.lastIndexOf("|") + 1) as TierName];
+      const pool = this.cfg.pools.find((p) => p.id === poolId);
+      if (this.deps.pools && pool && credit.window === windowOf(this.now(), pool.windowSeconds) && (credit.tokens > 0 || credit.requests > 0)) {
+        all.push(this.deps.pools.adjust(poolId, credit.window, tier as TierName, -credit.tokens, -credit.requests, this.poolTtl(pool)));
+      }
+    }
+    this.poolCredit.clear();
     await Promise.allSettled(all);
     await Promise.allSettled([...this.pending]);
   }
@@ -619,6 +630,9 @@ export class Admission {
    * burst costs a round trip per batch, not per call.
    */
   private enterPool(pool: PoolConfig, tier: TierName, tokens: number): Promise<{ pool: PoolConfig; window: number }> {
+    const window = this.fromCredit(pool, tier, tokens);
+    // Reserved in this window by an earlier round: the call is admitted without a round trip.
+    if (window !== undefined) return Promise.resolve({ pool, window });
     return new Promise((resolve, reject) => {
       const waiting = this.poolWaiting.get(pool.id) ?? [];
       waiting.push({ tier, tokens, resolve, reject });
@@ -627,13 +641,29 @@ export class Admission {
     });
   }
 
+  /** Takes a call's reservation from the tier's pool credit of the current window; the window, or undefined when it does not fit. */
+  private fromCredit(pool: PoolConfig, tier: TierName, tokens: number): number | undefined {
+    const credit = this.poolCredit.get(`${pool.id}|${tier}`);
+    if (!credit || credit.window !== windowOf(this.now(), pool.windowSeconds) || credit.tokens < tokens || credit.requests < 1) return undefined;
+    credit.tokens -= tokens;
+    credit.requests -= 1;
+    return credit.window;
+  }
+
   private async drainPool(pool: PoolConfig): Promise<void> {
     this.poolDraining.add(pool.id);
     try {
       for (;;) {
-        const batch = this.poolWaiting.get(pool.id);
-        if (!batch || batch.length === 0) return;
+        const queued = this.poolWaiting.get(pool.id);
+        if (!queued || queued.length === 0) return;
         this.poolWaiting.delete(pool.id);
+        // Calls that queued behind the round that took credit draw from it first.
+        const batch = queued.filter((e) => {
+          const window = this.fromCredit(pool, e.tier, e.tokens);
+          if (window !== undefined) e.resolve({ pool, window });
+          return window === undefined;
+        });
+        if (batch.length === 0) continue;
         try {
           await this.decidePoolBatch(pool, batch);
         } catch (error) {
@@ -676,7 +706,40 @@ export class Admission {
         d.requests += 1;
         admitted.push(e);
       }
+      // Credit for the tiers admitted this round (highest first, each on the window as the rest
+      // left it): the share asked for, or as much of it as the rule allows now.
+      const credits: { tier: TierName; tokens: number; requests: number }[] = [];
+      if (pool.creditShare > 0) {
+        const cap = Math.floor((pool.tpm * pool.windowSeconds) / 60);
+        const capRequests = Math.max(1, Math.floor((pool.rpm * pool.windowSeconds) / 60));
+        for (const tier of [...new Set(admitted.map((e) => e.tier))]) {
+          const callTokens = Math.max(1, Math.max(...admitted.filter((e) => e.tier === tier).map((e) => e.tokens)));
+          let want = Math.floor(pool.creditShare * cap);
+          while (want >= callTokens) {
+            const requests = Math.min(Math.ceil(want / callTokens), Math.max(1, Math.floor(pool.creditShare * capRequests)));
+            if (poolDecide(pool, use, tier, want, requests).admit) {
+              credits.push({ tier, tokens: want, requests });
+              use.tokens[tier] = (use.tokens[tier] ?? 0) + want;
+              use.requests[tier] = (use.requests[tier] ?? 0) + requests;
+              const d = (deltas[tier] ??= { tokens: 0, requests: 0 });
+              d.tokens += want;
+              d.requests += requests;
+              break;
+            }
+            want = Math.floor(want / 2);
+          }
+        }
+      }
       if (admitted.length > 0 && !(await store.add(pool.id, window, deltas, st.version, this.poolTtl(pool)))) continue;
+      for (const c of credits) {
+        // Credit of an earlier window is void: this one replaces it. Credit of this window adds up.
+        const key = `${pool.id}|${c.tier}`;
+        const held = this.poolCredit.get(key);
+        if (held && held.window === window) {
+          held.tokens += c.tokens;
+          held.requests += c.requests;
+        } else this.poolCredit.set(key, { window, tokens: c.tokens, requests: c.requests });
+      }
       for (const e of admitted) e.resolve({ pool, window });
       const retryAfterSeconds = Math.max(1, Math.ceil(window + pool.windowSeconds - now / 1000));
       for (const { e, reason } of refused) {

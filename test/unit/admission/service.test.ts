@@ -220,6 +220,62 @@ describe("pools through the service", () => {
     expect(w.use).toEqual({ tokens: { basic: 15 * 2_000, advanced: 0, premium: 25 * 2_000 }, requests: { basic: 15, advanced: 0, premium: 25 } });
   });
 
+  it("pool credit: after a window's first round a tier's calls are admitted from credit without a round trip, until it runs out or the window ends", async () => {
+    let now = NOW;
+    const pools = new MemoryPoolStore({ delayMs: 1 });
+    const premium = new Admission({
+      config: parseAdmissionConfig({ pools: [{ ...poolCfg.pools[0], creditShare: 0.1 }] }),
+      budgets: new MemoryBudgetStore({ delayMs: 0 }),
+      pools,
+      truth: new MemoryUsageTruth(),
+      policies: new StaticPolicySource({}, DEFAULT_TIERS.premium),
+      clock: () => now,
+    });
+    // The first call's round reserves it (2,000) and a credit of 10% of the window (10,000).
+    await premium.admit(call("prem-1", 1_000, 1_000));
+    expect(pools.adds).toBe(1);
+    for (let i = 0; i < 5; i++) await premium.admit(call("prem-1", 1_000, 1_000)); // 5 x 2,000 from the credit
+    expect(pools.adds).toBe(1);
+    const window = Math.floor(NOW / 60_000) * 60;
+    expect((await pools.read("sonnet@us-west-2", window)).use.tokens.premium).toBe(12_000);
+    // The credit is spent: the next call has its round (and a new credit).
+    await premium.admit(call("prem-1", 1_000, 1_000));
+    expect(pools.adds).toBe(2);
+    expect((await pools.read("sonnet@us-west-2", window)).use.tokens.premium).toBe(24_000);
+    // A new window: the credit left in the old one is void, the next call has its round there.
+    now += 60_000;
+    await premium.admit(call("prem-1", 1_000, 1_000));
+    expect(pools.adds).toBe(3);
+    expect((await pools.read("sonnet@us-west-2", window + 60)).use.tokens.premium).toBe(12_000);
+    // Closing gives the unused credit back to the window (10,000 tokens, 5 requests).
+    await premium.close();
+    expect((await pools.read("sonnet@us-west-2", window + 60)).use).toMatchObject({ tokens: { premium: 2_000 }, requests: { premium: 1 } });
+  });
+
+  it("pool credit never comes out of a higher tier's floor: Basic's credit shrinks to what borrowing allows, Premium keeps its 50%", async () => {
+    const pools = new MemoryPoolStore({ delayMs: 1 });
+    const cfg = { pools: [{ ...poolCfg.pools[0], creditShare: 0.5 }], tiers: { basic: { mode: "lease" as const, leaseTokens: 1_000_000, defaultMaxTokens: 1 } } };
+    const mk = (policy: TierPolicy) =>
+      new Admission({ config: parseAdmissionConfig(cfg), budgets: new MemoryBudgetStore({ delayMs: 0 }), pools, truth: new MemoryUsageTruth(), policies: new StaticPolicySource({}, policy), clock: () => NOW });
+    const basic = mk({ ...DEFAULT_TIERS.basic, monthlyTokens: 10_000_000 } as TierPolicy);
+    const premium = mk(DEFAULT_TIERS.premium);
+    // Basic may use 30% (30,000) beyond the free floors. Its first round asks a 50,000 credit, gets
+    // 25,000 (halved until the rule admits it); 12 calls fit it, one more round admits one call
+    // (29,000) and no credit, and the next is shed. Without credit Basic gets 15 calls: the 1,000
+    // of credit left unused counts as used for the window.
+    const results: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      results.push(await basic.admit(call("basic-1", 1_000, 1_000)).then(() => "ok", (e: unknown) => (e as AdmissionRefusedError).reason));
+    }
+    expect(results.filter((r) => r === "ok")).toHaveLength(14);
+    expect(results.slice(14).every((r) => r === "pool-shed")).toBe(true);
+    const window = Math.floor(NOW / 60_000) * 60;
+    expect((await pools.read("sonnet@us-west-2", window)).use.tokens.basic).toBe(29_000);
+    // Premium's floor is whole: 25 calls of 2,000.
+    const premiumResults = await settleAll(Array.from({ length: 25 }, () => premium.admit(call("prem-1", 1_000, 1_000))));
+    expect(premiumResults.filter((r) => r.status === "fulfilled")).toHaveLength(25);
+  });
+
   it("within a batch, Premium is decided before Basic that arrived earlier", async () => {
     const pools = new MemoryPoolStore({ delayMs: 20 }); // the window's round trip: calls queue behind it
     const budgets = new MemoryBudgetStore({ delayMs: 0 });
