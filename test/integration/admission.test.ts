@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { describe, expect, inject, it } from "vitest";
 import { DynamoBudgetStore, DynamoPoolStore, DynamoUsageTruth } from "../../shared/admission/adapters/dynamodb";
 import { StaticPolicySource } from "../../shared/admission/adapters/memory";
 import { AdmissionRefusedError } from "../../shared/admission/errors";
@@ -56,6 +57,42 @@ describe("admission on DynamoDB Local", () => {
     await Promise.all(processes.map((p) => p.close()));
     const after = await budgets.read({ tenantId: "lease", month });
     expect(after).toMatchObject({ usedTokens: admitted * 700, remainingTokens: 100_000 - admitted * 700, grants: [] });
+  });
+
+  it("a take whose answer was lost and which the SDK sent again is one grant, lent once (not a refusal)", async () => {
+    const table = await freshUsageTable(client, "admission");
+    // A client as a data plane has it (the SDK retries a lost connection), whose first answer to a
+    // grant write is lost after DynamoDB applied it.
+    const lossy = new DynamoDBClient({ endpoint: inject("dynamoEndpoint"), region: "us-west-2", credentials: { accessKeyId: "local", secretAccessKey: "local" }, maxAttempts: 3 });
+    let armed = false;
+    let lost = 0;
+    lossy.middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        const input = (args as { input?: { ConditionExpression?: string } }).input;
+        if (armed && input?.ConditionExpression?.includes("attribute_not_exists(grants.#g)")) {
+          armed = false;
+          lost++;
+          throw Object.assign(new Error("socket hang up"), { name: "Error", code: "ECONNRESET" });
+        }
+        return out;
+      },
+      { step: "deserialize", name: "loseOneAnswer" },
+    );
+    const budgets = new DynamoBudgetStore(documentClient(lossy), table);
+    const key = { tenantId: "lost-answer", month: "2026-12" };
+    const limits = { tokens: 10_000 };
+    const opening = async () => ({ tokens: 0, nanoUsd: 0 });
+    const grant = (id: string, tokens: number) => ({ id, tokens, nanoUsd: 0, expiresAt: Date.now() + 30_000, holder: "p0" });
+    expect(await budgets.take(key, grant("g1", 1_000), limits, opening)).toMatchObject({ ok: true });
+    armed = true;
+    const res = await budgets.take(key, grant("g2", 2_000), limits, opening);
+    expect(lost).toBe(1);
+    expect(res).toMatchObject({ ok: true, remainingTokens: 7_000 });
+    const state = await budgets.read(key);
+    expect(state).toMatchObject({ remainingTokens: 7_000, usedTokens: 0 });
+    expect(state!.grants.map((g) => g.id).sort()).toEqual(["g1", "g2"]);
+    lossy.destroy();
   });
 
   it("a dead caller's grant is settled by the usage event with the same eventId (the ledger), once", async () => {

@@ -114,6 +114,13 @@ export class DynamoBudgetStore implements BudgetStore {
         // Why it failed decides what to do: the item as the failed write saw it (returned with the
         // failure); a store that does not return it is read (consistent).
         const old = itemOfFailure(error) ?? (await this.get(key));
+        if (old && (old.grants as Record<string, unknown> | undefined)?.[grant.id] !== undefined) {
+          // The grant is there already: an earlier attempt of this same write landed and its answer
+          // was lost (the SDK or the contention retry sent it again). Grant ids are unique per take,
+          // so it is ours: lent once, and what is left is what the item shows.
+          const state = budgetFromItem(old);
+          return { ok: true, remainingTokens: state.remainingTokens, remainingNanoUsd: state.remainingNanoUsd };
+        }
         if (!old) {
           await this.create(key, limits, await initialUse());
           continue;
