@@ -133,7 +133,7 @@ export class Admission {
   /** Calls waiting to enter a pool, and the pools whose batch is being decided (one at a time per pool). */
   private readonly poolWaiting = new Map<string, PoolEntry[]>();
   /** Pool credit in hand, per pool and tier: reserved in the window ahead of this process' calls (`creditShare`). */
-  private readonly poolCredit = new Map<string, { window: number; tokens: number; requests: number }>();
+  private readonly poolCredit = new Map<string, { pool: PoolConfig; tier: TierName; window: number; tokens: number; requests: number }>();
   private readonly poolDraining = new Set<string>();
   private readonly pending = new Set<Promise<unknown>>();
   /** Closing: no background lease takes any more (they would outlive the give-back). */
@@ -313,11 +313,9 @@ export class Admission {
       }
     }
     // Pool credit this process will not use goes back to its window (another process may).
-    for (const [key, credit] of this.poolCredit) {
-      const [poolId, tier] = [key.slice(0, key.lastIndexOf("|")), key.slice(key.lastIndexOf("|") + 1) as TierName];
-      const pool = this.cfg.pools.find((p) => p.id === poolId);
-      if (this.deps.pools && pool && credit.window === windowOf(this.now(), pool.windowSeconds) && (credit.tokens > 0 || credit.requests > 0)) {
-        all.push(this.deps.pools.adjust(poolId, credit.window, tier as TierName, -credit.tokens, -credit.requests, this.poolTtl(pool)));
+    for (const c of this.poolCredit.values()) {
+      if (this.deps.pools && c.window === windowOf(this.now(), c.pool.windowSeconds) && (c.tokens > 0 || c.requests > 0)) {
+        all.push(this.deps.pools.adjust(c.pool.id, c.window, c.tier, -c.tokens, -c.requests, this.poolTtl(c.pool)));
       }
     }
     this.poolCredit.clear();
@@ -738,7 +736,7 @@ export class Admission {
         if (held && held.window === window) {
           held.tokens += c.tokens;
           held.requests += c.requests;
-        } else this.poolCredit.set(key, { window, tokens: c.tokens, requests: c.requests });
+        } else this.poolCredit.set(key, { pool, tier: c.tier, window, tokens: c.tokens, requests: c.requests });
       }
       for (const e of admitted) e.resolve({ pool, window });
       const retryAfterSeconds = Math.max(1, Math.ceil(window + pool.windowSeconds - now / 1000));
