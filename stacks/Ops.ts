@@ -162,7 +162,7 @@ export function Ops({ stack, app }: StackContext) {
   dashboard.addWidgets(
     ...ADMISSION_PANELS.map((p) =>
       // A grouped query draws a line per group, named by its dimension values (no label of ours over them).
-      graph(p.title, [new cloudwatch.MathExpression({ expression: p.expression, period: fiveMin, label: p.groupBy.length ? "" : p.label })], 24 / ADMISSION_PANELS.length),
+      graph(p.title, [new cloudwatch.MathExpression({ expression: p.expression, period: fiveMin, label: p.groupBy.length ? "" : p.label })], 8),
     ),
   );
 
@@ -170,8 +170,9 @@ export function Ops({ stack, app }: StackContext) {
 }
 
 /**
- * The admission panels of the dashboard: refusals by tier and reason, downgrades by tier, and the
- * budget writes (leases or hard grants taken, and given back). Metrics Insights over the whole
+ * The admission panels of the dashboard (three to a row): refusals by tier and reason, downgrades
+ * by tier, the budget writes (leases or hard grants taken, and given back), and the calls account
+ * quota pools shed, by tier and pool. Metrics Insights over the whole
  * namespace, not filtered on `service`: the data plane's processes emit these with their own
  * service name (shared/admission/adapters/metrics.ts, Powertools adds `service` to every document),
  * so only the namespace and the grouped dimensions have to match what they emit.
@@ -181,6 +182,7 @@ export const ADMISSION_PANELS: readonly { title: string; label: string; metric: 
   { title: "Admission downgrades (per 5 min)", label: "downgraded", metric: ADMISSION_METRICS.downgraded, groupBy: [DIMENSIONS.tier] },
   { title: "Admission budget leases taken (writes, per 5 min)", label: "taken", metric: ADMISSION_METRICS.leaseTaken, groupBy: [] },
   { title: "Admission budget leases given back (writes, per 5 min)", label: "given back", metric: ADMISSION_METRICS.leaseReturned, groupBy: [] },
+  { title: "Admission calls shed by account quota pools (per 5 min)", label: "shed", metric: ADMISSION_METRICS.shed, groupBy: [DIMENSIONS.tier, DIMENSIONS.pool] },
 ].map((p) => ({
   ...p,
   expression: `SELECT SUM(${p.metric}) FROM ${METRICS_NAMESPACE}${p.groupBy.length ? ` GROUP BY ${p.groupBy.join(", ")}` : ""}`,

@@ -1,6 +1,6 @@
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { describe, expect, it, vi } from "vitest";
-import { MemoryBudgetStore, MemoryUsageTruth, StaticPolicySource } from "../../shared/admission/adapters/memory";
+import { MemoryBudgetStore, MemoryPoolStore, MemoryUsageTruth, StaticPolicySource } from "../../shared/admission/adapters/memory";
 import { powertoolsAdmissionMetrics } from "../../shared/admission/adapters/metrics";
 import { parseAdmissionConfig } from "../../shared/admission/model";
 import { Admission as AdmissionService } from "../../shared/admission/service";
@@ -56,11 +56,16 @@ async function emittedAdmissionEmf(): Promise<EmfDocument[]> {
       adv: { ...DEFAULT_TIERS.advanced, monthlyTokens: 100 },
       lease: { ...DEFAULT_TIERS.basic, monthlyTokens: 1_000_000 },
     });
-    const admission = new AdmissionService({ config: parseAdmissionConfig({}), budgets: new MemoryBudgetStore(), truth: new MemoryUsageTruth(), policies, metrics });
+    // A pool for one model only (the other calls do not enter it): 1,000 tokens a minute, of which
+    // Basic may borrow 30% beyond the free floors, so a Basic call of 550 is shed.
+    const OPUS = "anthropic.claude-3-opus-20240229-v1:0";
+    const config = parseAdmissionConfig({ pools: [{ id: "opus@us-west-2", models: [OPUS], scope: "us-west-2", tpm: 1_000, rpm: 100 }] });
+    const admission = new AdmissionService({ config, budgets: new MemoryBudgetStore(), pools: new MemoryPoolStore(), truth: new MemoryUsageTruth(), policies, metrics });
     const call = (tenantId: string, modelId = "anthropic.claude-3-5-sonnet-20240620-v1:0") =>
       admission.admit({ tenantId, provider: "bedrock", modelId, baseModelId: modelId, inputTokens: 50, maxOutputTokens: 500, nanoUsd: 0, canDowngrade: true });
     await expect(call("basic")).rejects.toThrow(/budget/); // refused: budget
     expect((await call("adv")).downgradeTo).toBe(DEFAULT_TIERS.advanced.downgradeModelId); // downgraded
+    await expect(call("lease", OPUS)).rejects.toThrow(/shed/); // shed by the pool
     const ticket = await call("lease"); // a lease taken ...
     await ticket.settle({ inputTokens: 40, outputTokens: 10 });
     await admission.close(); // ... and given back
@@ -94,6 +99,7 @@ describe("admission on the pipeline dashboard", () => {
     expect(expressionOf("Admission downgrades (per 5 min)")).toBe("SELECT SUM(AdmissionDowngraded) FROM GenAIMetering GROUP BY tier");
     expect(expressionOf("Admission budget leases taken (writes, per 5 min)")).toBe("SELECT SUM(AdmissionLeaseTaken) FROM GenAIMetering");
     expect(expressionOf("Admission budget leases given back (writes, per 5 min)")).toBe("SELECT SUM(AdmissionLeaseReturned) FROM GenAIMetering");
+    expect(expressionOf("Admission calls shed by account quota pools (per 5 min)")).toBe("SELECT SUM(AdmissionShed) FROM GenAIMetering GROUP BY tier, pool");
     // not filtered on the pipeline's service name: data-plane processes emit with their own
     for (const p of ADMISSION_PANELS) expect(p.expression).not.toContain("service");
   });
