@@ -62,10 +62,10 @@ export interface PoolWindow {
   version: number;
 }
 
-/** Port: the account quota pool's per-window use per tier. */
 /** Tokens and requests to add per tier (tiers absent: nothing). */
 export type PoolDeltas = Partial<Record<TierName, { tokens: number; requests: number }>>;
 
+/** Port: the account quota pool's per-window use per tier. */
 export interface PoolStore {
   read(poolId: string, window: number): Promise<PoolWindow>;
   /**

@@ -16,9 +16,14 @@ import {
   type AdmissionMode,
   type BudgetLimits,
   type PoolConfig,
+  type PoolUse,
   type Reservation,
 } from "./model";
 import { noAdmissionMetrics, type AdmissionMetrics, type BudgetKey, type BudgetStore, type PolicySource, type PoolDeltas, type PoolStore, type UsageTruth } from "./ports";
+
+/** How long a take's "short" reading refuses calls without a round trip, and how long it still refuses them at once while a background take reads again. */
+const SHORT_FRESH_MS = 100;
+const SHORT_KNOWN_MS = 1_000;
 
 /** What the wrapper knows about a call before making it. */
 export interface AdmitRequest {
@@ -102,14 +107,12 @@ interface TenantLeases {
   leases: Lease[];
   /** One take in flight per tenant and month: concurrent calls wait for it instead of taking leases of their own. */
   taking?: Promise<Lease | undefined>;
-  /** Until when (epoch ms) a call of at least `shortAt` tokens is refused without asking the store again. */
-  shortUntil?: number;
   /**
-   * Until when (epoch ms) such a call is still refused at once, on what the last take read, while
-   * one take in the background reads the budget again (a refusal never waits for the store while
-   * the process saw the budget short less than a second ago).
+   * When (epoch ms) a take last found the budget short for calls of `shortAt` tokens or more. For
+   * `SHORT_FRESH_MS` after it such a call is refused without asking the store; for `SHORT_KNOWN_MS`
+   * it is still refused at once, while one take in the background reads the budget again.
    */
-  shortKnownUntil?: number;
+  shortSince?: number;
   shortAt?: number;
   shortRetry?: number;
   /** Reservations of this process' calls waiting for budget right now. */
@@ -383,11 +386,7 @@ export class Admission {
         // Past half of a lease, the next one is taken in the background: a steady stream of calls
         // finds budget in hand instead of waiting for a round trip each time a lease runs out.
         // Not while the last reading (within 100 ms) found nothing left for a call like this.
-        if (fit.freeTokens < fit.tokens / 2 && !slot.taking && !this.closed && !this.otherRoom(slot, fit, r) && !this.refusedForNow(slot, r)) {
-          void this.startTake(slot, key, limits, r, baseLease, now).catch((error: unknown) => {
-            this.deps.logger?.warn("admission: background lease take failed", { tenantId: key.tenantId, error: String(error) });
-          });
-        }
+        if (fit.freeTokens < fit.tokens / 2 && !this.otherRoom(slot, fit, r) && !this.refusedForNow(slot, r)) this.takeInBackground(slot, key, limits, r, baseLease, now);
         return { lease: fit };
       }
       if (this.refusedForNow(slot, r)) return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
@@ -398,11 +397,7 @@ export class Admission {
         // that reading (with the retry-after it gave), while one take in the background
         // reads it again; the calls after that take see what it found. A refused burst waits
         // for no round trip, and the take rate stays one per process and moment.
-        if (!slot.taking && !this.closed) {
-          void this.startTake(slot, key, limits, r, size, now).catch((error: unknown) => {
-            this.deps.logger?.warn("admission: background lease take failed", { tenantId: key.tenantId, error: String(error) });
-          });
-        }
+        this.takeInBackground(slot, key, limits, r, size, now);
         return { refused: true, retryAfterSeconds: slot.shortRetry ?? 1 };
       }
       const taking = slot.taking ?? this.startTake(slot, key, limits, r, size, now);
@@ -421,14 +416,26 @@ export class Admission {
     }
   }
 
+  /** A take no call waits for (the next lease ahead, or a fresh reading of a short budget): none while one is in flight or closing. */
+  private takeInBackground(slot: TenantLeases, key: BudgetKey, limits: BudgetLimits, r: Reservation, leaseTokens: number, now: number): void {
+    if (slot.taking || this.closed) return;
+    void this.startTake(slot, key, limits, r, leaseTokens, now).catch((error: unknown) => {
+      this.deps.logger?.warn("admission: background lease take failed", { tenantId: key.tenantId, error: String(error) });
+    });
+  }
+
   /** A call of `r`'s size is refused without asking the store: within the moment `refuseForNow` set, and as large as its bound. */
   private refusedForNow(slot: TenantLeases, r: Reservation): boolean {
-    return slot.shortUntil !== undefined && this.now() < slot.shortUntil && r.quotaTokens >= slot.shortAt!;
+    return this.shortFor(slot, r, SHORT_FRESH_MS);
   }
 
   /** A call of `r`'s size the last take (less than a second ago) found no room for. */
   private knownShort(slot: TenantLeases, r: Reservation): boolean {
-    return slot.shortKnownUntil !== undefined && this.now() < slot.shortKnownUntil && r.quotaTokens >= slot.shortAt!;
+    return this.shortFor(slot, r, SHORT_KNOWN_MS);
+  }
+
+  private shortFor(slot: TenantLeases, r: Reservation, withinMs: number): boolean {
+    return slot.shortSince !== undefined && this.now() < slot.shortSince + withinMs && r.quotaTokens >= slot.shortAt!;
   }
 
   /**
@@ -437,8 +444,7 @@ export class Admission {
    * background reads the budget again (`knownShort`).
    */
   private refuseForNow(slot: TenantLeases, atLeast: number, retryAfterSeconds: number): void {
-    slot.shortUntil = this.now() + 100;
-    slot.shortKnownUntil = this.now() + 1_000;
+    slot.shortSince = this.now();
     slot.shortAt = atLeast;
     slot.shortRetry = retryAfterSeconds;
   }
@@ -470,8 +476,7 @@ export class Admission {
         tookLeft = rest.lease ? rest.remainingTokens : undefined;
       }
       if (took) {
-        slot.shortUntil = undefined;
-        slot.shortKnownUntil = undefined;
+        slot.shortSince = undefined;
         if (tookLeft !== undefined) {
           // What the budget has left after this take (returned by the write): a call that fits
           // none of this process' leases (checked first) nor what is left is refused at once for a
@@ -689,6 +694,14 @@ export class Admission {
       const st = await store.read(pool.id, window);
       const use = { tokens: { ...st.use.tokens }, requests: { ...st.use.requests } };
       const deltas: PoolDeltas = {};
+      // Counted on the window as this round leaves it (later decisions see it) and written with it.
+      const reserve = (tier: TierName, tokens: number, requests: number) => {
+        use.tokens[tier] = (use.tokens[tier] ?? 0) + tokens;
+        use.requests[tier] = (use.requests[tier] ?? 0) + requests;
+        const d = (deltas[tier] ??= { tokens: 0, requests: 0 });
+        d.tokens += tokens;
+        d.requests += requests;
+      };
       const admitted: PoolEntry[] = [];
       const refused: { e: PoolEntry; reason: "shed" | "saturated" }[] = [];
       for (const e of order) {
@@ -697,35 +710,18 @@ export class Admission {
           refused.push({ e, reason: verdict.reason });
           continue;
         }
-        use.tokens[e.tier] = (use.tokens[e.tier] ?? 0) + e.tokens;
-        use.requests[e.tier] = (use.requests[e.tier] ?? 0) + 1;
-        const d = (deltas[e.tier] ??= { tokens: 0, requests: 0 });
-        d.tokens += e.tokens;
-        d.requests += 1;
+        reserve(e.tier, e.tokens, 1);
         admitted.push(e);
       }
-      // Credit for the tiers admitted this round (highest first, each on the window as the rest
-      // left it): the share asked for, or as much of it as the rule allows now.
+      // Credit for the tiers admitted this round (highest first, each on the window as the rest left it).
       const credits: { tier: TierName; tokens: number; requests: number }[] = [];
       if (pool.creditShare > 0) {
-        const cap = Math.floor((pool.tpm * pool.windowSeconds) / 60);
-        const capRequests = Math.max(1, Math.floor((pool.rpm * pool.windowSeconds) / 60));
         for (const tier of [...new Set(admitted.map((e) => e.tier))]) {
-          const callTokens = Math.max(1, Math.max(...admitted.filter((e) => e.tier === tier).map((e) => e.tokens)));
-          let want = Math.floor(pool.creditShare * cap);
-          while (want >= callTokens) {
-            const requests = Math.min(Math.ceil(want / callTokens), Math.max(1, Math.floor(pool.creditShare * capRequests)));
-            if (poolDecide(pool, use, tier, want, requests).admit) {
-              credits.push({ tier, tokens: want, requests });
-              use.tokens[tier] = (use.tokens[tier] ?? 0) + want;
-              use.requests[tier] = (use.requests[tier] ?? 0) + requests;
-              const d = (deltas[tier] ??= { tokens: 0, requests: 0 });
-              d.tokens += want;
-              d.requests += requests;
-              break;
-            }
-            want = Math.floor(want / 2);
-          }
+          const callTokens = Math.max(1, ...admitted.filter((e) => e.tier === tier).map((e) => e.tokens));
+          const credit = creditFor(pool, use, tier, callTokens);
+          if (!credit) continue;
+          reserve(tier, credit.tokens, credit.requests);
+          credits.push({ tier, ...credit });
         }
       }
       if (admitted.length > 0 && !(await store.add(pool.id, window, deltas, st.version, this.poolTtl(pool)))) continue;
@@ -756,7 +752,6 @@ export class Admission {
     throw new AdmissionContentionError(`pool ${pool.id}: window kept changing`);
   }
 
-
   // --- misc ---------------------------------------------------------------------------------
 
   private async policy(tenantId: string): Promise<TierPolicy> {
@@ -786,6 +781,21 @@ export class Admission {
     void q.finally(() => this.pending.delete(q));
     return q;
   }
+}
+
+/**
+ * A tier's pool credit for the rest of the window as `use` stands: the pool's `creditShare` of
+ * the window, or as much of it (halved until the pool rule admits it) as still holds one call of
+ * `callTokens`; undefined when not even that fits.
+ */
+function creditFor(pool: PoolConfig, use: PoolUse, tier: TierName, callTokens: number): { tokens: number; requests: number } | undefined {
+  const cap = Math.floor((pool.tpm * pool.windowSeconds) / 60);
+  const capRequests = Math.max(1, Math.floor((pool.rpm * pool.windowSeconds) / 60));
+  for (let want = Math.floor(pool.creditShare * cap); want >= callTokens; want = Math.floor(want / 2)) {
+    const requests = Math.min(Math.ceil(want / callTokens), Math.max(1, Math.floor(pool.creditShare * capRequests)));
+    if (poolDecide(pool, use, tier, want, requests).admit) return { tokens: want, requests };
+  }
+  return undefined;
 }
 
 /** Waits for `p` at most `ms`: true when the time ran out first (`p` goes on; its rejection is not lost to the caller that awaits it). */
