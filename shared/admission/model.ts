@@ -233,7 +233,11 @@ export const DEFAULT_TIER_MODES: Readonly<Record<TierName, TierMode>> = {
 
 /** Parses the configuration (e.g. `ADMISSION_CONFIG_JSON`); tiers not given keep their defaults. */
 export function parseAdmissionConfig(raw: unknown): AdmissionConfig {
-  const parsed = admissionConfigSchema.parse(raw ?? {});
+  return withTierDefaults(admissionConfigSchema.parse(raw ?? {}));
+}
+
+/** A validated configuration with the default mode of every tier it does not name. */
+export function withTierDefaults(parsed: AdmissionConfig): AdmissionConfig {
   return { ...parsed, tiers: { ...DEFAULT_TIER_MODES, ...parsed.tiers } };
 }
 

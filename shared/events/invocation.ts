@@ -176,9 +176,10 @@ export function parseInvocationDetail(detail: unknown): InvocationEventV1 {
   return parsed.data;
 }
 
-export function formatIssues(error: z.ZodError): string {
+/** A zod error's issues as `path: message; ...` (`(root)` for the whole value), the first `limit`. */
+export function formatIssues(error: z.ZodError, limit = 5): string {
   return error.issues
-    .slice(0, 5)
+    .slice(0, limit)
     .map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
     .join("; ");
 }

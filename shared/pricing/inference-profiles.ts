@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TENANT_ID_PATTERN } from "../events/invocation";
+import { TENANT_ID_PATTERN, formatIssues } from "../events/invocation";
 
 /**
  * Application inference profiles (native per-tenant attribution, `shared/reconciliation/attribution.ts`):
@@ -75,7 +75,7 @@ export function parseInferenceProfiles(json: string | undefined): InferenceProfi
   const parsed = inferenceProfilesSchema.safeParse(raw);
   if (!parsed.success) {
     throw new InferenceProfilesInvalidError(
-      `invalid INFERENCE_PROFILES_JSON: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
+      `invalid INFERENCE_PROFILES_JSON: ${formatIssues(parsed.error, Infinity)}`,
     );
   }
   return parsed.data;

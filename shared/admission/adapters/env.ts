@@ -1,9 +1,11 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { AdmissionGate } from "../../dataplane/admission";
 import { priceCatalogFromEnv, type PriceCatalog } from "../../pricing/catalog";
+import { InferenceProfilesInvalidError } from "../../pricing/inference-profiles";
 import { loadTierCatalog, tierNameSchema } from "../../quota/tiers";
 import { AdmissionConfigInvalidError } from "../errors";
-import { admissionConfigSchema, parseAdmissionConfig, type AdmissionConfig } from "../model";
+import { formatIssues } from "../../events/invocation";
+import { admissionConfigSchema, parseAdmissionConfig, withTierDefaults, type AdmissionConfig } from "../model";
 import type { AdmissionMetrics } from "../ports";
 import { Admission } from "../service";
 import { DynamoBudgetStore, DynamoPoolStore, DynamoUsageTruth, QuotaPolicySource } from "./dynamodb";
@@ -45,10 +47,9 @@ export function admissionConfigFromEnv(env: AdmissionEnv): AdmissionConfig {
   // Validated here (not by parseAdmissionConfig's throw) so every issue is listed with its path.
   const checked = admissionConfigSchema.safeParse(raw);
   if (!checked.success) {
-    const issues = checked.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-    throw new AdmissionConfigInvalidError(`${name} is not a valid admission configuration: ${issues}`, { cause: checked.error });
+    throw new AdmissionConfigInvalidError(`${name} is not a valid admission configuration: ${formatIssues(checked.error, Infinity)}`, { cause: checked.error });
   }
-  return parseAdmissionConfig(raw);
+  return withTierDefaults(checked.data);
 }
 
 export interface AdmissionFromEnvDeps {
@@ -90,7 +91,7 @@ export function admissionFromEnv(env: AdmissionEnv, deps: AdmissionFromEnvDeps):
   } catch (cause) {
     // An INFERENCE_PROFILES_JSON error names its variable itself; a catalog error does not.
     const message = (cause as Error).message;
-    throw new AdmissionConfigInvalidError(message.includes("INFERENCE_PROFILES_JSON") ? message : `${ADMISSION_ENV.priceCatalog}: ${message}`, { cause });
+    throw new AdmissionConfigInvalidError(cause instanceof InferenceProfilesInvalidError ? message : `${ADMISSION_ENV.priceCatalog}: ${message}`, { cause });
   }
   const { doc } = deps;
   const policies = new QuotaPolicySource(doc, tableName, tiers, defaultTier.data);
