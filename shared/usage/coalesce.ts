@@ -5,6 +5,7 @@ import {
   addCounters,
   firstCounter,
   laterCounter,
+  tenantDayTarget,
   zeroCounters,
   zeroSourceCounts,
   type AggregateTarget,
@@ -43,7 +44,7 @@ function targetsFor(e: PricedEvent): AggregateTarget[] {
   const p = periodsOfEvent(e);
   const targets: AggregateTarget[] = [
     { kind: "tenant", tenantId, granularity: "month", period: p.month },
-    { kind: "tenant", tenantId, granularity: "day", period: p.day },
+    tenantDayTarget(tenantId, p.day),
     { kind: "tenant", tenantId, granularity: "hour", period: p.hour },
     { kind: "model", tenantId, granularity: "month", period: p.month, modelId },
     { kind: "model", tenantId, granularity: "day", period: p.day, modelId },
@@ -98,18 +99,25 @@ export function coalesce(events: readonly PricedEvent[]): AggregateDelta[] {
  * and without a write of its own.
  */
 export function withSourceCounts(deltas: AggregateDelta[], events: readonly PricedEvent[]): AggregateDelta[] {
-  const days = new Map<string, AggregateDelta>();
-  for (const d of deltas) if (d.target.kind === "tenant" && d.target.granularity === "day") days.set(targetId(d.target), d);
+  const byId = new Map(deltas.map((d) => [targetId(d.target), d]));
   for (const e of events) {
     if (!e.source) continue;
-    const id = targetId({ kind: "tenant", tenantId: e.event.tenantId, granularity: "day", period: periodsOfEvent(e).day });
-    const d = days.get(id);
+    const d = byId.get(targetId(tenantDayTarget(e.event.tenantId, periodsOfEvent(e).day)));
     if (!d) continue; // not among this group's deltas: not counted here
     const s = (d.sources ??= zeroSourceCounts());
     s[firstCounter(originOf(e.source))]++;
     if (e.crossSource && originOf(e.crossSource) !== originOf(e.source)) s[laterCounter(originOf(e.crossSource))]++;
   }
   return deltas;
+}
+
+/** Adds one to a source counter of a tenant-day among `deltas` (a counter-free delta if the day has none). */
+export function addSourceCount(deltas: AggregateDelta[], tenantId: string, day: string, counter: keyof SourceCounts): void {
+  const target = tenantDayTarget(tenantId, day);
+  const id = targetId(target);
+  let d = deltas.find((x) => targetId(x.target) === id);
+  if (!d) deltas.push((d = { target, counters: zeroCounters() }));
+  (d.sources ??= zeroSourceCounts())[counter]++;
 }
 
 /**

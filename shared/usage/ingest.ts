@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, originOf, parseInvocationEnvelope, type InvocationEventV1, type InvocationSource } from "../events/invocation";
 import type { PriceCatalog, PricingDimensions } from "../pricing/catalog";
-import { APPLICATION_PROFILE_ARN } from "../pricing/inference-profiles";
-import { coalesce, correctionDeltas, countedAt, groupForAggregates, withSourceCounts, type AggregateDelta } from "./coalesce";
+import { addSourceCount, coalesce, correctionDeltas, countedAt, groupForAggregates, withSourceCounts } from "./coalesce";
 import type { MarkerState } from "./ports";
 import { retryWrites, type RetryOptions } from "./retry";
 import { COUNTER_NAMES, laterCounter, subtract, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters } from "./model";
@@ -330,6 +329,7 @@ export class IngestService {
       baseModelId: result.baseModelId,
       counters,
       unpricedReason: result.priced ? undefined : result.reason,
+      ...(!result.priced && result.detail ? { unpricedDetail: result.detail } : {}),
       pricing: pricingOf(event),
       ...(source ? { source } : {}),
     };
@@ -526,9 +526,7 @@ export class IngestService {
         messageId: `unpriced:${tenantId}:${eventId}`,
         receivedAt: now.toISOString(),
         reason: "unknown-model",
-        message: APPLICATION_PROFILE_ARN.test(priced.baseModelId)
-          ? `counted without cost: application inference profile '${priced.baseModelId}' is not in INFERENCE_PROFILES_JSON, so its base model is unknown`
-          : `counted without cost: no price for model '${modelId}' (base '${priced.baseModelId}') in region ${this.opts.region}`,
+        message: `counted without cost: ${priced.unpricedDetail ?? `no price for model '${modelId}' (base '${priced.baseModelId}') in region ${this.opts.region}`}`,
         shape: describeShape(priced.event),
         tenantId,
         eventId,
@@ -665,9 +663,3 @@ function crossSourceFor(priced: PricedEvent, holder: LedgerHolder): InvocationSo
   return undefined;
 }
 
-/** Adds one to a source counter of a tenant-day among `deltas` (a counter-free delta if the day has none). */
-function addSourceCount(deltas: AggregateDelta[], tenantId: string, day: string, counter: keyof SourceCounts): void {
-  let d = deltas.find((x) => x.target.kind === "tenant" && x.target.granularity === "day" && x.target.tenantId === tenantId && x.target.period === day);
-  if (!d) deltas.push((d = { target: { kind: "tenant", tenantId, granularity: "day", period: day }, counters: zeroCounters() }));
-  (d.sources ??= zeroSourceCounts())[counter]++;
-}

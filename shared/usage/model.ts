@@ -72,6 +72,8 @@ export interface PricedEvent {
   unpricedReason?: "unknown-model" | "fixed-cost";
   /** What besides model and tokens set the price (kept on an unpriced ledger entry, so a reprice uses the same). */
   pricing?: PricingDimensions;
+  /** Why the catalog could not price it (its own words: model, scope, tier, region, day, or an unmapped profile). */
+  unpricedDetail?: string;
   /** The envelope's source that delivered this report (absent outside the ingest, e.g. a reprice). */
   source?: InvocationSource;
   /**
@@ -148,3 +150,8 @@ export type AggregateTarget =
   | { kind: "model"; tenantId: string; granularity: "month" | "day" | "hour"; period: string; modelId: string }
   | { kind: "endpoint"; tenantId: string; endpointName: string; hour: string }
   | { kind: "minute"; tenantId: string; minute: string };
+
+/** The tenant-day aggregate item (the one that also carries the source counters). */
+export function tenantDayTarget(tenantId: string, day: string): AggregateTarget {
+  return { kind: "tenant", tenantId, granularity: "day", period: day };
+}

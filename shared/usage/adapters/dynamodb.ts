@@ -22,7 +22,7 @@ import { USAGE_TABLE } from "../../storage/table";
 import type { AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
 import type { InvocationSource } from "../../events/invocation";
-import { COUNTER_NAMES, SOURCE_COUNT_ATTRIBUTES, SOURCE_COUNT_NAMES, zeroCounters, zeroSourceCounts, type AggregateTarget, type PricedEvent, type SourceCounts, type UsageCounters } from "../model";
+import { COUNTER_NAMES, SOURCE_COUNT_ATTRIBUTES, SOURCE_COUNT_NAMES, tenantDayTarget, zeroCounters, zeroSourceCounts, type AggregateTarget, type PricedEvent, type SourceCounts, type UsageCounters } from "../model";
 import type { UnpricedEntry, RepriceStore } from "../reprice";
 import type { Retryable } from "../retry";
 import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
@@ -154,7 +154,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
   }
 
   async addSourceCounts(tenantId: string, day: string, counts: SourceCounts, now: Date): Promise<void> {
-    const target: AggregateTarget = { kind: "tenant", tenantId, granularity: "day", period: day };
+    const target = tenantDayTarget(tenantId, day);
     const adds: Record<string, number> = {};
     for (const c of SOURCE_COUNT_NAMES) if (counts[c] !== 0) adds[SOURCE_COUNT_ATTRIBUTES[c]] = counts[c];
     if (Object.keys(adds).length === 0) return;
