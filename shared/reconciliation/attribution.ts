@@ -122,22 +122,3 @@ export function profileMapEntries(plan: ProfilePlan, created: ReadonlyMap<string
   ];
   return withArn.map(({ spec, arn }) => ({ arn, model: spec.copyFrom, ...(spec.owner.kind === "tenant" ? { tenant: spec.owner.id } : { tier: spec.owner.id }) }));
 }
-
-/** Resolves the profile a wrapper should call for a tenant (tenant profile first, then its tier's). */
-export class ProfileDirectory {
-  constructor(private readonly byOwnerAndModel: ReadonlyMap<string, string>) {}
-
-  static fromPlan(plan: ProfilePlan, created: ReadonlyMap<string, string>): ProfileDirectory {
-    const map = new Map<string, string>();
-    for (const { spec, arn } of plan.existing) map.set(`${spec.owner.kind}|${spec.owner.id}|${spec.copyFrom}`, arn);
-    for (const spec of plan.create) {
-      const arn = created.get(spec.inferenceProfileName);
-      if (arn) map.set(`${spec.owner.kind}|${spec.owner.id}|${spec.copyFrom}`, arn);
-    }
-    return new ProfileDirectory(map);
-  }
-
-  resolve(tenantId: string, tier: string, copyFrom: string): string | undefined {
-    return this.byOwnerAndModel.get(`tenant|${tenantId}|${copyFrom}`) ?? this.byOwnerAndModel.get(`tier|${tier}|${copyFrom}`);
-  }
-}

@@ -1,3 +1,5 @@
+import type { SourceCounts } from "../usage/model";
+
 /**
  * Reconciliation compares what we counted with what AWS itself measured, per model (or
  * SageMaker endpoint / inference component) and UTC hour. Hours are `yyyy-mm-ddTHH`, as in
@@ -99,15 +101,11 @@ export interface DriftTotals {
  * Our tenant-day source counters (on the tenant-day aggregate item, see `shared/usage`): calls by
  * the path that counted them first, and calls the other path reported later.
  */
-export interface MeteredTenantDaySources {
+export interface MeteredTenantDaySources extends SourceCounts {
   tenantId: string;
   day: string;
   /** Calls counted that day (all paths, and before sources were recorded). */
   requests: number;
-  wrapperFirst: number;
-  logFirst: number;
-  logAfterWrapper: number;
-  wrapperAfterLog: number;
 }
 
 /** One tenant's UTC day: which path reported its calls. Diagnostic; no figure here is billed differently. */

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { InferenceProfiles } from "../pricing/inference-profiles";
-import { sourceSplit } from "../usage/model";
+import { SOURCE_COUNT_NAMES, sourceSplit } from "../usage/model";
 import { ReconciliationInvalidRangeError } from "./errors";
 import {
   TOKEN_CLASSES,
@@ -256,7 +256,7 @@ export function invocationSources(day: string, metered: readonly MeteredTenantDa
     if (m.day !== day) continue;
     const prev = byTenant.get(m.tenantId);
     if (!prev) byTenant.set(m.tenantId, { ...m });
-    else for (const k of ["requests", "wrapperFirst", "logFirst", "logAfterWrapper", "wrapperAfterLog"] as const) prev[k] += m[k];
+    else for (const k of ["requests", ...SOURCE_COUNT_NAMES] as const) prev[k] += m[k];
   }
   const totals = { wrapperOnlyCalls: 0, logOnlyCalls: 0, bothCalls: 0, untrackedCalls: 0 };
   const rows = [...byTenant.keys()].sort().map((tenantId) => {

@@ -1,4 +1,5 @@
 import type { TenantHourUsage } from "../../allocation/allocate";
+import { zeroSourceCounts } from "../../usage/model";
 import type { AggregateRow, UsageReader } from "../../usage/ports";
 import type { MeteredModelHour, MeteredSageMakerHour, MeteredTenantDaySources } from "../model";
 import type { HourRange, MeteredUsage } from "../ports";
@@ -75,16 +76,7 @@ export class AggregateMeteredUsage implements MeteredUsage {
     await pool([...tenants].sort(), this.opts.concurrency ?? 8, async (tenantId) => {
       for (const r of await this.usage.tenantPeriods(tenantId, "day", day, day)) {
         if (r.period !== day) continue;
-        const s = r.sources;
-        out.push({
-          tenantId,
-          day,
-          requests: r.counters.requests,
-          wrapperFirst: s?.wrapperFirst ?? 0,
-          logFirst: s?.logFirst ?? 0,
-          logAfterWrapper: s?.logAfterWrapper ?? 0,
-          wrapperAfterLog: s?.wrapperAfterLog ?? 0,
-        });
+        out.push({ tenantId, day, requests: r.counters.requests, ...(r.sources ?? zeroSourceCounts()) });
       }
     });
     return out;

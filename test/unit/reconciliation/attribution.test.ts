@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BedrockProfiles } from "../../../shared/reconciliation/adapters/bedrock";
-import { AttributionInvalidInputError, AttributionProfileLimitError, planProfiles, ProfileDirectory, profileMapEntries, profileName } from "../../../shared/reconciliation/attribution";
+import { AttributionInvalidInputError, AttributionProfileLimitError, planProfiles, profileMapEntries, profileName } from "../../../shared/reconciliation/attribution";
 import { InferenceProfiles } from "../../../shared/pricing/inference-profiles";
 import { compareCur, CurInvalidError, readCurCsv } from "../../../shared/reconciliation/cur";
 
@@ -52,19 +52,19 @@ describe("application inference profiles: the plan", () => {
     expect(() => planProfiles({ stage: "prod", per: "tier", tenants, models: ["anthropic.claude"], existing: new Map() })).toThrow(AttributionInvalidInputError);
   });
 
-  it("the directory resolves a tenant to its own profile, else its tier's", () => {
+  it("the plan's profiles resolve a tenant to its own profile, else its tier's (what the wrappers call)", () => {
     const perTenant = planProfiles({ stage: "prod", per: "tenant", tenants: tenants.slice(0, 1), models: [SONNET], existing: new Map() });
     const perTier = planProfiles({ stage: "prod", per: "tier", tenants, models: [SONNET], existing: new Map() });
-    const created = new Map([...perTenant.create, ...perTier.create].map((s, i) => [s.inferenceProfileName, `arn:aws:bedrock:us-west-2:1:application-inference-profile/p${i}`]));
-    const dir = ProfileDirectory.fromPlan({ ...perTenant, create: [...perTenant.create, ...perTier.create] }, created);
-    expect(dir.resolve("adv-01", "advanced", SONNET)).toBe("arn:aws:bedrock:us-west-2:1:application-inference-profile/p0");
-    expect(dir.resolve("ops@example.com", "advanced", SONNET)).toBe(created.get(perTier.create.find((s) => s.owner.id === "advanced")!.inferenceProfileName));
-    expect(dir.resolve("x", "basic", SONNET)).toBeUndefined();
+    const created = new Map([...perTenant.create, ...perTier.create].map((s, i) => [s.inferenceProfileName, `arn:aws:bedrock:us-west-2:123456789012:application-inference-profile/p${i}`]));
+    const profiles = new InferenceProfiles(profileMapEntries({ ...perTenant, create: [...perTenant.create, ...perTier.create] }, created));
+    expect(profiles.forCall("adv-01", "advanced", SONNET, "us-west-2")).toBe("arn:aws:bedrock:us-west-2:123456789012:application-inference-profile/p0");
+    expect(profiles.forCall("ops@example.com", "advanced", SONNET, "us-west-2")).toBe(created.get(perTier.create.find((s) => s.owner.id === "advanced")!.inferenceProfileName));
+    expect(profiles.forCall("x", "basic", SONNET, "us-west-2")).toBeUndefined();
   });
 });
 
 describe("the plan as INFERENCE_PROFILES_JSON (what the wrappers and the price catalog read)", () => {
-  it("existing and created profiles become entries the wrappers resolve like the directory; a failed create is left out", () => {
+  it("existing and created profiles become entries the wrappers resolve; a failed create is left out", () => {
     const perTenant = planProfiles({ stage: "prod", per: "tenant", tenants: tenants.slice(0, 2), models: [SONNET], existing: new Map() });
     const perTier = planProfiles({ stage: "prod", per: "tier", tenants, models: [SONNET], existing: new Map() });
     const plan = { ...perTenant, create: [...perTenant.create, ...perTier.create] };
@@ -74,8 +74,9 @@ describe("the plan as INFERENCE_PROFILES_JSON (what the wrappers and the price c
     const entries = profileMapEntries(plan, created);
     expect(entries).toHaveLength(plan.create.length - 1);
     const profiles = InferenceProfiles.fromJson(JSON.stringify(entries));
-    const dir = ProfileDirectory.fromPlan(plan, created);
-    for (const t of tenants) expect(profiles.forCall(t.tenantId, t.tier, SONNET, "us-west-2"), t.tenantId).toBe(dir.resolve(t.tenantId, t.tier, SONNET));
+    // a tenant's own profile where its create succeeded, else its tier's
+    const arnOfSpec = (owner: string) => created.get(plan.create.find((s) => s.owner.id === owner)?.inferenceProfileName ?? "");
+    for (const t of tenants) expect(profiles.forCall(t.tenantId, t.tier, SONNET, "us-west-2"), t.tenantId).toBe(arnOfSpec(t.tenantId) ?? arnOfSpec(t.tier));
     expect(profiles.baseModelOf(arnOf(0))).toBe(SONNET);
   });
 });
