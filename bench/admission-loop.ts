@@ -16,10 +16,10 @@ import { AdmissionGate } from "../shared/dataplane/admission";
 import { MeteredBedrock } from "../shared/dataplane/adapters/bedrock";
 import { allowAll } from "../shared/dataplane/decisions";
 import { DEFAULT_TIERS, type TierPolicy } from "../shared/quota/tiers";
+import { percentile } from "./stats";
 
 const CALLS = 125;
 const MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0";
-const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.max(0, Math.ceil(q * xs.length) - 1))] ?? NaN;
 
 async function burst(withLease: boolean) {
   process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= "1";
@@ -50,7 +50,7 @@ async function burst(withLease: boolean) {
   bedrock.destroy();
   console.log(
     `${withLease ? "lease in hand " : "nothing in hand"}: ${admitted} calls went on to the SDK, ${refusedMs.length} refused; ` +
-      `a 0 ms timer ran ${timerAt.toFixed(1)} ms after the burst started; refused calls' admission p50 ${pct(refusedMs, 0.5).toFixed(1)} ms, p99 ${pct(refusedMs, 0.99).toFixed(1)} ms`,
+      `a 0 ms timer ran ${timerAt.toFixed(1)} ms after the burst started; refused calls' admission p50 ${percentile(refusedMs, 0.5).toFixed(1)} ms, p99 ${percentile(refusedMs, 0.99).toFixed(1)} ms`,
   );
   process.exitCode = 0;
 }

@@ -35,6 +35,7 @@ import { documentClient } from "../shared/storage/adapters/dynamodb";
 import { startFakeBedrock, fakeUsage } from "./admission-fake-bedrock";
 import type { WorkerJob, WorkerReport } from "./admission-worker";
 import { mulberry32 as prng } from "../shared/util/random";
+import { percentile } from "./stats";
 
 const MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 const WORKERS = 8;
@@ -90,11 +91,6 @@ export function peakConcurrency(spans: [number, number][]): number {
   return peak;
 }
 
-function percentile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
 
 async function putConfig(stack: LocalStack, tenantId: string, body: unknown): Promise<void> {
   const res = await fetch(`${stack.url}/tenants/${tenantId}/config`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

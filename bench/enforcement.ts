@@ -24,6 +24,7 @@ import { startLocalStack, type LocalStack } from "../local/stack";
 import { INVOCATION_DETAIL_TYPE, INVOCATION_SCHEMA_VERSION, INVOCATION_SOURCES, type InvocationEventV1 } from "../shared/events/invocation";
 import { ENFORCEMENT_DETAIL_TYPES } from "../shared/quota/events";
 import { MODELS } from "../shared/quota/tiers";
+import { percentile } from "./stats";
 
 const IN = 307;
 const OUT = 533;
@@ -291,8 +292,7 @@ export function median(xs: number[]): number {
 /** Nearest-rank percentile (with 20 samples, p99 is the largest). */
 function distribution(xs: number[]): Distribution {
   const s = [...xs].sort((a, b) => a - b);
-  const rank = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
-  return { n: s.length, median: median(s), p99: rank(0.99), max: s.at(-1) ?? NaN };
+  return { n: s.length, median: median(s), p99: percentile(s, 0.99), max: s.at(-1) ?? NaN };
 }
 
 /** One result over several runs of the same rate: the per-tenant samples pooled. */
