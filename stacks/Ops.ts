@@ -172,10 +172,10 @@ export function Ops({ stack, app }: StackContext) {
 /**
  * The admission panels of the dashboard (three to a row): refusals by tier and reason, downgrades
  * by tier, the budget writes (leases or hard grants taken, and given back), and the calls account
- * quota pools shed, by tier and pool. Metrics Insights over the whole
- * namespace, not filtered on `service`: the data plane's processes emit these with their own
- * service name (shared/admission/adapters/metrics.ts, Powertools adds `service` to every document),
- * so only the namespace and the grouped dimensions have to match what they emit.
+ * quota pools shed, by tier and pool. Metrics Insights over the whole namespace, not filtered on
+ * `service`: the data plane's processes emit these with their own service name
+ * (shared/admission/adapters/metrics.ts, Powertools adds `service` to every document), so only the
+ * namespace and the grouped dimensions have to match what they emit.
  */
 export const ADMISSION_PANELS: readonly { title: string; label: string; metric: string; groupBy: readonly string[]; expression: string }[] = [
   { title: "Admission refusals (per 5 min)", label: "refused", metric: ADMISSION_METRICS.refused, groupBy: [DIMENSIONS.tier, DIMENSIONS.reason] },

@@ -61,12 +61,11 @@ const PRICING_ENV_MAX_BYTES = 3_000;
  * `INFERENCE_PROFILES_JSON`, from the deploy environment such as `.env.<stage>`), for every
  * handler: the ingest prices with them, reconciliation resolves profiles with them, and every
  * handler's config checks them at cold start. Checked at synth with the same parser
- * (`priceCatalogFromEnv`), so a malformed value fails the deploy instead of every cold start. Lambda caps a function's environment at 4 KB: a
- * catalog larger than that belongs in the code's snapshot (`npm run prices:update`), and synth
- * says so.
+ * (`priceCatalogFromEnv`), so a malformed value fails the deploy instead of every cold start.
+ * Lambda caps a function's environment at 4 KB: a catalog larger than that belongs in the code's
+ * snapshot (`npm run prices:update`), and synth says so.
  */
 export function pricingEnvironment(env: Record<string, string | undefined>): Record<string, string> {
-  // The handlers' own parser: a malformed value fails the synth as it would fail every cold start.
   priceCatalogFromEnv(env);
   const out: Record<string, string> = {};
   for (const name of ["INFERENCE_PROFILES_JSON", "PRICE_CATALOG_JSON"] as const) if (env[name]?.trim()) out[name] = env[name]!;

@@ -64,7 +64,7 @@ export const DIMENSIONS = {
   tenant: "tenantId",
   tier: "tier",
   model: "modelId",
-  /** Why admission refused a call: budget | pool-shed | pool-saturated (AdmissionRefused). */
+  /** Why admission refused a call: budget | budget-wait | pool-shed | pool-saturated (AdmissionRefused). */
   reason: "reason",
   /** The account quota pool that shed a call (AdmissionShed). */
   pool: "pool",
@@ -72,7 +72,7 @@ export const DIMENSIONS = {
 
 /**
  * Admission before the call (shared/admission): counted by the data plane (EMF), dimensioned by
- * tier (and `reason` for refusals: budget | pool-shed | pool-saturated; `pool` for sheds); the
+ * tier (and `reason` for refusals: budget | budget-wait | pool-shed | pool-saturated; `pool` for sheds); the
  * lease, reclaim and drift counts have no dimension but the data plane's `service`. The data
  * plane's Powertools `Metrics` must use this namespace (METRICS_NAMESPACE_DEFAULT unless the
  * stacks change it) for the dashboard to see them; its service name may be its own.
