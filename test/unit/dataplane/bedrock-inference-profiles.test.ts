@@ -1,12 +1,10 @@
 import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
-import { createServer, type Http2Server } from "node:http2";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeteredBedrock } from "../../../shared/dataplane/adapters/bedrock";
 import type { DecisionSource, TenantDecision } from "../../../shared/dataplane/decisions";
 import { InferenceProfiles, InferenceProfilesInvalidError } from "../../../shared/pricing/inference-profiles";
 import { parseConfig } from "../../../shared/runtime/config";
-import { CollectingSink, quietLogger } from "./fakes";
+import { CollectingSink, quietLogger, startWireBedrock } from "./fakes";
 
 /**
  * Native per-tenant attribution: the wrapper calls the tenant's (else its tier's) application
@@ -14,32 +12,14 @@ import { CollectingSink, quietLogger } from "./fakes";
  * prices it. Asserted on the wire: a real client sends to a local HTTP/2 server, which records
  * the model segment of each request path.
  */
-let server: Http2Server;
+let wire: Awaited<ReturnType<typeof startWireBedrock>>;
 let endpoint: string;
-const paths: string[] = [];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    req.on("data", () => undefined);
-    req.on("end", () => {
-      paths.push(decodeURIComponent(req.url ?? ""));
-      const requestId = `prof-${paths.length}`;
-      if (req.url?.endsWith("/converse")) {
-        res.writeHead(200, { "content-type": "application/json", "x-amzn-requestid": requestId });
-        res.end(JSON.stringify({ output: { message: { role: "assistant", content: [{ text: "ok" }] } }, stopReason: "end_turn", usage: { inputTokens: 5, outputTokens: 1, totalTokens: 6 }, metrics: { latencyMs: 9 } }));
-      } else if (req.url?.endsWith("/invoke")) {
-        res.writeHead(200, { "content-type": "application/json", "x-amzn-requestid": requestId, "x-amzn-bedrock-input-token-count": "5", "x-amzn-bedrock-output-token-count": "1" });
-        res.end(JSON.stringify({ generation: "ok" }));
-      } else {
-        res.writeHead(200, { "content-type": "application/vnd.amazon.eventstream", "x-amzn-requestid": requestId });
-        res.end();
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  wire = await startWireBedrock();
+  endpoint = wire.endpoint;
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => wire.close());
 
 const HAIKU = "anthropic.claude-3-haiku-20240307-v1:0";
 const SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0";
@@ -61,7 +41,8 @@ function wrapper(decision: Omit<TenantDecision, "tenantId"> = { decision: "allow
   return { sink, bedrock: new MeteredBedrock({ client, sink, decisions, logger: quietLogger, inferenceProfiles: PROFILES }) };
 }
 
-const last = () => paths[paths.length - 1];
+// the model segment of the last request's path, decoded (an ARN's ':' and '/' arrive encoded)
+const last = () => decodeURIComponent(wire.received[wire.received.length - 1].path);
 const messages = [{ role: "user" as const, content: [{ text: "hello" }] }];
 const body = JSON.stringify({ prompt: "hello" });
 

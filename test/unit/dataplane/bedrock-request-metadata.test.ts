@@ -1,13 +1,11 @@
 import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
-import { createServer, type Http2Server, type IncomingHttpHeaders } from "node:http2";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeteredBedrock } from "../../../shared/dataplane/adapters/bedrock";
 import type { DecisionSource } from "../../../shared/dataplane/decisions";
 import { DataplaneRequestInvalidError } from "../../../shared/dataplane/errors";
 import { parseInvocationLogRecord } from "../../../shared/invocation-log/parse";
 import { trustMap } from "../../../shared/invocation-log/tenant-binding";
-import { CollectingSink, quietLogger } from "./fakes";
+import { CollectingSink, quietLogger, startWireBedrock, type WireRequest } from "./fakes";
 import { invokeModelRecord } from "../invocation-log/samples";
 
 /**
@@ -15,52 +13,17 @@ import { invokeModelRecord } from "../invocation-log/samples";
  * wrapper's event: `requestMetadata` in the Converse body, the `X-Amzn-Bedrock-Request-Metadata`
  * header on InvokeModel. Asserted on the wire: a real client sends to a local HTTP server.
  */
-interface Received {
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+type Received = WireRequest;
 
-let server: Http2Server;
+let wire: Awaited<ReturnType<typeof startWireBedrock>>;
 let endpoint: string;
-const received: Received[] = [];
+let received: Received[];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (c) => (body += c));
-    req.on("end", () => {
-      received.push({ path: req.url ?? "", headers: req.headers, body });
-      const requestId = `req-${received.length}`;
-      if (req.url?.endsWith("/converse")) {
-        res.writeHead(200, { "content-type": "application/json", "x-amzn-requestid": requestId });
-        res.end(
-          JSON.stringify({
-            output: { message: { role: "assistant", content: [{ text: "ok" }] } },
-            stopReason: "end_turn",
-            usage: { inputTokens: 5, outputTokens: 1, totalTokens: 6 },
-            metrics: { latencyMs: 12 },
-          }),
-        );
-      } else if (req.url?.endsWith("/invoke")) {
-        res.writeHead(200, {
-          "content-type": "application/json",
-          "x-amzn-requestid": requestId,
-          "x-amzn-bedrock-input-token-count": "5",
-          "x-amzn-bedrock-output-token-count": "1",
-        });
-        res.end(JSON.stringify({ generation: "ok" }));
-      } else {
-        // streams: an empty event stream ends at once; only the request matters here
-        res.writeHead(200, { "content-type": "application/vnd.amazon.eventstream", "x-amzn-requestid": requestId });
-        res.end();
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  wire = await startWireBedrock();
+  ({ endpoint, received } = wire);
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => wire.close());
 
 const premium: DecisionSource = { get: async (tenantId) => ({ tenantId, decision: "allow", tier: "premium" }) };
 
