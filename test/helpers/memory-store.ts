@@ -1,7 +1,7 @@
 import { targetId, type AggregateDelta } from "../../shared/usage/coalesce";
 import { ledgerKey } from "../../shared/usage/ingest";
 import type { InvocationSource } from "../../shared/events/invocation";
-import { SOURCE_COUNT_NAMES, addCounters, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters } from "../../shared/usage/model";
+import { SOURCE_COUNT_NAMES, addCounters, tenantDayTarget, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters } from "../../shared/usage/model";
 import { LEDGER_BATCH_MAX, type ApplyResult, type Claim, type CorrectResult, type CountedEstimate, type LedgerWrite, type MarkerState, type QuarantineRecord, type UsageStore } from "../../shared/usage/ports";
 
 const markerId = (c: Claim) => `${c.run}#${c.group}`;
@@ -12,16 +12,16 @@ function estimateOf(e: PricedEvent): CountedEstimate | undefined {
   return { occurredAt, provider, modelId, endpointName, counters: { ...e.counters } };
 }
 
-/**
- * In-memory fake of the usage store with the adapter's semantics: conditional ledger puts,
- * write-once group markers, and an all-or-nothing apply of marker plus aggregates.
- */
 type LedgerEntry = { run: string; group: number; claimedAt: string; estimate?: CountedEstimate; source?: InvocationSource; crossSource?: InvocationSource; occurredAt?: string };
 
 function entryOf(e: PricedEvent, claim: Claim, now: Date): LedgerEntry {
   return { ...claim, claimedAt: now.toISOString(), estimate: estimateOf(e), source: e.source, crossSource: e.crossSource, occurredAt: e.event.occurredAt };
 }
 
+/**
+ * In-memory fake of the usage store with the adapter's semantics: conditional ledger puts,
+ * write-once group markers, and an all-or-nothing apply of marker plus aggregates.
+ */
 export class MemoryUsageStore implements UsageStore {
   readonly ledger = new Map<string, LedgerEntry>();
   /** Source counters of tenant-day items, by target id. */
@@ -106,7 +106,7 @@ export class MemoryUsageStore implements UsageStore {
   }
 
   async addSourceCounts(tenantId: string, day: string, counts: SourceCounts): Promise<void> {
-    this.addSources(targetId({ kind: "tenant", tenantId, granularity: "day", period: day }), counts);
+    this.addSources(targetId(tenantDayTarget(tenantId, day)), counts);
   }
 
   private addSources(id: string, add: SourceCounts): void {
