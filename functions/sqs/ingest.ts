@@ -20,8 +20,6 @@ const service = new IngestService({
   prices: priceCatalogFromEnv(cfg),
   region: cfg.AWS_REGION,
   maxEventAgeDays: cfg.MAX_EVENT_AGE_DAYS,
-  maxTransactionItems: cfg.TRANSACTION_MAX_ITEMS,
-  chunkConcurrency: cfg.INGEST_CHUNK_CONCURRENCY,
   claimConcurrency: cfg.INGEST_CLAIM_CONCURRENCY,
   claimLeaseMs: cfg.INGEST_CLAIM_LEASE_SECONDS * 1000,
 });

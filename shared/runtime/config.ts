@@ -48,11 +48,9 @@ const schema = z.object({
   MAX_EVENT_AGE_DAYS: z.coerce.number().int().positive().default(35),
   /** How long a ledger item (the dedupe record) lives after the event was counted. */
   LEDGER_TTL_DAYS: z.coerce.number().int().positive().default(60),
-  /** Items per TransactWriteItems (DynamoDB allows 100). */
+  /** Items per TransactWriteItems (DynamoDB allows 100): the fixed-cost allocation's commits. */
   TRANSACTION_MAX_ITEMS: z.coerce.number().int().min(2).max(100).default(100),
-  /** Aggregate groups (one transaction each) of one SQS batch committed at once. */
-  INGEST_CHUNK_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(4),
-  /** Ledger claims (single conditional puts) of one SQS batch in flight at once. */
+  /** Ledger claim requests and aggregate item writes of one SQS batch in flight at once. */
   INGEST_CLAIM_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(32),
   /**
    * How long an undecided ledger claim of another run is respected before it is taken over.

@@ -14,6 +14,8 @@ export const keys = {
   ledger: (tenantId: string, eventId: string) => ({ pk: `EVENT#${tenantId}#${eventId}`, sk: "EVENT" }),
   /** Decides one aggregate group of one ingest run: committed or aborted (see shared/usage). */
   commitMarker: (run: string, group: number) => ({ pk: `RUN#${run}`, sk: `GROUP#${group}` }),
+  /** An ingest epoch's record: its lease and its last run done (see shared/usage, high-water commits). */
+  epoch: (epoch: string) => ({ pk: `EPOCH#${epoch}`, sk: "EPOCH" }),
   tenant: (tenantId: string) => `TENANT#${tenantId}`,
   aggregate(tenantId: string, scope: AggregateScope) {
     const sk =

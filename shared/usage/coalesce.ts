@@ -94,6 +94,41 @@ export function coalesce(events: readonly PricedEvent[]): AggregateDelta[] {
 }
 
 /**
+ * The deltas of a run: each event on each of its aggregate items except those in its `skip`
+ * (items an earlier, dead holder's writes already reached), with which path reported it on
+ * its tenant-day item (when that item is not skipped: it carries the count with the counters).
+ */
+export function coalesceCounting(items: readonly { event: PricedEvent; skip?: ReadonlySet<string> }[]): AggregateDelta[] {
+  const byId = new Map<string, AggregateDelta>();
+  for (const { event: e, skip } of items) {
+    for (const target of targetsOf(e)) {
+      const id = targetId(target);
+      if (skip?.has(id)) continue;
+      let delta = byId.get(id);
+      if (!delta) {
+        delta = { target, counters: zeroCounters() };
+        byId.set(id, delta);
+      }
+      addCounters(delta.counters, e.counters);
+    }
+  }
+  for (const { event: e, skip } of items) {
+    if (!e.source) continue;
+    const id = targetId(tenantDayTarget(e.event.tenantId, periodsOfEvent(e).day));
+    const d = byId.get(id);
+    if (!d || skip?.has(id)) continue;
+    addSources(d, e);
+  }
+  return [...byId.values()];
+}
+
+function addSources(d: AggregateDelta, e: PricedEvent): void {
+  const s = (d.sources ??= zeroSourceCounts());
+  s[firstCounter(originOf(e.source!))]++;
+  if (e.crossSource && originOf(e.crossSource) !== originOf(e.source!)) s[laterCounter(originOf(e.crossSource))]++;
+}
+
+/**
  * Adds to the tenant-day deltas which path first reported each newly counted event (and the
  * other path, when the same batch carried both): part of the group's commit, so exactly once
  * and without a write of its own.
@@ -104,9 +139,7 @@ export function withSourceCounts(deltas: AggregateDelta[], events: readonly Pric
     if (!e.source) continue;
     const d = byId.get(targetId(tenantDayTarget(e.event.tenantId, periodsOfEvent(e).day)));
     if (!d) continue; // not among this group's deltas: not counted here
-    const s = (d.sources ??= zeroSourceCounts());
-    s[firstCounter(originOf(e.source))]++;
-    if (e.crossSource && originOf(e.crossSource) !== originOf(e.source)) s[laterCounter(originOf(e.crossSource))]++;
+    addSources(d, e);
   }
   return deltas;
 }

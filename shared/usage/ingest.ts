@@ -1,14 +1,15 @@
-import { randomUUID } from "node:crypto";
 import { InvalidInvocationEventError, originOf, parseInvocationEnvelope, type InvocationEventV1, type InvocationSource } from "../events/invocation";
 import type { PriceCatalog, PricingDimensions } from "../pricing/catalog";
-import { addSourceCount, coalesce, correctionDeltas, countedAt, groupForAggregates, withSourceCounts } from "./coalesce";
+import { addSourceCount, coalesceCounting, correctionDeltas, countedAt, targetId, targetsOf } from "./coalesce";
+import { Epochs, newEpochId, type Epoch } from "./epochs";
 import type { MarkerState } from "./ports";
-import { retryWrites, type RetryOptions } from "./retry";
+import { backoffMs, retryWrites, type RetryOptions } from "./retry";
 import { COUNTER_NAMES, laterCounter, subtract, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters } from "./model";
 import { periodsOf } from "./periods";
 import { contentFreeMessage, describeShape, envelopeIds } from "./quarantine";
 import { periodsOfEvent } from "./coalesce";
-import { LEDGER_BATCH_MAX, type Claim, type CountedEstimate, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
+import { LEDGER_BATCH_MAX, type AggregateWrite, type Claim, type CountedEstimate, type LedgerHolder, type LedgerWrite, type UsageStore } from "./ports";
+import type { AggregateDelta } from "./coalesce";
 
 /** One delivered message (an SQS record, or anything with a stable id and a body). */
 export interface IngestRecord {
@@ -71,22 +72,19 @@ export interface IngestOptions {
   prices: PriceCatalog;
   region: string;
   maxEventAgeDays: number;
-  /** Items per TransactWriteItems (DynamoDB allows 100): a group's aggregates plus its marker. */
-  maxTransactionItems: number;
-  /** Aggregate groups of one batch in flight at once (default 4). */
-  chunkConcurrency?: number;
-  /** Ledger writes of one batch in flight at once (default 32). */
+  /** Ledger and aggregate writes of one batch in flight at once (default 32). */
   claimConcurrency?: number;
   /**
-   * How long another run's undecided claim is respected before it is taken over (default
-   * 30 s). Must cover a run's lifetime (the consumer's timeout) and stay below the queue's
-   * visibility timeout, so a crashed run's events are taken over when they are redelivered.
+   * A run's longest life (default 30 s, the consumer's timeout). An epoch's lease is twice this
+   * from its last finished run; a claim of a dead epoch's unfinished run is taken over after
+   * the lease, which must stay below the queue's visibility timeout so a crashed run's events
+   * are taken over when they are redelivered.
    */
   claimLeaseMs?: number;
   /** Waits before each retry of events another run is still counting (default ~3 s in all). */
   busyRetryDelaysMs?: readonly number[];
-  /** Id of one ingest call (default: a random UUID). */
-  runId?: () => string;
+  /** Ids of new epochs (default: random, 10 characters). */
+  epochId?: () => string;
   /** Clock skew tolerated for event times in the future. */
   maxFutureSkewMs?: number;
   maxAttempts?: number;
@@ -97,12 +95,12 @@ export interface IngestOptions {
 
 /**
  * Counts each distinct valid invocation event exactly once although delivery is
- * at-least-once: validate -> price -> dedupe within the batch -> group by tenant -> per group
- * (1) claim each event's ledger entry with a conditional insert naming this run and group,
- * (2) one transaction of the group's commit marker plus its coalesced aggregate ADDs.
- * An event counts when its holder's group is committed; a group that can no longer commit
- * is marked aborted and its claims are taken over by the next delivery (see
- * `shared/usage/README.md` for the protocol and why it is exactly once). A duplicate is
+ * at-least-once: validate -> price -> dedupe within the batch -> one run of an epoch:
+ * (1) claim each event's ledger entry with a conditional insert naming the epoch and run,
+ * (2) one coalesced ADD per aggregate item, conditional on the item's high-water mark of the
+ * epoch being below the run, (3) record the run done on the epoch. A claim of a dead epoch's
+ * unfinished run is taken over: the items its writes reached carry its mark, the others get
+ * the event now (see `shared/usage/README.md` for the protocol and why it is exactly once). A duplicate is
  * success. Invalid records are quarantined with their reason and reported as handled, so
  * they are neither retried forever nor lost.
  */
@@ -111,13 +109,13 @@ export class IngestService {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
 
-  private readonly runId: () => string;
   private readonly leaseMs: number;
+  private readonly epochs: Epochs;
 
   constructor(private readonly opts: IngestOptions) {
     this.clock = opts.clock ?? (() => new Date());
-    this.runId = opts.runId ?? randomUUID;
     this.leaseMs = opts.claimLeaseMs ?? 30_000;
+    this.epochs = new Epochs(opts.store, this.leaseMs, this.clock, opts.epochId ?? newEpochId);
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = opts.random ?? Math.random;
   }
@@ -161,20 +159,15 @@ export class IngestService {
       for (const [origin, source] of sources) if (origin !== originOf(priced.source!)) priced.crossSource = source;
     }
 
-    // 2. commit group by group. Grouping a tenant's events together makes a group touch few
-    // aggregate items, so one ADD per item covers all of the tenant's events in the batch.
+    // 2. count in one run: claims, then each aggregate item once, then the run recorded done.
+    // Sorted by tenant, so a tenant's events sit together in the claim requests.
     const entries = [...byKey.values()].sort((a, b) => compareForCoalescing(a.priced, b.priced));
-    const groups = groupForAggregates(
-      entries.map((e) => e.priced),
-      this.opts.maxTransactionItems - 1,
-    );
     const messageIdsOf = new Map(entries.map((e) => [ledgerKey(e.priced.event), e.messageIds]));
     const redelivered = new Set(records.filter((r) => r.receiveCount === undefined || r.receiveCount > 1).map((r) => r.messageId));
     /** Events whose counts this call changed (counted, or an estimate corrected). */
     const changed = new Set<string>();
-    /** Commit markers read in this call: a decided marker never changes, so it is read once. */
+    /** Legacy commit markers read in this call: a decided marker never changes, so it is read once. */
     const markers = new Map<string, Promise<MarkerState | undefined>>();
-    const run = this.runId();
     const limit = limiter(this.opts.claimConcurrency ?? 32);
     const crossMarks: CrossMark[] = [];
     const record = async (priced: PricedEvent, fate: EventFate) => {
@@ -211,52 +204,24 @@ export class IngestService {
       }
     };
     // Events another run is still counting (a duplicate delivered to two runs at once) are
-    // set aside until our groups are committed, then tried again for a few seconds: the
-    // other run commits meanwhile (-> duplicate) or has died and gets aborted.
+    // set aside until our run is done, then tried again for a few seconds in runs of their own:
+    // the other run finishes meanwhile (-> duplicate) or its lease runs out (-> taken over).
     let busy: { priced: PricedEvent; fate: EventFate }[] = [];
-    let groupNumber = 0;
-    const commitAll = async (sets: PricedEvent[][]) => {
-      // Waves of consecutive groups with at most 25 events in all: a wave's claims go out in one
-      // request whatever their groups (many small groups, many tenants), and each group commits
-      // right after its wave is claimed, so a claim is held for a few requests, not the run.
-      const waves: PricedEvent[][][] = [];
-      let size = 0;
-      for (const events of sets) {
-        if (waves.length === 0 || size + events.length > LEDGER_BATCH_MAX) {
-          waves.push([]);
-          size = 0;
-        }
-        waves[waves.length - 1].push(events);
-        size += events.length;
+    const countAll = async (events: readonly PricedEvent[]) => {
+      const fates = await this.runOnce(events, limit, markers);
+      for (const priced of events) {
+        const fate = fates.get(ledgerKey(priced.event)) ?? { kind: "failed", error: "no outcome (bug)" };
+        if (fate.kind === "busy") busy.push({ priced, fate });
+        else await record(priced, fate);
       }
-      let next = 0;
-      const worker = async () => {
-        while (next < waves.length) {
-          const wave = waves[next++];
-          const claims = wave.map(() => ({ run, group: groupNumber++ }));
-          const first = await this.insertAll(
-            wave.flatMap((events, g) => events.map((event) => ({ event, claim: claims[g] }))),
-            limit,
-          );
-          for (const [g, events] of wave.entries()) {
-            const fates = await this.commitGroup(events, claims[g], first, limit, markers);
-            for (const priced of events) {
-              const fate = fates.get(ledgerKey(priced.event)) ?? { kind: "failed", error: "no outcome (bug)" };
-              if (fate.kind === "busy") busy.push({ priced, fate });
-              else await record(priced, fate);
-            }
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.opts.chunkConcurrency ?? 4, waves.length) }, worker));
     };
-    await commitAll(groups);
+    await countAll(entries.map((e) => e.priced));
     for (const delay of this.opts.busyRetryDelaysMs ?? BUSY_RETRY_DELAYS_MS) {
       if (busy.length === 0) break;
       await this.sleep(delay);
       const again = busy.map((b) => b.priced);
       busy = [];
-      await commitAll(groupForAggregates(again, this.opts.maxTransactionItems - 1));
+      await countAll(again);
     }
     for (const b of busy) await record(b.priced, b.fate);
     await this.countCrossSources(crossMarks, limit, stats);
@@ -336,10 +301,88 @@ export class IngestService {
   }
 
   /**
-   * Phase 1: claims the ledger entries of events of any groups, 25 a request. Returns the first
-   * write's outcome by ledger key; absent where the request failed (its outcome is unknown: the
-   * event is claimed again one by one, which is safe, since an entry that turns out to be ours
-   * is recognised as ours).
+   * One run of an epoch over `events` (see the class comment). Never throws: an event whose
+   * fate is unknown is reported failed, and its redelivery settles it.
+   */
+  private async runOnce(events: readonly PricedEvent[], limit: Limiter, markers: Map<string, Promise<MarkerState | undefined>>): Promise<Map<string, EventFate>> {
+    const fates = new Map<string, EventFate>();
+    if (events.length === 0) return fates;
+    let epoch: Epoch;
+    try {
+      epoch = await this.epochs.acquire();
+    } catch (error) {
+      for (const e of events) fates.set(ledgerKey(e.event), { kind: "failed", error: `epoch record not written (${describe(error)})` });
+      return fates;
+    }
+    const claim: Claim = { run: epoch.id, group: ++epoch.run };
+    // The run may be recorded done only if every claim naming it is known and every write of it landed.
+    let finished = false;
+    try {
+      // Phase 1: claims.
+      const first = await this.insertAll(events.map((event) => ({ event, claim })), limit);
+      const claims = await Promise.all(
+        events.map((e) => {
+          const w = first.get(ledgerKey(e.event));
+          return w?.kind === "created"
+            ? ({ kind: "claimed" } as ClaimOutcome)
+            : limit(() => this.claimOne(e, claim, w, markers).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) })));
+        }),
+      );
+      const counting: { key: string; event: PricedEvent; skip?: ReadonlySet<string>; completes?: string }[] = [];
+      const corrections: { e: PricedEvent; held: Claim; estimate: CountedEstimate; holder: LedgerHolder }[] = [];
+      let unknownClaim = false;
+      events.forEach((e, i) => {
+        const c = claims[i];
+        const key = ledgerKey(e.event);
+        if (c.kind === "claimed") counting.push({ key, event: c.counting ?? e, skip: c.landed, completes: c.completesEstimate ? "an interrupted count of this call's estimate" : undefined });
+        else if (c.kind === "duplicate") fates.set(key, { kind: "duplicate", holder: c.holder });
+        else if (c.kind === "correct") corrections.push({ e, held: c.held, estimate: c.estimate, holder: c.holder });
+        else if (c.kind === "busy") {
+          fates.set(key, {
+            kind: "busy",
+            error: `event is being counted by a concurrent delivery (epoch ${c.holder.run} run ${c.holder.group}, claimed ${c.holder.claimedAt}); retry after it ends`,
+          });
+        } else if (c.kind === "defer") fates.set(key, { kind: "failed", error: c.error });
+        else {
+          // The entry may exist naming this run: the run is then never recorded done, so a
+          // redelivery finds it unfinished and takes it over.
+          unknownClaim = true;
+          fates.set(key, { kind: "failed", error: `ledger write failed: ${c.error}` });
+        }
+      });
+      for (const c of corrections) fates.set(ledgerKey(c.e.event), await this.correctOne(c.e, c.held, c.estimate, c.holder));
+      if (unknownClaim) {
+        // An entry naming this run whose call is not among the writes below would look counted
+        // wherever the run's mark lands: write nothing, so every claim of the run is finished
+        // from scratch after the lease.
+        for (const c of counting) fates.set(c.key, { kind: "failed", error: "not counted: another ledger write of its batch has an unknown outcome" });
+        return fates;
+      }
+
+      // Phase 2: one conditional ADD per aggregate item.
+      const failedItems = await this.addAll(coalesceCounting(counting), epoch, claim, limit);
+      for (const c of counting) {
+        const missed = targetsOf(c.event).some((t) => !c.skip?.has(targetId(t)) && failedItems.has(targetId(t)));
+        if (missed) fates.set(c.key, { kind: "failed", error: `aggregate write failed: ${[...failedItems.values()][0]}` });
+        // An estimate's interrupted count completed: the exact report corrects it on its redelivery.
+        else if (c.completes) fates.set(c.key, { kind: "failed", error: `completed ${c.completes}; the exact report corrects it when redelivered` });
+        // taken over from a dead run whose writes had all landed: counted before, nothing added now
+        else if (c.skip && targetsOf(c.event).every((t) => c.skip!.has(targetId(t)))) fates.set(c.key, { kind: "duplicate" });
+        else fates.set(c.key, { kind: "counted" });
+      }
+
+      // Phase 3: the run recorded done (a run that claimed nothing has nothing to record).
+      if (failedItems.size === 0) finished = counting.length === 0 || (await this.epochs.finish(epoch, claim.group));
+    } finally {
+      this.epochs.release(epoch, finished);
+    }
+    return fates;
+  }
+
+  /**
+   * Claims the ledger entries, 25 a request. Returns the first write's outcome by ledger key;
+   * absent where the request failed (its outcome is unknown: the event is claimed again one by
+   * one, which is safe, since an entry that turns out to be ours is recognised as ours).
    */
   private async insertAll(entries: { event: PricedEvent; claim: Claim }[], limit: Limiter): Promise<Map<string, LedgerWrite>> {
     const first = new Map<string, LedgerWrite>();
@@ -357,59 +400,7 @@ export class IngestService {
     return first;
   }
 
-  /**
-   * Phase 1 (what the batched claim left open) and 2 for one group: settles every event's
-   * ledger entry, then commits the group's marker with the aggregates of the events it
-   * claimed. Never throws: an event whose fate is unknown is reported failed, and its
-   * redelivery settles it.
-   */
-  private async commitGroup(
-    events: readonly PricedEvent[],
-    claim: Claim,
-    first: Map<string, LedgerWrite>,
-    limit: Limiter,
-    markers: Map<string, Promise<MarkerState | undefined>>,
-  ): Promise<Map<string, EventFate>> {
-    const fates = new Map<string, EventFate>();
-    const claims = await Promise.all(
-      events.map((e) => {
-        const w = first.get(ledgerKey(e.event));
-        return w?.kind === "created"
-          ? ({ kind: "claimed" } as const)
-          : limit(() => this.claimOne(e, claim, w, markers).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) })));
-      }),
-    );
-    const claimed: PricedEvent[] = [];
-    const corrections: { e: PricedEvent; held: Claim; estimate: CountedEstimate; holder: LedgerHolder }[] = [];
-    let claimError: string | undefined;
-    events.forEach((e, i) => {
-      const c = claims[i];
-      const key = ledgerKey(e.event);
-      if (c.kind === "claimed") claimed.push(e);
-      else if (c.kind === "duplicate") fates.set(key, { kind: "duplicate", holder: c.holder });
-      else if (c.kind === "correct") corrections.push({ e, held: c.held, estimate: c.estimate, holder: c.holder });
-      else if (c.kind === "busy") {
-        fates.set(key, {
-          kind: "busy",
-          error: `event is being counted by a concurrent delivery (run ${c.holder.run}, claimed ${c.holder.claimedAt}); retry after it ends`,
-        });
-      } else {
-        claimError ??= c.error;
-        fates.set(key, { kind: "failed", error: `ledger write failed: ${c.error}` });
-      }
-    });
-    for (const c of corrections) fates.set(ledgerKey(c.e.event), await this.correctOne(c.e, c.held, c.estimate, c.holder));
-    if (claimed.length === 0) return fates;
-    // A ledger write whose outcome is unknown may hold this group: the group may not commit
-    // without that event, so it is aborted and every claim of it is taken over on redelivery.
-    const fate = claimError
-      ? await this.giveUp(claim, `a ledger write of its group failed (${claimError})`)
-      : await this.applyGroup(claim, claimed);
-    for (const e of claimed) fates.set(ledgerKey(e.event), fate);
-    return fates;
-  }
-
-  /** Takes the event's ledger entry for `claim`: created, our own, or taken over from a dead group. */
+  /** Takes the event's ledger entry for `claim`: created, our own, or taken over from a dead run. */
   private async claimOne(e: PricedEvent, claim: Claim, firstWrite: LedgerWrite | undefined, markers: Map<string, Promise<MarkerState | undefined>>): Promise<ClaimOutcome> {
     let holder: LedgerHolder = {};
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -422,33 +413,130 @@ export class IngestService {
       // Our own put, retried after a lost response.
       if (holder.run === claim.run && holder.group === claim.group) return { kind: "claimed" };
       const held: Claim = { run: holder.run, group: holder.group };
-      const markerId = `${held.run}#${held.group}`;
-      let read = markers.get(markerId);
-      if (!read) {
-        // Shared by the concurrent claims of the same group; forgotten while undecided or failed.
-        read = this.opts.store.marker(held);
-        markers.set(markerId, read);
-        read.then((s) => s === undefined && markers.delete(markerId), () => markers.delete(markerId));
+      let state: "counted" | "busy" | "dead";
+      try {
+        state = holder.hw ? await this.runState(held, now) : await this.groupState(held, holder, now, markers);
+      } catch (error) {
+        // nothing of ours was written for this call: only its record fails
+        return { kind: "defer", error: `holder's state not read (${describe(error)})` };
       }
-      let state = await read;
-      if (state === undefined) {
-        // Undecided: its run may still be working. Respect its lease; after that the run is
-        // dead (a run lives at most the consumer timeout), so its group is aborted.
-        const age = now.getTime() - Date.parse(holder.claimedAt ?? "");
-        if (age < this.leaseMs) return { kind: "busy", holder };
-        state = await this.opts.store.abort(held, now);
-        markers.set(markerId, Promise.resolve(state));
-      }
-      if (state === "committed") {
+      if (state === "busy") return { kind: "busy", holder };
+      if (state === "counted") {
         // An exact report of a call that was counted from an estimate (an abandoned stream,
         // then the invocation log): the exact counts replace the estimate, once.
         if (holder.estimate && !e.event.estimated) return { kind: "correct", held, estimate: holder.estimate, holder };
         return { kind: "duplicate", holder };
       }
-      // Aborted: the event was never counted. Take the entry over unless a third run was faster.
-      if (await this.opts.store.moveLedger(e, held, claim, this.clock())) return { kind: "claimed" };
+      if (!holder.hw) {
+        // A legacy group aborted: nothing of it landed. Take the entry over unless a third run was faster.
+        if (await this.opts.store.moveLedger(e, held, claim, this.clock())) return { kind: "claimed" };
+        continue;
+      }
+      // A dead epoch's unfinished run: some of the call's items may carry its mark. The call is
+      // finished as that run counted it (its event time and model; an estimate's counts). An
+      // estimate cannot finish exact counts it does not carry: the exact report's own
+      // redelivery (its run failed too) does.
+      if (e.event.estimated && !holder.estimate) return { kind: "defer", error: "an interrupted exact count is finished by the exact report's redelivery, not by an estimate" };
+      const counting = asClaimed(e, holder);
+      const prev = [...(holder.prev ?? []), held];
+      if (!(await this.opts.store.moveLedger(counting, held, claim, this.clock(), prev))) continue;
+      const landed = await this.landedOf(counting, prev);
+      return { kind: "claimed", landed, ...(counting !== e ? { counting, completesEstimate: counting.event.estimated === true && !e.event.estimated } : {}) };
     }
     return { kind: "busy", holder };
+  }
+
+  /** Whether a high-water claim's run counted the call, is still running, or died unfinished. */
+  private async runState(held: Claim, now: Date): Promise<"counted" | "busy" | "dead"> {
+    const s = await this.epochs.stateFor(held.run, held.group);
+    if (!s) throw new Error(`epoch ${held.run} of a ledger entry has no record`);
+    if (s.done >= held.group) return "counted";
+    return now.getTime() >= s.leaseUntil ? "dead" : "busy";
+  }
+
+  /** The same for a legacy claim (a run id and group, decided by its commit marker). */
+  private async groupState(held: Claim, holder: LedgerHolder, now: Date, markers: Map<string, Promise<MarkerState | undefined>>): Promise<"counted" | "busy" | "dead"> {
+    const markerId = `${held.run}#${held.group}`;
+    let read = markers.get(markerId);
+    if (!read) {
+      // Shared by the concurrent claims of the same group; forgotten while undecided or failed.
+      read = this.opts.store.marker(held);
+      markers.set(markerId, read);
+      read.then((s) => s === undefined && markers.delete(markerId), () => markers.delete(markerId));
+    }
+    let state = await read;
+    if (state === undefined) {
+      // Undecided: its run may still be working. After the lease the run is dead, so its group is aborted.
+      const age = now.getTime() - Date.parse(holder.claimedAt ?? "");
+      if (age < this.leaseMs) return "busy";
+      state = await this.opts.store.abort(held, now);
+      markers.set(markerId, Promise.resolve(state));
+    }
+    return state === "committed" ? "counted" : "dead";
+  }
+
+  /** The call's aggregate items that a write of an earlier holder reached (its mark is at least that run). */
+  private async landedOf(e: PricedEvent, prev: readonly Claim[]): Promise<Set<string>> {
+    const targets = targetsOf(e);
+    const marks = await this.opts.store.highWaterMarks(targets);
+    const landed = new Set<string>();
+    for (const t of targets) {
+      const m = marks.get(targetId(t)) ?? {};
+      if (prev.some((p) => (m[p.run] ?? 0) >= p.group)) landed.add(targetId(t));
+    }
+    return landed;
+  }
+
+  /** Phase 2: every delta once, concurrently. Returns the items not known to have landed, with why. */
+  private async addAll(deltas: readonly AggregateDelta[], epoch: Epoch, claim: Claim, limit: Limiter): Promise<Map<string, string>> {
+    const failed = new Map<string, string>();
+    if (deltas.length === 0) return failed;
+    await this.epochs.learn(deltas.map((d) => targetId(d.target)));
+    await Promise.all(
+      deltas.map((d) =>
+        limit(async () => {
+          const why = await this.addOne(d, epoch, claim);
+          if (why) failed.set(targetId(d.target), why);
+        }),
+      ),
+    );
+    return failed;
+  }
+
+  /**
+   * One item: retried with backoff after throttling or an unknown outcome (the same conditional
+   * write tells whether the earlier one landed). Returns why it did not land, or undefined.
+   */
+  private async addOne(d: AggregateDelta, epoch: Epoch, claim: Claim): Promise<string | undefined> {
+    const id = targetId(d.target);
+    let clean = this.epochs.cleanable(id, epoch.id);
+    let why = "no attempt";
+    const attempts = this.retry().maxAttempts;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await this.sleep(backoffMs(attempt, this.random));
+      // Never a write after the lease: a taker-over may be reading the marks by then.
+      if (this.clock().getTime() > this.epochs.writeDeadline(epoch)) return `epoch lease ran out (${why})`;
+      let w: AggregateWrite;
+      try {
+        w = await this.opts.store.addAggregate(d, { epoch: epoch.id, run: claim.group }, clean, this.clock());
+      } catch (error) {
+        why = describe(error);
+        continue;
+      }
+      if (w.kind === "retryable") {
+        why = w.reason;
+        continue;
+      }
+      this.epochs.remember(id, w.marks);
+      if (w.kind === "clean-conflict") {
+        // a mark we meant to remove belongs to an unfinished run: leave it
+        clean = [];
+        attempt--;
+        continue;
+      }
+      return undefined;
+    }
+    return `not written after ${attempts} attempts: ${why}`;
   }
 
   /** Exact counts replace a committed estimate: the net difference on every aggregate, once. */
@@ -476,41 +564,8 @@ export class IngestService {
     return { kind: "failed", error: `estimate not corrected after ${this.retry().maxAttempts} attempts: ${result.reason}` };
   }
 
-  /** Phase 2: the group's marker and aggregates in one transaction, retried with backoff. */
-  private async applyGroup(claim: Claim, events: readonly PricedEvent[]): Promise<EventFate> {
-    // which path reported each call rides on the tenant-day items the group writes anyway
-    const deltas = withSourceCounts(coalesce(events), events);
-    let result;
-    try {
-      result = await retryWrites(() => this.opts.store.apply(claim, deltas, this.clock()), this.retry());
-    } catch (error) {
-      // The write may or may not have landed: the marker decides.
-      return this.giveUp(claim, `aggregate write failed (${describe(error)})`);
-    }
-    if (result.kind === "committed") return { kind: "counted" };
-    if (result.kind === "marked") return this.settled(result.state, "its group was aborted by a later delivery before it committed");
-    return this.giveUp(claim, `aggregates not committed after ${this.retry().maxAttempts} attempts: ${result.reason}`);
-  }
-
   private retry(): RetryOptions {
     return { maxAttempts: this.opts.maxAttempts ?? 8, sleep: this.sleep, random: this.random };
-  }
-
-  /**
-   * Ends a group that cannot commit now: marks it aborted so its events are taken over as
-   * soon as they are redelivered. If the marker says committed, an earlier write landed.
-   */
-  private async giveUp(claim: Claim, reason: string): Promise<EventFate> {
-    try {
-      return this.settled(await this.opts.store.abort(claim, this.clock()), reason);
-    } catch (error) {
-      // Left undecided: a redelivery takes the claims over once the lease has run out.
-      return { kind: "failed", error: `${reason}; abort not recorded either (${describe(error)})` };
-    }
-  }
-
-  private settled(state: "committed" | "aborted", reason: string): EventFate {
-    return state === "committed" ? { kind: "counted" } : { kind: "failed", error: reason };
   }
 
   /**
@@ -563,13 +618,36 @@ type EventFate =
   /** Held by another run's undecided group: retried later in this run, then failed. */
   | { kind: "busy"; error: string };
 
+/**
+ * The call as a holder's ledger entry counted it: its event time and model, and an estimate's
+ * counts, so a take-over adds to the items the holder's writes did not reach what the holder
+ * would have added.
+ */
+function asClaimed(e: PricedEvent, holder: LedgerHolder): PricedEvent {
+  const est = holder.estimate;
+  if (est && !e.event.estimated) {
+    return { ...e, event: { ...e.event, ...countedAt(est), estimated: true }, counters: { ...est.counters } };
+  }
+  const occurredAt = holder.occurredAt ?? e.event.occurredAt;
+  const modelId = holder.modelId ?? e.event.modelId;
+  if (occurredAt === e.event.occurredAt && modelId === e.event.modelId) return e;
+  return { ...e, event: { ...e.event, occurredAt, modelId } };
+}
+
 /** Waits before retrying events held by a concurrent run: about 3 s in all. */
 const BUSY_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 800, 800];
 type ClaimOutcome =
-  | { kind: "claimed" }
+  /**
+   * `landed`: target ids an earlier, dead holder's writes reached (not added again).
+   * `counting`: the call as that holder counted it, when it differs from this delivery (an estimate).
+   */
+  | { kind: "claimed"; landed?: ReadonlySet<string>; counting?: PricedEvent; completesEstimate?: boolean }
   | { kind: "duplicate"; holder?: LedgerHolder }
   | { kind: "busy"; holder: LedgerHolder }
   | { kind: "correct"; held: Claim; estimate: CountedEstimate; holder: LedgerHolder }
+  /** Not claimed, nothing written for it: its record fails and is redelivered. */
+  | { kind: "defer"; error: string }
+  /** A ledger write of this run with an unknown outcome: the entry may name this run. */
   | { kind: "error"; error: string };
 
 type Limiter = <T>(task: () => Promise<T>) => Promise<T>;

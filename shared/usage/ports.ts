@@ -2,21 +2,50 @@ import type { RecordShape } from "./quarantine";
 import type { AggregateDelta } from "./coalesce";
 import type { PricingDimensions } from "../pricing/catalog";
 import type { InvocationSource } from "../events/invocation";
-import type { PricedEvent, SourceCounts, UsageCounters } from "./model";
+import type { AggregateTarget, PricedEvent, SourceCounts, UsageCounters } from "./model";
 
 /**
- * Who holds an event's ledger entry: the ingest run that claimed it and the aggregate group
- * of that run it is counted in. The group's commit marker says whether it was counted.
+ * Who holds an event's ledger entry. Since high-water commits: `run` is the writer's epoch and
+ * `group` the epoch's run number (`hw` set on the entry); before them, a run id and the
+ * aggregate group of that run, decided by its commit marker (legacy entries, still resolved).
  */
 export interface Claim {
   run: string;
   group: number;
 }
 
+/**
+ * A writer identity with a lease: one ingest call at a time uses it, its runs are numbered
+ * 1, 2, 3... and run n+1 starts only after every write of run n landed. `done` is the last run
+ * whose every write landed (recorded after the run); `leaseUntil` (epoch ms) is when it may no
+ * longer write, so after it a claim of a run above `done` is the claim of a dead run.
+ */
+export interface EpochState {
+  done: number;
+  leaseUntil: number;
+}
+
+/** The high-water marks of one aggregate item: for each epoch that wrote it, its last run. */
+export type HighWaterMarks = Record<string, number>;
+
+/** Outcome of one aggregate item write of a high-water commit (`addAggregate`). */
+export type AggregateWrite =
+  /** Landed now. `marks`: the item's marks after the write. */
+  | { kind: "applied"; marks: HighWaterMarks }
+  /** Had landed before (a retry after a lost response): the item's mark is already this run's. */
+  | { kind: "already"; marks: HighWaterMarks }
+  /** Not written: a mark asked to be removed is above what the caller knew was done. Retry without it. */
+  | { kind: "clean-conflict"; marks: HighWaterMarks }
+  | { kind: "retryable"; reason: string };
+
 /** A ledger entry that already exists. `run` is absent on entries written before claims. */
 export interface LedgerHolder {
   run?: string;
   group?: number;
+  /** A high-water claim (`run` is an epoch): decided by the epoch's `done` and the items' marks, not by a marker. */
+  hw?: boolean;
+  /** Earlier holders of a high-water claim, taken over from dead runs: their marks count as landed too. */
+  prev?: Claim[];
   claimedAt?: string;
   /** Present when the entry counted estimated tokens: what it counted, so exact counts can replace it. */
   estimate?: CountedEstimate;
@@ -26,6 +55,8 @@ export interface LedgerHolder {
   crossSource?: InvocationSource;
   /** Event time the entry counted (its tenant-day). */
   occurredAt?: string;
+  /** Model the entry counted. */
+  modelId?: string;
 }
 
 /** What an estimated ledger entry added to the aggregates (the fields its targets depend on). */
@@ -47,17 +78,8 @@ export const LEDGER_BATCH_MAX = 25;
 
 export type LedgerWrite = { kind: "created" } | { kind: "exists"; holder: LedgerHolder };
 
-/** State of a group's commit marker: its aggregates landed, or they never will. */
+/** State of a legacy group's commit marker: its aggregates landed, or they never will. */
 export type MarkerState = "committed" | "aborted";
-
-/** Outcome of one transactional write of a group's aggregates. */
-export type ApplyResult =
-  /** The committed marker and every aggregate delta landed together. */
-  | { kind: "committed" }
-  /** The marker already existed (nothing was written): its state decides. */
-  | { kind: "marked"; state: MarkerState }
-  /** Cancelled by a conflict or throttling: retry the same write after a backoff. */
-  | { kind: "retryable"; reason: string };
 
 /**
  * A record kept for an operator, never its content: ids, reason, and the record's shape (field
@@ -76,27 +98,42 @@ export interface QuarantineRecord {
 }
 
 /**
- * Port: where the ingest service records events and their aggregates. Two phases (see
- * `shared/usage/README.md`): each event's ledger entry is claimed for a group of the run,
- * then the group's aggregate deltas land in one transaction with its commit marker.
+ * Port: where the ingest service records events and their aggregates (see
+ * `shared/usage/README.md`): each event's ledger entry is claimed for a run of an epoch, then
+ * every aggregate item is added to once, conditional on the item's high-water mark of that
+ * epoch, then the epoch records the run done.
  */
 export interface UsageStore {
   /** Writes the event's ledger entry held by `claim`, only if absent; else reports its holder. */
   putLedger(event: PricedEvent, claim: Claim, now: Date): Promise<LedgerWrite>;
   /**
-   * `putLedger` for up to `LEDGER_BATCH_MAX` events in one request (distinct events, each held
-   * by its own claim: the groups of a run share requests). Each event gets its own outcome; an
-   * `error` means its write did not happen or is unknown.
+   * `putLedger` for up to `LEDGER_BATCH_MAX` events in one request. Each event gets its own
+   * outcome; an `error` means its write did not happen or is unknown.
    */
   insertLedgers(entries: readonly { event: PricedEvent; claim: Claim }[], now: Date): Promise<(LedgerWrite | { kind: "error"; error: string })[]>;
-  /** Rewrites the ledger entry for `to`, only if `from` still holds it; false if it does not. */
-  moveLedger(event: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean>;
-  /** The group's marker, read strongly consistent; undefined while the group is undecided. */
+  /**
+   * Rewrites the ledger entry for `to`, only if `from` still holds it; false if it does not.
+   * `prev`: the earlier holders whose writes may have landed (a high-water take-over).
+   */
+  moveLedger(event: PricedEvent, from: Claim, to: Claim, now: Date, prev?: readonly Claim[]): Promise<boolean>;
+  /** Creates an epoch record (`done` 0), only if absent. */
+  startEpoch(epoch: string, leaseUntil: number, now: Date): Promise<void>;
+  /** Records run `run` of the epoch done (every write landed) and extends its lease. */
+  finishRun(epoch: string, run: number, leaseUntil: number, now: Date): Promise<void>;
+  /** The epochs' records, read strongly consistent (absent ids: no record). */
+  epochStates(epochs: readonly string[]): Promise<Map<string, EpochState>>;
+  /**
+   * Adds `delta` to its aggregate item and sets the item's mark of `mark.epoch` to `mark.run`,
+   * only if that mark is below `mark.run`; also removes the marks in `clean`, each only if it is
+   * at most the given run (a run known done).
+   */
+  addAggregate(delta: AggregateDelta, mark: { epoch: string; run: number }, clean: readonly { epoch: string; upTo: number }[], now: Date): Promise<AggregateWrite>;
+  /** The high-water marks of aggregate items, read strongly consistent, by target id. */
+  highWaterMarks(targets: readonly AggregateTarget[]): Promise<Map<string, HighWaterMarks>>;
+  /** A legacy group's marker, read strongly consistent; undefined while the group is undecided. */
   marker(claim: Claim): Promise<MarkerState | undefined>;
-  /** Marks the group aborted unless it has a marker already; returns the state now stored. */
+  /** Marks a legacy group aborted unless it has a marker already; returns the state now stored. */
   abort(claim: Claim, now: Date): Promise<MarkerState>;
-  /** Atomically: the group's committed marker (only if absent) plus the aggregate deltas. */
-  apply(claim: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<ApplyResult>;
   /**
    * Atomically, once: marks the event's ledger entry (still held by `held` and still an
    * estimate) exact, and adds `deltas` (exact minus estimated) to the aggregates.

@@ -25,7 +25,6 @@ async function ingest(table: string, calls: { tenantId: string; latencyMs: numbe
     prices: new PriceCatalog(),
     region: "us-west-2",
     maxEventAgeDays: 35,
-    maxTransactionItems: 100,
     sleep: async () => undefined,
     // hours after the hour: a late event for an hour that is already allocated
     clock: () => new Date("2026-11-26T02:00:00Z"),

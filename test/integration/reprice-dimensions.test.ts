@@ -17,7 +17,7 @@ describe("repricing keeps the pricing dimensions of the event (DynamoDB Local)",
     // prepare: a routed call, global scope, priority tier, in eu-central-1, with 1h cache writes; no price yet
     const table = await freshUsageTable(client);
     const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
-    const ingest = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100, sleep: async () => undefined, clock: () => NOW });
+    const ingest = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35 , sleep: async () => undefined, clock: () => NOW });
     const event = invocation({
       tenantId: "rpd",
       modelId: "arn:aws:bedrock:eu-central-1:123456789012:default-prompt-router/vendor:1",

@@ -21,7 +21,7 @@ async function setup() {
   const table = await freshUsageTable(client);
   const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
   const ingest = new IngestService({
-    store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100,
+    store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35,
     sleep: async () => undefined, clock: () => NOW,
   });
   const reprice = (prices: PriceCatalog) => new RepriceService({ store, prices, region: "us-west-2", clock: () => NOW, sleep: async () => undefined });
@@ -85,7 +85,7 @@ describe("repricing usage counted without a price (DynamoDB Local)", () => {
     const table = await freshUsageTable(client);
     const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
     const today = new Date();
-    const ingest = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100 });
+    const ingest = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35 });
     await ingest.ingest([recordOf(invocation({ tenantId: "rc", modelId: NEW_MODEL, occurredAt: today.toISOString(), inputTokens: 1000, outputTokens: 500 }))]);
     vi.stubEnv("PRICE_CATALOG_JSON", JSON.stringify({ prices: [{ modelId: NEW_MODEL, region: "*", effectiveFrom: "2026-01-01", inputPer1k: 0.001, outputPer1k: 0.002 }] }));
     const lines: string[] = [];

@@ -7,6 +7,7 @@ import {
   TransactionCanceledException,
   TransactionInProgressException,
 } from "@aws-sdk/client-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
 import {
   BatchExecuteStatementCommand,
   GetCommand,
@@ -19,13 +20,13 @@ import {
 import { endpointKeys, keys } from "../../storage/keys";
 import { addAndSetUpdate, batchGetAll, queryAll } from "../../storage/adapters/dynamodb";
 import { USAGE_TABLE } from "../../storage/table";
-import type { AggregateDelta } from "../coalesce";
+import { targetId, type AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
 import type { InvocationSource } from "../../events/invocation";
 import { COUNTER_NAMES, SOURCE_COUNT_ATTRIBUTES, SOURCE_COUNT_NAMES, tenantDayTarget, zeroCounters, zeroSourceCounts, type AggregateTarget, type PricedEvent, type SourceCounts, type UsageCounters } from "../model";
 import type { UnpricedEntry, RepriceStore } from "../reprice";
 import type { Retryable } from "../retry";
-import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
+import { LEDGER_BATCH_MAX, type AggregateRow, type AggregateWrite, type Claim, type EpochState, type HighWaterMarks, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
 import { contentFreeMessage, keepIds, type RecordShape } from "../quarantine";
 
 type Item = Record<string, unknown>;
@@ -169,8 +170,10 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     return out.kind === "first-condition-failed" ? { kind: "already" } : out;
   }
 
-  async moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date): Promise<boolean> {
-    return this.conditionalPut(this.ledgerItem(e, to, now), "#run = :run AND #group = :group", {
+  async moveLedger(e: PricedEvent, from: Claim, to: Claim, now: Date, prev?: readonly Claim[]): Promise<boolean> {
+    const item = this.ledgerItem(e, to, now);
+    if (prev?.length) item.prev = prev.map((c) => ({ run: c.run, group: c.group }));
+    return this.conditionalPut(item, "#run = :run AND #group = :group", {
       names: { "#run": "run", "#group": "group" },
       values: { ":run": from.run, ":group": from.group },
     });
@@ -190,18 +193,104 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     return state;
   }
 
-  async apply(claim: Claim, deltas: readonly AggregateDelta[], now: Date): Promise<ApplyResult> {
-    const items: TransactItem[] = [
-      // Decides the group: once this lands, every claim of the group is counted; a group
-      // marked aborted first can never land (the condition), so its claims can be taken over.
-      { Put: { TableName: this.tableName, Item: this.markerItem(claim, "committed", now), ConditionExpression: "attribute_not_exists(pk)" } },
-      ...deltas.map((d) => this.aggregateUpdate(d, now)),
-    ];
-    const out = await this.transact(items);
-    if (out.kind !== "first-condition-failed") return out;
-    const state = await this.marker(claim);
-    // The marker vanished between the two reads (only its TTL could): retry as it is.
-    return state ? { kind: "marked", state } : { kind: "retryable", reason: "marker condition failed, marker not found" };
+  // ---- high-water commits (see shared/usage/README.md) ----
+
+  async startEpoch(epoch: string, leaseUntil: number, now: Date): Promise<void> {
+    const created = await this.conditionalPut(
+      {
+        ...keys.epoch(epoch),
+        type: "ingest-epoch",
+        done: 0,
+        leaseUntil,
+        startedAt: now.toISOString(),
+        // read while a ledger entry names it: outlives the ledger
+        expiresAt: ttl(now, this.opts.ledgerTtlDays + 30),
+      },
+      "attribute_not_exists(pk)",
+    );
+    if (!created) throw new Error(`epoch ${epoch} exists already`);
+  }
+
+  async finishRun(epoch: string, run: number, leaseUntil: number, now: Date): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.epoch(epoch),
+          UpdateExpression: "SET done = :run, leaseUntil = :lease, finishedAt = :now",
+          // only upwards: a retry after a lost response finds it done
+          ConditionExpression: "attribute_exists(pk) AND done < :run",
+          ExpressionAttributeValues: { ":run": run, ":lease": leaseUntil, ":now": now.toISOString() },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const s = (await this.epochStates([epoch])).get(epoch);
+      if (!s || s.done < run) throw new Error(`epoch ${epoch} has no record to finish run ${run} on`);
+    }
+  }
+
+  async epochStates(epochs: readonly string[]): Promise<Map<string, EpochState>> {
+    const out = new Map<string, EpochState>();
+    for (let i = 0; i < epochs.length; i += 100) {
+      const items = await batchGetAll(this.doc, { TableName: this.tableName, Keys: epochs.slice(i, i + 100).map((e) => keys.epoch(e)), ConsistentRead: true });
+      for (const it of items) out.set(String(it.pk).slice("EPOCH#".length), { done: Number(it.done ?? 0), leaseUntil: Number(it.leaseUntil ?? 0) });
+    }
+    return out;
+  }
+
+  async addAggregate(d: AggregateDelta, mark: { epoch: string; run: number }, clean: readonly { epoch: string; upTo: number }[], now: Date): Promise<AggregateWrite> {
+    const { Update } = this.aggregateUpdate(d, now);
+    const names: Record<string, string> = { ...Update.ExpressionAttributeNames, "#hw": markAttribute(mark.epoch) };
+    const values: Record<string, unknown> = { ...Update.ExpressionAttributeValues, ":hwrun": mark.run };
+    // Once per run and item: a write whose earlier attempt landed finds the mark at this run.
+    const conditions = ["(attribute_not_exists(#hw) OR #hw < :hwrun)"];
+    const removes = clean.map((c, i) => {
+      names[`#hwc${i}`] = markAttribute(c.epoch);
+      values[`:hwc${i}`] = c.upTo;
+      // only a mark of a run known done: an unfinished run's marks are what a take-over reads
+      conditions.push(`(attribute_not_exists(#hwc${i}) OR #hwc${i} <= :hwc${i})`);
+      return `#hwc${i}`;
+    });
+    const expression = withSet(Update.UpdateExpression, "#hw = :hwrun") + (removes.length ? ` REMOVE ${removes.join(", ")}` : "");
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          ...Update,
+          UpdateExpression: expression,
+          ConditionExpression: conditions.join(" AND "),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: "ALL_NEW",
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+      return { kind: "applied", marks: marksIn(out.Attributes ?? {}) };
+    } catch (error) {
+      if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const old = error.Item ? unmarshall(error.Item) : await this.itemAt(Update.Key);
+      const marks = marksIn(old);
+      return (marks[mark.epoch] ?? 0) >= mark.run ? { kind: "already", marks } : { kind: "clean-conflict", marks };
+    }
+  }
+
+  async highWaterMarks(targets: readonly AggregateTarget[]): Promise<Map<string, HighWaterMarks>> {
+    const byKey = new Map(targets.map((t) => [`${targetKey(t).pk}|${targetKey(t).sk}`, targetId(t)]));
+    const out = new Map<string, HighWaterMarks>();
+    const keyList = [...new Map(targets.map((t) => [`${targetKey(t).pk}|${targetKey(t).sk}`, targetKey(t)])).values()];
+    for (let i = 0; i < keyList.length; i += 100) {
+      for (const it of await batchGetAll(this.doc, { TableName: this.tableName, Keys: keyList.slice(i, i + 100), ConsistentRead: true })) {
+        const id = byKey.get(`${String(it.pk)}|${String(it.sk)}`);
+        if (id) out.set(id, marksIn(it));
+      }
+    }
+    return out;
+  }
+
+  private async itemAt(key: Record<string, unknown>): Promise<Item> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+    return out.Item ?? {};
   }
 
   /**
@@ -312,6 +401,8 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       costNanoUsd: e.counters.costNanoUsd,
       run: claim.run,
       group: claim.group,
+      // a high-water claim: `run` is an epoch, decided by its record and the items' marks
+      hw: true,
       claimedAt: now.toISOString(),
       expiresAt: ttl(now, this.opts.ledgerTtlDays),
       // An estimate keeps what it added, so an exact report of the same call can replace it;
@@ -358,7 +449,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     }
   }
 
-  private aggregateUpdate(d: AggregateDelta, now: Date): TransactItem {
+  private aggregateUpdate(d: AggregateDelta, now: Date) {
     const t = d.target;
     const adds: Record<string, number> = {};
     for (const c of COUNTER_NAMES) if (c === "requests" || d.counters[c] !== 0) adds[c] = d.counters[c];
@@ -481,7 +572,29 @@ function holderIn(item: Item): LedgerHolder {
     source: typeof item.source === "string" ? (item.source as InvocationSource) : undefined,
     crossSource: typeof item.crossSource === "string" ? (item.crossSource as InvocationSource) : undefined,
     occurredAt: typeof item.occurredAt === "string" ? item.occurredAt : undefined,
+    modelId: typeof item.modelId === "string" ? item.modelId : undefined,
+    ...(item.hw === true ? { hw: true } : {}),
+    ...(Array.isArray(item.prev)
+      ? { prev: (item.prev as Item[]).filter((c) => typeof c.run === "string" && typeof c.group === "number").map((c) => ({ run: c.run as string, group: c.group as number })) }
+      : {}),
   };
+}
+
+/** The item attribute holding an epoch's high-water mark. */
+export function markAttribute(epoch: string): string {
+  return `hw_${epoch}`;
+}
+
+/** An item's high-water marks, by epoch. */
+export function marksIn(item: Item): HighWaterMarks {
+  const marks: HighWaterMarks = {};
+  for (const [k, v] of Object.entries(item)) if (k.startsWith("hw_") && typeof v === "number") marks[k.slice(3)] = v;
+  return marks;
+}
+
+/** Adds one `name = value` to an update expression's SET clause (or starts one). */
+function withSet(expression: string, assignment: string): string {
+  return / SET /.test(` ${expression} `) ? expression.replace(/(^| )SET /, `$1SET ${assignment}, `) : `${expression} SET ${assignment}`;
 }
 
 /** What a ledger entry that keeps its counters (estimate, unpriced) counted, and where. */

@@ -173,7 +173,7 @@ beforeAll(async () => {
   logLines.push(JSON.stringify(result));
 
   // ingest -> quarantine
-  const ingest = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100 });
+  const ingest = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35 });
   const outcome = await captured(() => ingest.ingest(BUS_MESSAGES.map(record)));
   logLines.push(JSON.stringify([...outcome.outcomes.values()]));
 }, 120_000);

@@ -64,7 +64,7 @@ describe("no prompts, answers or secrets leave through events or logs", () => {
 
   it("the ingest quarantines a rejected record without its body, and says nothing of it in its outcome or logs", async () => {
     const store = new MemoryUsageStore();
-    const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 100 });
+    const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35 });
     const bad = record(envelope({ ...invocation(), prompt: SECRET_PROMPT }));
     let outcome = "";
     const logs = await consoleOf(async () => {

@@ -8,13 +8,12 @@ import { FaultyStore, MemoryUsageStore, type Fault, type StoreOp } from "../../h
 
 const NOW = new Date("2026-11-25T12:00:00Z");
 
-function service(store: UsageStore, maxTransactionItems = 100, opts: Partial<IngestOptions> = {}) {
+function service(store: UsageStore, opts: Partial<IngestOptions> = {}) {
   return new IngestService({
     store,
     prices: new PriceCatalog(),
     region: "us-west-2",
     maxEventAgeDays: 35,
-    maxTransactionItems,
     clock: () => NOW,
     sleep: async () => undefined,
     random: () => 0.5,
@@ -22,21 +21,27 @@ function service(store: UsageStore, maxTransactionItems = 100, opts: Partial<Ing
   });
 }
 
-/** A view of `inner` whose transactions wait at `atApply` until `release()`: a slow run. */
-function stallingApply(inner: MemoryUsageStore) {
+/** A view of `inner` whose `op` calls wait at `reached` until `release()`: a slow run. */
+function stalling(inner: MemoryUsageStore, op: "addAggregate" | "insertLedgers") {
   let release!: () => void;
   const stalled = new Promise<void>((r) => (release = r));
-  let reachedApply!: () => void;
-  const atApply = new Promise<void>((r) => (reachedApply = r));
+  let reach!: () => void;
+  const reached = new Promise<void>((r) => (reach = r));
   const slow: UsageStore = Object.assign(Object.create(inner) as MemoryUsageStore, {
-    apply: async (...args: Parameters<MemoryUsageStore["apply"]>) => {
-      reachedApply();
+    [op]: async (...args: unknown[]) => {
+      // the call lands first, then the run stalls before it sees the answer
+      const out = await (inner[op] as (...a: unknown[]) => Promise<unknown>).apply(inner, args);
+      reach();
       await stalled;
-      return inner.apply(...args);
+      return out;
     },
   });
-  return { slow, atApply, release };
+  return { slow, reached, release };
 }
+
+const LEASE = 30_000;
+/** A service whose clock reads NOW + `ms`. */
+const at = (store: UsageStore, ms: number, opts: Partial<IngestOptions> = {}) => service(store, { claimLeaseMs: LEASE, clock: () => new Date(NOW.getTime() + ms), ...opts });
 
 const handled = (r: IngestResult) => [...r.outcomes.values()].every((o) => o.kind === "counted" || o.kind === "duplicate");
 
@@ -89,92 +94,126 @@ describe("IngestService", () => {
     expect(store.month(e.tenantId, "2026-11")?.costNanoUsd).toBe(8_916_000); // $0.008916
   });
 
-  it("fails only the records of a group that could not commit; the redelivery takes its claims over and counts once", async () => {
+  it("fails only the records whose aggregate items could not be written; after the lease a redelivery takes them over and counts once", async () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 40 }, (_, i) => invocation({ tenantId: `t${i % 5}`, occurredAt: "2026-11-25T11:00:00Z" }));
     const records = events.map(recordOf);
-    // 5 tenants x 7 aggregates, at most 21 per group: 2 groups; the 2nd group's transaction fails
-    let applies = 0;
-    const faulty = new FaultyStore(inner, (_, op) => (op === "apply" && ++applies === 2 ? "throw" : "ok"));
-    const first = await service(faulty, 22).ingest(records);
+    // every write of tenant t3's month item fails: its 8 events cannot be counted now
+    const faulty = new FaultyStore(inner, (_, op) => (op === "addAggregate" && faultyTenant.value ? "throw" : "ok"));
+    const faultyTenant = { value: false };
+    const wrapped: UsageStore = Object.assign(Object.create(faulty) as FaultyStore, {
+      addAggregate: (...args: Parameters<FaultyStore["addAggregate"]>) => {
+        faultyTenant.value = args[0].target.tenantId === "t3" && args[0].target.kind === "tenant" && args[0].target.granularity === "month";
+        return faulty.addAggregate(...args);
+      },
+    });
+    const first = await at(wrapped, 0).ingest(records);
     const failed = records.filter((r) => first.outcomes.get(r.messageId)?.kind === "failed");
-    expect(failed.length).toBeGreaterThan(0);
-    expect(failed.length).toBeLessThan(records.length);
-    expect([...inner.markers.values()].sort()).toEqual(["aborted", "committed"]);
+    expect(failed.length).toBe(8);
+    expect(first.stats.counted).toBe(32);
+    // the run is not recorded done: its epoch is left at run 0
+    expect([...inner.epochs.values()].map((e) => e.done)).toEqual([0]);
 
-    // SQS redelivers the failed ones (possibly with others again), at once: the group is
-    // marked aborted, so no lease has to run out first
-    const second = await service(inner, 22).ingest([...failed, ...records.slice(0, 5)]);
+    // SQS redelivers the failed ones (and a few counted ones again): within the lease they wait...
+    expect((await at(inner, 10_000).ingest([...failed, ...records.slice(0, 5)])).stats.failed).toBe(failed.length + 5);
+    // ...after it, each is finished once: t3's other items already carry the dead run's mark, and
+    // the calls whose items all carry it are duplicates
+    const writesBefore = inner.applies;
+    const second = await at(inner, 61_000).ingest([...failed, ...records.slice(0, 5)]);
     expect(handled(second)).toBe(true);
-    expect(second.stats.counted).toBe(failed.length);
+    expect(second.stats).toMatchObject({ counted: failed.length, duplicates: 5 });
+    expect(inner.applies - writesBefore).toBe(1); // only t3's month item
     expectExact(inner, events);
     expect(inner.countedEvents()).toBe(events.length);
   });
 
-  it("counts a group whose transaction landed although its response was lost", async () => {
+  it("counts an item write whose response was lost once: the same conditional write finds the run's mark", async () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 10 }, () => invocation({ occurredAt: "2026-11-25T11:00:00Z" }));
-    const r = await service(new FaultyStore(inner, (_, op) => (op === "apply" ? "lost" : "ok"))).ingest(events.map(recordOf));
+    let n = 0;
+    const r = await service(new FaultyStore(inner, (_, op) => (op === "addAggregate" && ++n % 2 === 1 ? "lost" : "ok"))).ingest(events.map(recordOf));
     expect(r.stats.counted).toBe(10);
     expectExact(inner, events);
+    expect(inner.countedEvents()).toBe(10);
   });
 
-  it("respects a dead run's undecided claims for the lease, then takes them over exactly once", async () => {
+  it("respects a dead run's unfinished claims for the lease, then finishes them exactly once, adding only to the items its writes did not reach", async () => {
     const inner = new MemoryUsageStore();
-    const events = Array.from({ length: 12 }, (_, i) => invocation({ tenantId: `d${i % 3}`, occurredAt: "2026-11-25T11:00:00Z" }));
+    const events = Array.from({ length: 12 }, (_, i) => invocation({ tenantId: `d${i % 3}`, occurredAt: `2026-11-25T1${i % 2}:00:00Z` }));
     const records = events.map(recordOf);
-    // the run dies after its ledger writes: neither its transaction nor its abort reach the table
-    const dying = new FaultyStore(inner, (_, op) => (op === "apply" || op === "abort" ? "throw" : "ok"));
-    const first = await service(dying, 100, { claimLeaseMs: 30_000 }).ingest(records);
-    expect(first.stats.failed).toBe(12);
+    // the run dies after its claims and 5 of its item writes: nothing else reaches the table
+    let writes = 0;
+    const dying = new FaultyStore(inner, (_, op) => (op === "finishRun" || (op === "addAggregate" && ++writes > 5) ? "throw" : "ok"));
+    const first = await at(dying, 0).ingest(records);
+    expect(first.stats.counted).toBeLessThan(12);
     expect(inner.ledger.size).toBe(12);
-    expect(inner.markers.size).toBe(0);
+    const landed = [...inner.marks.keys()];
+    expect(landed.length).toBe(5);
 
-    const at = (ms: number) => service(inner, 100, { claimLeaseMs: 30_000, clock: () => new Date(NOW.getTime() + ms) });
-    const early = await at(10_000).ingest(records);
+    const early = await at(inner, 10_000).ingest(records);
     expect(early.stats.failed).toBe(12);
     expect([...early.outcomes.values()][0]).toMatchObject({ kind: "failed", error: expect.stringContaining("concurrent delivery") });
-    expect(inner.aggregates.size).toBe(0);
 
-    const late = await at(31_000).ingest(records);
-    expect(late.stats.counted).toBe(12);
+    const late = await at(inner, 61_000).ingest(records);
+    expect(late.stats.failed).toBe(0);
     expectExact(inner, events);
-    expect([...inner.markers.values()].sort()).toEqual(["aborted", "committed"]);
+    // the items the dead run reached were written once, by it
+    for (const id of landed) expect(inner.itemWrites.get(id), id).toBe(1);
+    expect(inner.countedEvents()).toBe(12);
   });
 
-  it("a concurrent delivery that takes a slow run's events over makes that run fail them, never count them twice", async () => {
+  it("a run stalled past its lease writes nothing more: a concurrent delivery takes its events over, and they are counted once", async () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 20 }, () => invocation({ tenantId: "c", occurredAt: "2026-11-25T11:00:00Z" }));
     const records = events.map(recordOf);
-    // run A claims everything, then stalls before its transaction
-    const { slow, atApply, release } = stallingApply(inner);
-    const runA = service(slow, 100, { claimLeaseMs: 0 }).ingest(records);
-    await atApply;
+    let now = 0;
+    // run A claims everything, then stalls until after its lease
+    const { slow, reached, release } = stalling(inner, "insertLedgers");
+    const runA = service(slow, { claimLeaseMs: LEASE, clock: () => new Date(NOW.getTime() + now) }).ingest(records);
+    await reached;
+    now = 61_000;
     // run B gets 5 of the same events (an EventBridge duplicate) after A's lease ran out
-    const b = await service(inner, 100, { claimLeaseMs: 0 }).ingest(records.slice(0, 5));
+    const b = await at(inner, 61_000).ingest(records.slice(0, 5));
     expect(b.stats.counted).toBe(5);
     release();
     const a = await runA;
     expect(a.stats.counted).toBe(0);
     expect(a.stats.failed).toBe(20);
+    expect([...a.outcomes.values()][5]).toMatchObject({ error: expect.stringContaining("lease ran out") });
     // A's records are redelivered: the 5 are duplicates, the other 15 are counted now
-    const again = await service(inner, 100, { claimLeaseMs: 0 }).ingest(records);
+    const again = await at(inner, 61_000).ingest(records);
     expect(again.stats).toMatchObject({ counted: 15, duplicates: 5, failed: 0 });
     expectExact(inner, events);
   });
 
-  it("waits for a concurrent run that holds the same events, and reports them as duplicates once it commits", async () => {
+  it("a run taken over twice (its taker died too) is finished from both dead runs' marks", async () => {
+    const inner = new MemoryUsageStore();
+    const events = Array.from({ length: 6 }, (_, i) => invocation({ tenantId: `p${i % 2}`, occurredAt: "2026-11-25T11:00:00Z" }));
+    const records = events.map(recordOf);
+    let w1 = 0;
+    await at(new FaultyStore(inner, (_, op) => (op === "finishRun" || (op === "addAggregate" && ++w1 > 3) ? "throw" : "ok")), 0).ingest(records);
+    let w2 = 0;
+    await at(new FaultyStore(inner, (_, op) => (op === "finishRun" || (op === "addAggregate" && ++w2 > 4) ? "throw" : "ok")), 61_000).ingest(records);
+    expect([...inner.ledger.values()].every((h) => h.prev?.length === 1)).toBe(true);
+    const third = await at(inner, 200_000).ingest(records);
+    expect(third.stats.failed).toBe(0);
+    expectExact(inner, events);
+    expect(inner.countedEvents()).toBe(6);
+    for (const [id, n] of inner.itemWrites) expect(n, id).toBe(1);
+  });
+
+  it("waits for a concurrent run that holds the same events, and reports them as duplicates once it finishes", async () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 8 }, () => invocation({ tenantId: "w", occurredAt: "2026-11-25T11:00:00Z" }));
     const records = events.map(recordOf);
-    const { slow, atApply, release } = stallingApply(inner);
-    const runA = service(slow, 100, { claimLeaseMs: 30_000 }).ingest(records);
-    await atApply;
+    const { slow, reached, release } = stalling(inner, "addAggregate");
+    const runA = service(slow, { claimLeaseMs: LEASE }).ingest(records);
+    await reached;
     const waits: number[] = [];
-    // run B holds 3 of them plus 2 of its own; A commits while B waits the second time
+    // run B holds 3 of them plus 2 of its own; A finishes while B waits the second time
     const extra = [invocation({ tenantId: "w", occurredAt: "2026-11-25T11:00:00Z" }), invocation({ tenantId: "w", occurredAt: "2026-11-25T11:00:00Z" })];
-    const b = await service(inner, 100, {
-      claimLeaseMs: 30_000,
+    const b = await service(inner, {
+      claimLeaseMs: LEASE,
       sleep: async (ms) => {
         waits.push(ms);
         if (waits.length === 2) {
@@ -187,6 +226,21 @@ describe("IngestService", () => {
     expect(waits).toEqual([50, 100]);
     expect((await runA).stats.counted).toBe(8);
     expectExact(inner, [...events, ...extra]);
+  });
+
+  it("resolves claims written before high-water commits by their commit markers", async () => {
+    const inner = new MemoryUsageStore();
+    const [committed, aborted, undecided] = ["legacy-c", "legacy-a", "legacy-u"].map((eventId) => invocation({ eventId, tenantId: "old", occurredAt: "2026-11-25T11:00:00Z" }));
+    const priced = (e: typeof committed) => ({ event: e, baseModelId: e.modelId, counters: { requests: 1 } }) as never;
+    inner.legacyClaim(priced(committed), { run: "r1", group: 0 }, NOW.toISOString());
+    inner.markers.set("r1#0", "committed");
+    inner.legacyClaim(priced(aborted), { run: "r2", group: 0 }, NOW.toISOString());
+    inner.markers.set("r2#0", "aborted");
+    inner.legacyClaim(priced(undecided), { run: "r3", group: 0 }, NOW.toISOString());
+    const r = await at(inner, 31_000).ingest([committed, aborted, undecided].map(recordOf));
+    expect(r.stats).toMatchObject({ counted: 2, duplicates: 1, failed: 0 });
+    expect(inner.markers.get("r3#0")).toBe("aborted");
+    expect(inner.month("old", "2026-11")?.requests).toBe(2);
   });
 
   it("replaces a counted estimate by the exact counts of the same call, once, on every aggregate", async () => {
@@ -221,19 +275,19 @@ describe("IngestService", () => {
     expect(store.month(exact.tenantId, "2026-11")).toMatchObject({ inputTokens: 310, outputTokens: 640, estimatedRequests: 0 });
   });
 
-  it("retries throttled transactions with backoff and, after the budget, aborts the group so a redelivery counts it", async () => {
+  it("retries throttled item writes with backoff and, after the budget, fails the records so a redelivery after the lease counts them", async () => {
     const inner = new MemoryUsageStore();
     const e = invocation({ occurredAt: "2026-11-25T11:00:00Z" });
     let n = 0;
-    const ok = await service(new FaultyStore(inner, (_, op) => (op === "apply" && ++n <= 3 ? "retryable" : "ok"))).ingest([recordOf(e)]);
+    const ok = await service(new FaultyStore(inner, (_, op) => (op === "addAggregate" && ++n <= 3 ? "retryable" : "ok"))).ingest([recordOf(e)]);
     expect(ok.stats.counted).toBe(1);
 
     const store = new MemoryUsageStore();
     const e2 = invocation({ occurredAt: "2026-11-25T11:00:00Z" });
-    const never = await service(new FaultyStore(store, (_, op) => (op === "apply" ? "retryable" : "ok"))).ingest([recordOf(e2)]);
+    const never = await at(new FaultyStore(store, (_, op) => (op === "addAggregate" ? "retryable" : "ok")), 0).ingest([recordOf(e2)]);
     expect(never.stats.failed).toBe(1);
-    expect([...never.outcomes.values()][0]).toMatchObject({ error: expect.stringContaining("not committed after 8 attempts") });
-    const redelivered = await service(store).ingest([recordOf(e2)]);
+    expect([...never.outcomes.values()][0]).toMatchObject({ error: expect.stringContaining("not written after 8 attempts") });
+    const redelivered = await at(store, 61_000).ingest([recordOf(e2)]);
     expect(redelivered.stats.counted).toBe(1);
     expectExact(store, [e2]);
   });
@@ -245,7 +299,26 @@ describe("IngestService", () => {
     for (let i = 0; i < records.length; i += 2000) await service(store).ingest(records.slice(i, i + 2000));
     expectExact(store, events);
     expect(Math.max(...store.itemWrites.values())).toBe(3); // 3 batches
-    expect(store.applies).toBe(3);
+    expect(store.applies).toBe(3 * store.itemWrites.size);
+  });
+
+  it("removes a dead epoch's marks from an item once its runs are known done, and never an unfinished run's", async () => {
+    const inner = new MemoryUsageStore();
+    const day = (i: number) => invocation({ tenantId: "m", occurredAt: "2026-11-25T11:00:00Z", eventId: `m${i}` });
+    // epoch A finishes its run; epoch B dies with its run unfinished after one item write
+    await at(inner, 0, { epochId: () => "epochaaaaa" }).ingest([recordOf(day(1))]);
+    let w = 0;
+    await at(new FaultyStore(inner, (_, op) => (op === "finishRun" || (op === "addAggregate" && ++w > 1) ? "throw" : "ok")), 0, { epochId: () => "epochbbbbb" }).ingest([recordOf(day(2))]);
+    const month = "t|m|month|2026-11";
+    expect(Object.keys(inner.marks.get(month) ?? {}).sort()).toEqual(["epochaaaaa", "epochbbbbb"]);
+    // one long-lived writer after both leases: its first write learns the marks, its second removes A's
+    const c = at(inner, 61_000, { epochId: () => "epochccccc" });
+    await c.ingest([recordOf(day(3))]);
+    await c.ingest([recordOf(day(4))]);
+    expect(Object.keys(inner.marks.get(month) ?? {}).sort()).toEqual(["epochbbbbb", "epochccccc"]);
+    // B's unfinished run is still finished exactly once from its mark
+    await at(inner, 61_000).ingest([recordOf(day(2))]);
+    expectExact(inner, [1, 2, 3, 4].map(day));
   });
 
   it("random duplicate / reorder / crash / lost-response / throttle runs always end with totals equal to the distinct valid events", async () => {
@@ -271,8 +344,8 @@ describe("IngestService", () => {
       const fault = (op: StoreOp): Fault => {
         const x = rand();
         const f: Fault =
-          op === "apply"
-            ? x < 0.1 ? "throw" : x < 0.15 ? "lost" : x < 0.3 ? "retryable" : "ok"
+          op === "addAggregate"
+            ? x < 0.05 ? "throw" : x < 0.1 ? "lost" : x < 0.2 ? "retryable" : "ok"
             : x < 0.03 ? "throw" : x < 0.06 ? "lost" : "ok";
         if (f !== "ok") faults[f]++;
         return f;
@@ -283,8 +356,8 @@ describe("IngestService", () => {
         for (let i = 0, size = 0; i < queue.length; i += size) {
           size = 1 + Math.floor(rand() * 100);
           const batch = queue.slice(i, i + size);
-          // lease 0: a redelivery takes over any undecided claim (runs here never overlap)
-          const r = await service(new FaultyStore(inner, (_, op) => fault(op)), 10 + Math.floor(rand() * 90), { claimLeaseMs: 0 }).ingest(batch);
+          // lease 0: a redelivery takes over any unfinished claim (runs here never overlap)
+          const r = await service(new FaultyStore(inner, (_, op) => fault(op)), { claimLeaseMs: 0 }).ingest(batch);
           next.push(...batch.filter((b) => r.outcomes.get(b.messageId)?.kind === "failed"));
         }
         queue = next;
@@ -304,25 +377,29 @@ describe("IngestService: requests per batch", () => {
     return { store: new FaultyStore(inner, (_, op) => (ops.push(op), "ok")), ops };
   };
 
-  it("claims the ledger entries of many small groups in shared requests (waves of up to 25 events), not one short request per group", async () => {
+  it("claims 25 ledger entries a request, writes each aggregate item once and records the run done once", async () => {
     const { store, ops } = counting(new MemoryUsageStore());
-    // 50 tenants, one event each: 7 aggregates per tenant (tenant and model x month/day/hour, minute), at most 19 per group: 25 groups
+    // 50 tenants, one event each: 7 aggregates per tenant
     const events = Array.from({ length: 50 }, (_, i) => invocation({ tenantId: `g${i}`, occurredAt: "2026-11-25T11:00:00Z" }));
-    const r = await service(store, 20).ingest(events.map(recordOf));
+    const r = await service(store).ingest(events.map(recordOf));
     expect(r.stats.counted).toBe(50);
-    expect(ops.filter((o) => o === "apply").length).toBe(25);
-    // 2 events per group, 12 groups (24 events) a wave: 3 requests
-    expect(ops.filter((o) => o === "insertLedgers").length).toBe(3);
+    expect(ops.filter((o) => o === "insertLedgers").length).toBe(2);
+    expect(ops.filter((o) => o === "addAggregate").length).toBe(50 * 7);
+    expect(ops.filter((o) => o === "startEpoch" || o === "finishRun")).toEqual(["startEpoch", "finishRun"]);
+    // nothing read
+    expect(ops.filter((o) => o === "epochStates" || o === "highWaterMarks" || o === "marker").length).toBe(0);
   });
 
-  it("reads a committed group's marker once per batch, however many of its events come again", async () => {
+  it("reads a finished run's epoch once per batch, however many of its events come again", async () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 30 }, () => invocation({ occurredAt: "2026-11-25T11:00:00Z" }));
     await service(inner).ingest(events.map(recordOf));
     const { store, ops } = counting(inner);
     const again = await service(store).ingest(events.map(recordOf));
     expect(again.stats.duplicates).toBe(30);
-    expect(ops.filter((o) => o === "marker").length).toBe(1);
+    expect(ops.filter((o) => o === "epochStates").length).toBe(1);
+    // nothing claimed, nothing written: no run to record
+    expect(ops.filter((o) => o === "addAggregate" || o === "finishRun").length).toBe(0);
   });
 
   it("asks for no quota evaluation of a tenant that only had duplicates on their first delivery, but does on a redelivery", async () => {

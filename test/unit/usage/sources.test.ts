@@ -17,7 +17,6 @@ function service(store: UsageStore) {
     prices: new PriceCatalog(),
     region: "us-west-2",
     maxEventAgeDays: 35,
-    maxTransactionItems: 100,
     clock: () => NOW,
     sleep: async () => undefined,
     random: () => 0.5,
