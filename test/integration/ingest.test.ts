@@ -3,13 +3,14 @@ import { PriceCatalog } from "../../shared/pricing/catalog";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
 import { IngestService, type IngestRecord } from "../../shared/usage/ingest";
+import { zeroCounters } from "../../shared/usage/model";
 import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
 import { envelope, invocation, prng, record, recordOf } from "../helpers/events";
 
 const client = localDynamoClient();
 const doc = documentClient(client);
 
-async function setup(opts: { maxItems?: number } = {}) {
+async function setup() {
   const table = await freshUsageTable(client);
   const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
   const service = new IngestService({
@@ -17,7 +18,6 @@ async function setup(opts: { maxItems?: number } = {}) {
     prices: new PriceCatalog(),
     region: "us-west-2",
     maxEventAgeDays: 35,
-    maxTransactionItems: opts.maxItems ?? 100,
     sleep: async () => undefined,
     // fixed clock: the fixtures' event times stay inside the accepted age window forever
     clock: () => new Date("2026-11-25T12:00:00Z"),
@@ -65,8 +65,8 @@ describe("ingest on DynamoDB Local", () => {
     expect((await monthTotals(store, good.tenantId, "2026-11"))?.requests).toBeGreaterThanOrEqual(1);
   });
 
-  it("keeps totals exact over overlapping batches delivered concurrently with small transactions", async () => {
-    const { service, store } = await setup({ maxItems: 25 });
+  it("keeps totals exact over overlapping batches delivered concurrently", async () => {
+    const { service, store } = await setup();
     const rand = prng(7);
     const events = Array.from({ length: 300 }, (_, i) =>
       invocation({
@@ -84,7 +84,7 @@ describe("ingest on DynamoDB Local", () => {
     for (let i = 0; i < deliveries.length; i += 60) batches.push(deliveries.slice(i, i + 60));
     const results = await Promise.all(batches.map((b) => service.ingest(b)));
     // An event whose other delivery is still being counted by a concurrent run fails
-    // ("busy"); SQS redelivers it, and by then that run has committed.
+    // ("busy"); SQS redelivers it, and by then that run has finished.
     let retry = batches.flatMap((b, i) => b.filter((r) => results[i].outcomes.get(r.messageId)?.kind === "failed"));
     const busy = retry.length;
     let counted = results.reduce((s, r) => s + r.stats.counted, 0);
@@ -134,71 +134,111 @@ describe("estimates on DynamoDB Local", () => {
 });
 
 describe("faults on DynamoDB Local", () => {
-  it("a crash between groups, then redelivery of the whole batch, counts every event once", async () => {
+  it("a crash after some of a run's item writes, then redelivery of the whole batch after the lease, counts every event once", async () => {
     const { table } = await setup();
     const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
-    const events = Array.from({ length: 60 }, (_, i) => invocation({ tenantId: `x${i % 4}`, occurredAt: "2026-11-20T10:00:00Z" }));
+    const events = Array.from({ length: 60 }, (_, i) => invocation({ tenantId: `x${i % 4}`, occurredAt: `2026-11-20T1${i % 3}:00:00Z` }));
     const records = events.map(recordOf);
-    // The process dies after its 3rd group claimed its events: that group's transaction and
-    // abort never run, so its ledger entries stay claimed by a group with no marker.
-    let applies = 0;
+    // The process dies after 9 of its item writes: the others and the run's record never happen.
+    let writes = 0;
     const crashing = Object.assign(Object.create(store) as DynamoUsageStore, {
-      apply: (...args: Parameters<DynamoUsageStore["apply"]>) => {
-        if (++applies === 3) throw new Error("Lambda timed out between groups");
-        return store.apply(...args);
+      addAggregate: (...args: Parameters<DynamoUsageStore["addAggregate"]>) => {
+        if (++writes > 9) throw new Error("Lambda timed out");
+        return store.addAggregate(...args);
       },
-      abort: async () => {
-        throw new Error("Lambda timed out between groups");
+      finishRun: async () => {
+        throw new Error("Lambda timed out");
       },
     });
-    const opts = { prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 10, sleep: async () => undefined, clock: () => new Date("2026-11-25T12:00:00Z") };
-    const first = await new IngestService({ ...opts, store: crashing, chunkConcurrency: 1 }).ingest(records);
-    expect(first.stats.counted).toBeGreaterThan(0);
+    const opts = { prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, sleep: async () => undefined, claimConcurrency: 1, maxAttempts: 1 };
+    const first = await new IngestService({ ...opts, store: crashing, clock: () => new Date("2026-11-25T12:00:00Z") }).ingest(records);
     expect(first.stats.failed).toBeGreaterThan(0);
 
-    // SQS redelivers the whole batch after its visibility timeout (longer than the claim lease)
-    const redelivered = { ...opts, clock: () => new Date("2026-11-25T12:03:01Z") };
-    const second = await new IngestService({ ...redelivered, store }).ingest(records);
+    // SQS redelivers the whole batch after its visibility timeout (longer than the epoch's lease)
+    const second = await new IngestService({ ...opts, store, clock: () => new Date("2026-11-25T12:03:01Z") }).ingest(records);
     expect(second.stats.failed).toBe(0);
     expect(first.stats.counted + second.stats.counted).toBe(events.length);
     for (const t of ["x0", "x1", "x2", "x3"]) {
       const mine = events.filter((e) => e.tenantId === t);
-      const hours = await store.tenantPeriods(t, "month", "2026-11", "2026-11");
-      expect(hours[0].counters.requests).toBe(mine.length);
-      expect(hours[0].counters.outputTokens).toBe(mine.reduce((s, e) => s + e.outputTokens, 0));
+      const [month] = await store.tenantPeriods(t, "month", "2026-11", "2026-11");
+      expect(month.counters.requests).toBe(mine.length);
+      expect(month.counters.outputTokens).toBe(mine.reduce((s, e) => s + e.outputTokens, 0));
+      const hours = await store.tenantPeriods(t, "hour", "2026-11-20", "2026-11-20");
+      expect(hours.reduce((s, h) => s + h.counters.requests, 0)).toBe(mine.length);
     }
   });
 });
 
+describe("high-water item writes on DynamoDB Local", () => {
+  it("adds once per run, tells a landed retry from a new write, and removes only marks of runs known done", async () => {
+    const { store } = await setup();
+    const target = { kind: "tenant", tenantId: "hw", granularity: "month", period: "2026-11" } as const;
+    const delta = (requests: number) => ({ target, counters: { ...zeroCounters(), requests } });
+    const now = new Date("2026-11-25T12:00:00Z");
+    expect(await store.addAggregate(delta(1), { epoch: "aaaaaaaaaa", run: 3 }, [], now)).toEqual({ kind: "applied", marks: { aaaaaaaaaa: 3 } });
+    // the same run again (a retry after a lost response): refused, and said to have landed
+    expect(await store.addAggregate(delta(1), { epoch: "aaaaaaaaaa", run: 3 }, [], now)).toMatchObject({ kind: "already" });
+    expect(await store.addAggregate(delta(2), { epoch: "bbbbbbbbbb", run: 1 }, [], now)).toEqual({ kind: "applied", marks: { aaaaaaaaaa: 3, bbbbbbbbbb: 1 } });
+    // removing a's mark as if only its run 2 were done: refused, nothing added
+    expect(await store.addAggregate(delta(4), { epoch: "cccccccccc", run: 1 }, [{ epoch: "aaaaaaaaaa", upTo: 2 }], now)).toMatchObject({ kind: "clean-conflict" });
+    expect(await store.addAggregate(delta(4), { epoch: "cccccccccc", run: 1 }, [{ epoch: "aaaaaaaaaa", upTo: 3 }], now)).toEqual({ kind: "applied", marks: { bbbbbbbbbb: 1, cccccccccc: 1 } });
+    const [row] = await store.tenantPeriods("hw", "month", "2026-11", "2026-11");
+    expect(row.counters.requests).toBe(7);
+    expect(await store.highWaterMarks([target])).toEqual(new Map([["t|hw|month|2026-11", { bbbbbbbbbb: 1, cccccccccc: 1 }]]));
+    // the month item keeps its billing index keys
+    const billing = await store.monthOfAllTenants("2026-11", 100);
+    expect(billing.items.map((i) => i.tenantId)).toContain("hw");
+  });
+
+  it("an epoch's record: created once, done only upwards", async () => {
+    const { store } = await setup();
+    const now = new Date("2026-11-25T12:00:00Z");
+    await store.startEpoch("eeeeeeeeee", 1_000, now);
+    await expect(store.startEpoch("eeeeeeeeee", 1_000, now)).rejects.toThrow(/exists/);
+    await store.finishRun("eeeeeeeeee", 2, 5_000, now);
+    // a retry of the same finish after a lost response is fine, and nothing goes back
+    await store.finishRun("eeeeeeeeee", 2, 5_000, now);
+    await store.finishRun("eeeeeeeeee", 1, 9_000, now);
+    await expect(store.finishRun("nonexisten", 1, 9_000, now)).rejects.toThrow(/no record/);
+    expect(await store.epochStates(["eeeeeeeeee", "nonexisten"])).toEqual(new Map([["eeeeeeeeee", { done: 2, leaseUntil: 5_000 }]]));
+  });
+});
+
 describe("throttled DynamoDB (errors injected into the real client)", () => {
-  it("retries throttled transactions and, with redelivery, ends with exact totals", async () => {
+  it("retries throttled and lost item writes and, with redelivery, ends with exact totals", async () => {
     const { DynamoDBClient, ProvisionedThroughputExceededException, ThrottlingException } = await import("@aws-sdk/client-dynamodb");
     const rand = prng(99);
     const raw = new DynamoDBClient({ endpoint: inject("dynamoEndpoint"), region: "us-west-2", credentials: { accessKeyId: "l", secretAccessKey: "l" }, maxAttempts: 1 });
     let injected = 0;
-    // Fail ~35% of transactions, 10% of batched ledger inserts and 0.5% of single writes before they reach DynamoDB, as a
-    // throttled table does once the SDK's own retries are used up.
+    let lost = 0;
+    // Fail ~20% of item updates, 10% of batched ledger inserts and 0.5% of single writes before they reach DynamoDB, as a
+    // throttled table does once the SDK's own retries are used up; and lose the response of 5% of the updates that landed.
     raw.middlewareStack.add(
       (next, context) => async (args) => {
-        const rates: Record<string, number> = { TransactWriteItemsCommand: 0.35, BatchExecuteStatementCommand: 0.1, PutItemCommand: 0.005 };
+        const rates: Record<string, number> = { UpdateItemCommand: 0.2, BatchExecuteStatementCommand: 0.1, PutItemCommand: 0.005 };
         const rate = rates[context.commandName ?? ""] ?? 0;
         if (rand() < rate) {
           injected++;
           const Type = rand() < 0.5 ? ProvisionedThroughputExceededException : ThrottlingException;
           throw new Type({ message: "injected: rate exceeded", $metadata: {} });
         }
-        return next(args);
+        const out = await next(args);
+        if (context.commandName === "UpdateItemCommand" && rand() < 0.05) {
+          lost++;
+          throw new Error("injected: socket hang up (the write landed)");
+        }
+        return out;
       },
       { step: "initialize", name: "injectThrottling" },
     );
     const table = await freshUsageTable(client);
     const store = new DynamoUsageStore(documentClient(raw), table, { ledgerTtlDays: 60 });
     const service = new IngestService({
-      store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, maxTransactionItems: 40,
+      store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35,
       maxAttempts: 3, sleep: async () => undefined, clock: () => new Date(now),
     });
-    // each round is a redelivery after the visibility timeout: claims left undecided by a
-    // failed abort are past their lease by then
+    // each round is a redelivery after the visibility timeout: the epochs of runs left
+    // unfinished are past their lease by then
     let now = Date.parse("2026-11-25T12:00:00Z");
     const events = Array.from({ length: 600 }, (_, i) => invocation({ eventId: `thr-${i}`, tenantId: `th${i % 5}`, occurredAt: "2026-11-24T10:00:00Z", inputTokens: i }));
     let queue = [...events, ...events.slice(0, 100)].map(recordOf);
@@ -213,6 +253,7 @@ describe("throttled DynamoDB (errors injected into the real client)", () => {
       queue = next;
     }
     expect(injected).toBeGreaterThan(3);
+    expect(lost).toBeGreaterThan(3);
     expect(queue).toEqual([]);
     for (const t of ["th0", "th1", "th2", "th3", "th4"]) {
       const mine = events.filter((e) => e.tenantId === t);
