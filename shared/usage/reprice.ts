@@ -4,13 +4,16 @@ import { retryWrites } from "./retry";
 import { zeroCounters, type PricedEvent } from "./model";
 import { daysBetween } from "./periods";
 import type { AggregateDelta } from "./coalesce";
-import type { Claim, CountedEstimate, CorrectResult, MarkerState } from "./ports";
+import type { Claim, CountedEstimate, CorrectResult } from "./ports";
 
 /** A counted ledger entry whose model had no price when it was counted. */
 export interface UnpricedEntry extends CountedEstimate {
   tenantId: string;
   eventId: string;
   held: Claim;
+  /** A high-water claim, and its earlier holders (see `LedgerHolder`). */
+  hw?: boolean;
+  prev?: Claim[];
 }
 
 /** Port: unpriced entries and their one-time repricing. */
@@ -19,7 +22,8 @@ export interface RepriceStore {
   unpricedNotes(day: string): Promise<{ tenantId: string; eventId: string }[]>;
   /** The event's ledger entry if it is still unpriced, else undefined. */
   unpricedEntry(tenantId: string, eventId: string): Promise<UnpricedEntry | undefined>;
-  marker(claim: Claim): Promise<MarkerState | undefined>;
+  /** Whether the entry's holder counted the call: its run recorded done, or every item of the call carrying its mark (a legacy group: committed). */
+  isCounted(entry: UnpricedEntry): Promise<boolean>;
   /** Atomically, once: marks the entry priced at `costNanoUsd` (only if still unpriced and held by the same group) and adds `deltas`. */
   reprice(entry: UnpricedEntry, costNanoUsd: number, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult>;
 }
@@ -80,8 +84,8 @@ export class RepriceService {
 
   private async one(note: { tenantId: string; eventId: string }, report: RepriceReport, dryRun: boolean): Promise<void> {
     const entry = await this.opts.store.unpricedEntry(note.tenantId, note.eventId);
-    // Priced already, or its group never committed (then a redelivery counts it, priced).
-    if (!entry || (await this.opts.store.marker(entry.held)) !== "committed") return void report.skipped++;
+    // Priced already, or not counted (yet): then a redelivery counts it, priced.
+    if (!entry || !(await this.opts.store.isCounted(entry))) return void report.skipped++;
     const { counters } = entry;
     const price = this.opts.prices.price(
       {

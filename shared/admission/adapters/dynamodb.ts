@@ -6,6 +6,7 @@ import { DynamoQuotaStore } from "../../quota/adapters/dynamodb";
 import { DEFAULT_TIERS, TIER_NAMES, type TierCatalog, type TierName, type TierPolicy } from "../../quota/tiers";
 import { admissionKeys, keys } from "../../storage/keys";
 import type { UsageCounters } from "../../usage/model";
+import { countedClaimOf, DynamoUsageStore } from "../../usage/adapters/dynamodb";
 import { UNLIMITED, budgetLimitKey, openingBudget, type BudgetLimits, type BudgetState, type Grant } from "../model";
 import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolDeltas, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
 
@@ -359,10 +360,15 @@ export class DynamoPoolStore implements PoolStore {
 
 /** The ingest's aggregates and ledger, read only (the billing truth admission reconciles against). */
 export class DynamoUsageTruth implements UsageTruth {
+  /** The ingest's own reading of its ledger (reads only; the TTL option is for writes). */
+  private readonly ledger: DynamoUsageStore;
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly tableName: string,
-  ) {}
+  ) {
+    this.ledger = new DynamoUsageStore(doc, tableName, { ledgerTtlDays: 0 });
+  }
 
   async monthUse(tenantId: string, month: string): Promise<{ tokens: number; nanoUsd: number }> {
     const out = await this.doc.send(
@@ -376,11 +382,9 @@ export class DynamoUsageTruth implements UsageTruth {
     const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.ledger(tenantId, eventId), ConsistentRead: true }));
     const l = out.Item;
     if (!l) return undefined;
-    if (typeof l.run === "string" && typeof l.group === "number") {
-      // A claimed entry counts only once its group's marker says committed (shared/usage/README.md).
-      const m = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.commitMarker(l.run, l.group), ConsistentRead: true }));
-      if (m.Item?.state !== "committed") return undefined;
-    }
+    // A claimed entry counts only once its holder counted the call (shared/usage/README.md).
+    const claim = countedClaimOf(l);
+    if (claim && !(await this.ledger.isCounted(claim))) return undefined;
     const counters = (l.counters ?? {}) as Partial<UsageCounters>;
     return {
       inputTokens: Number(l.inputTokens ?? 0),

@@ -20,7 +20,7 @@ import {
 import { endpointKeys, keys } from "../../storage/keys";
 import { addAndSetUpdate, batchGetAll, queryAll } from "../../storage/adapters/dynamodb";
 import { USAGE_TABLE } from "../../storage/table";
-import { targetId, type AggregateDelta } from "../coalesce";
+import { countedAt, targetId, targetsOf, type AggregateDelta } from "../coalesce";
 import { UsageQueryInvalidError } from "../errors";
 import type { InvocationSource } from "../../events/invocation";
 import { COUNTER_NAMES, SOURCE_COUNT_ATTRIBUTES, SOURCE_COUNT_NAMES, tenantDayTarget, zeroCounters, zeroSourceCounts, type AggregateTarget, type PricedEvent, type SourceCounts, type UsageCounters } from "../model";
@@ -355,7 +355,20 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.ledger(tenantId, eventId), ConsistentRead: true }));
     const i = out.Item;
     if (!i || i.unpriced !== true || !i.counters || typeof i.run !== "string" || typeof i.group !== "number") return undefined;
-    return { tenantId, eventId, held: { run: i.run, group: i.group }, ...countedOf(i) };
+    const holder = holderIn(i);
+    return { tenantId, eventId, held: { run: i.run, group: i.group }, ...(holder.hw ? { hw: true } : {}), ...(holder.prev ? { prev: holder.prev } : {}), ...countedOf(i) };
+  }
+
+  /** Whether a ledger entry's holder counted the call (see `RepriceStore.isCounted`). */
+  async isCounted(entry: CountedClaim): Promise<boolean> {
+    if (!entry.hw) return (await this.marker(entry.held)) === "committed";
+    const state = (await this.epochStates([entry.held.run])).get(entry.held.run);
+    if (state && state.done >= entry.held.group) return true;
+    // a run that was not recorded done: counted if every item of the call carries a holder's mark
+    const holders = [...(entry.prev ?? []), entry.held];
+    const targets = targetsOf({ event: { ...countedAt(entry), tenantId: entry.tenantId, eventId: entry.eventId, inputTokens: 0, outputTokens: 0 }, baseModelId: entry.modelId, counters: zeroCounters() });
+    const marks = await this.highWaterMarks(targets);
+    return targets.every((t) => holders.some((h) => (marks.get(targetId(t))?.[h.run] ?? 0) >= h.group));
   }
 
   async reprice(entry: UnpricedEntry, costNanoUsd: number, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
@@ -409,9 +422,9 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       // an unpriced call too, so it can be priced once its model's price is known.
       ...(e.event.estimated ? { estimated: true } : {}),
       ...(e.unpricedReason === "unknown-model" ? { unpriced: true } : {}),
-      ...(e.event.estimated || e.unpricedReason === "unknown-model"
-        ? { counters: { ...e.counters }, ...(e.event.endpointName ? { endpointName: e.event.endpointName } : {}) }
-        : {}),
+      ...(e.event.estimated || e.unpricedReason === "unknown-model" ? { counters: { ...e.counters } } : {}),
+      // with event time, provider and model: where the call's aggregate items are
+      ...(e.event.endpointName ? { endpointName: e.event.endpointName } : {}),
       ...(e.unpricedReason === "unknown-model" && e.pricing ? { pricing: { ...e.pricing } } : {}),
       // which path claimed it (and, when one batch carried both, the other): the cross-source diagnostic
       ...(e.source ? { source: e.source } : {}),
@@ -577,6 +590,36 @@ function holderIn(item: Item): LedgerHolder {
     ...(Array.isArray(item.prev)
       ? { prev: (item.prev as Item[]).filter((c) => typeof c.run === "string" && typeof c.group === "number").map((c) => ({ run: c.run as string, group: c.group as number })) }
       : {}),
+  };
+}
+
+/** A ledger entry's holder and where its call's aggregate items are. */
+export interface CountedClaim {
+  tenantId: string;
+  eventId: string;
+  held: Claim;
+  hw?: boolean;
+  prev?: Claim[];
+  occurredAt: string;
+  provider: "bedrock" | "sagemaker";
+  modelId: string;
+  endpointName?: string;
+}
+
+/** The same, from a ledger item (undefined for an entry written before claims). */
+export function countedClaimOf(i: Item): CountedClaim | undefined {
+  if (typeof i.run !== "string" || typeof i.group !== "number") return undefined;
+  const h = holderIn(i);
+  return {
+    tenantId: String(i.tenantId),
+    eventId: String(i.eventId),
+    held: { run: i.run, group: i.group },
+    ...(h.hw ? { hw: true } : {}),
+    ...(h.prev ? { prev: h.prev } : {}),
+    occurredAt: String(i.occurredAt),
+    provider: i.provider as CountedClaim["provider"],
+    modelId: String(i.modelId),
+    ...(typeof i.endpointName === "string" ? { endpointName: i.endpointName } : {}),
   };
 }
 
