@@ -125,6 +125,11 @@ export async function runOurs(doc: DynamoDBDocumentClient, table: string, w: Wor
       awsWcu++;
       return inner.finishRun(epoch, run, leaseUntil, now);
     },
+    extendLease: async (epoch, leaseUntil, now) => {
+      itemWrites++;
+      awsWcu++;
+      return inner.extendLease(epoch, leaseUntil, now);
+    },
     epochStates: (epochs) => inner.epochStates(epochs),
     highWaterMarks: (targets) => inner.highWaterMarks(targets),
     marker: (claim) => inner.marker(claim),

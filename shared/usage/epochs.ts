@@ -40,6 +40,7 @@ export class Epochs {
   private readonly idle: Epoch[] = [];
   private readonly states = new Map<string, EpochState>();
   private readonly reads = new Map<string, Promise<EpochState | undefined>>();
+  private readonly extending = new Map<string, Promise<boolean>>();
   private readonly marks = new Map<string, HighWaterMarks>();
   /** Every epoch this process started (their states are known here). */
   private readonly mine = new Set<string>();
@@ -68,6 +69,33 @@ export class Epochs {
   /** The last moment (epoch ms) a pass of `e` may send a write. */
   writeDeadline(e: Epoch): number {
     return e.leaseUntil - this.leaseMs / 2;
+  }
+
+  /**
+   * Keeps `e` writable through a long run: within `leaseMs / 2` of its write deadline the lease
+   * is extended (one write, shared by the run's concurrent writes), only while the record's
+   * lease is still running. False once `e` may not write any more.
+   */
+  async keepAlive(e: Epoch): Promise<boolean> {
+    const now = this.clock().getTime();
+    if (now > this.writeDeadline(e)) return false;
+    if (now < this.writeDeadline(e) - this.leaseMs / 2) return true;
+    let extending = this.extending.get(e.id);
+    if (!extending) {
+      const leaseUntil = now + 2 * this.leaseMs;
+      extending = this.store.extendLease(e.id, leaseUntil, this.clock()).then(
+        (ok) => {
+          if (ok) e.leaseUntil = Math.max(e.leaseUntil, leaseUntil);
+          return ok;
+        },
+        () => false,
+      );
+      this.extending.set(e.id, extending);
+      const forget = () => this.extending.delete(e.id);
+      extending.then(forget, forget);
+    }
+    // a failed extension leaves the old deadline, still ahead of now
+    return (await extending) || this.clock().getTime() <= this.writeDeadline(e);
   }
 
   /** Records run `run` of `e` done. False when that is not known to have landed: `e` is then never used again. */

@@ -515,7 +515,7 @@ export class IngestService {
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await this.sleep(backoffMs(attempt, this.random));
       // Never a write after the lease: a taker-over may be reading the marks by then.
-      if (this.clock().getTime() > this.epochs.writeDeadline(epoch)) return `epoch lease ran out (${why})`;
+      if (!(await this.epochs.keepAlive(epoch))) return `epoch lease ran out (${why})`;
       let w: AggregateWrite;
       try {
         w = await this.opts.store.addAggregate(d, { epoch: epoch.id, run: claim.group }, clean, this.clock());

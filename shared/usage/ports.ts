@@ -118,6 +118,8 @@ export interface UsageStore {
   moveLedger(event: PricedEvent, from: Claim, to: Claim, now: Date, prev?: readonly Claim[]): Promise<boolean>;
   /** Creates an epoch record (`done` 0), only if absent. */
   startEpoch(epoch: string, leaseUntil: number, now: Date): Promise<void>;
+  /** Extends a running epoch's lease, only while the record's lease has not passed `now`; false if it had. */
+  extendLease(epoch: string, leaseUntil: number, now: Date): Promise<boolean>;
   /** Records run `run` of the epoch done (every write landed) and extends its lease. */
   finishRun(epoch: string, run: number, leaseUntil: number, now: Date): Promise<void>;
   /** The epochs' records, read strongly consistent (absent ids: no record). */

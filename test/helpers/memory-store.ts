@@ -88,6 +88,13 @@ export class MemoryUsageStore implements UsageStore {
     this.epochs.set(epoch, { done: 0, leaseUntil });
   }
 
+  async extendLease(epoch: string, leaseUntil: number, now: Date): Promise<boolean> {
+    const s = this.epochs.get(epoch);
+    if (!s || s.leaseUntil <= now.getTime() || s.leaseUntil >= leaseUntil) return false;
+    s.leaseUntil = leaseUntil;
+    return true;
+  }
+
   async finishRun(epoch: string, run: number, leaseUntil: number): Promise<void> {
     const s = this.epochs.get(epoch);
     if (!s) throw new Error(`no epoch ${epoch}`);
@@ -191,6 +198,7 @@ export type StoreOp =
   | "moveLedger"
   | "startEpoch"
   | "finishRun"
+  | "extendLease"
   | "epochStates"
   | "addAggregate"
   | "highWaterMarks"
@@ -233,6 +241,9 @@ export class FaultyStore implements UsageStore {
   }
   startEpoch(epoch: string, leaseUntil: number, now: Date) {
     return this.run("startEpoch", () => this.inner.startEpoch(epoch, leaseUntil, now));
+  }
+  extendLease(epoch: string, leaseUntil: number, now: Date) {
+    return this.run("extendLease", () => this.inner.extendLease(epoch, leaseUntil, now));
   }
   finishRun(epoch: string, run: number, leaseUntil: number, now: Date) {
     return this.run("finishRun", () => this.inner.finishRun(epoch, run, leaseUntil, now));

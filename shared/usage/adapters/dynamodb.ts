@@ -211,6 +211,25 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     if (!created) throw new Error(`epoch ${epoch} exists already`);
   }
 
+  async extendLease(epoch: string, leaseUntil: number, now: Date): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.epoch(epoch),
+          UpdateExpression: "SET leaseUntil = :lease",
+          // only a lease still running: once it passed, a taker-over may be reading the marks
+          ConditionExpression: "attribute_exists(pk) AND leaseUntil > :now AND leaseUntil < :lease",
+          ExpressionAttributeValues: { ":lease": leaseUntil, ":now": now.getTime() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
   async finishRun(epoch: string, run: number, leaseUntil: number, now: Date): Promise<void> {
     try {
       await this.doc.send(
