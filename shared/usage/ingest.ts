@@ -403,47 +403,71 @@ export class IngestService {
   /** Takes the event's ledger entry for `claim`: created, our own, or taken over from a dead run. */
   private async claimOne(e: PricedEvent, claim: Claim, firstWrite: LedgerWrite | undefined, markers: Map<string, Promise<MarkerState | undefined>>): Promise<ClaimOutcome> {
     let holder: LedgerHolder = {};
+    let unknown: unknown;
     for (let attempt = 0; attempt < 4; attempt++) {
-      const now = this.clock();
-      const write = attempt === 0 && firstWrite ? firstWrite : await this.opts.store.putLedger(e, claim, now);
-      if (write.kind === "created") return { kind: "claimed" };
-      holder = write.holder;
-      // An entry without a holder predates claims: it was counted in the same transaction.
-      if (holder.run === undefined || holder.group === undefined) return { kind: "duplicate" };
-      // Our own put, retried after a lost response.
-      if (holder.run === claim.run && holder.group === claim.group) return { kind: "claimed" };
-      const held: Claim = { run: holder.run, group: holder.group };
-      let state: "counted" | "busy" | "dead";
       try {
-        state = holder.hw ? await this.runState(held, now) : await this.groupState(held, holder, now, markers);
+        const outcome = await this.claimAttempt(e, claim, attempt === 0 ? firstWrite : undefined, markers);
+        if (outcome.kind !== "again") return outcome;
+        holder = outcome.holder;
+        unknown = undefined;
       } catch (error) {
-        // nothing of ours was written for this call: only its record fails
-        return { kind: "defer", error: `holder's state not read (${describe(error)})` };
+        // A ledger write or a read after a take-over with an unknown outcome: the next attempt's
+        // conditional put finds out whose the entry is (ours: with the holders we took it from).
+        unknown = error;
       }
-      if (state === "busy") return { kind: "busy", holder };
-      if (state === "counted") {
-        // An exact report of a call that was counted from an estimate (an abandoned stream,
-        // then the invocation log): the exact counts replace the estimate, once.
-        if (holder.estimate && !e.event.estimated) return { kind: "correct", held, estimate: holder.estimate, holder };
-        return { kind: "duplicate", holder };
-      }
-      if (!holder.hw) {
-        // A legacy group aborted: nothing of it landed. Take the entry over unless a third run was faster.
-        if (await this.opts.store.moveLedger(e, held, claim, this.clock())) return { kind: "claimed" };
-        continue;
-      }
-      // A dead epoch's unfinished run: some of the call's items may carry its mark. The call is
-      // finished as that run counted it (its event time and model; an estimate's counts). An
-      // estimate cannot finish exact counts it does not carry: the exact report's own
-      // redelivery (its run failed too) does.
-      if (e.event.estimated && !holder.estimate) return { kind: "defer", error: "an interrupted exact count is finished by the exact report's redelivery, not by an estimate" };
-      const counting = asClaimed(e, holder);
-      const prev = [...(holder.prev ?? []), held];
-      if (!(await this.opts.store.moveLedger(counting, held, claim, this.clock(), prev))) continue;
-      const landed = await this.landedOf(counting, prev);
-      return { kind: "claimed", landed, ...(counting !== e ? { counting, completesEstimate: counting.event.estimated === true && !e.event.estimated } : {}) };
     }
+    if (unknown !== undefined) throw unknown;
     return { kind: "busy", holder };
+  }
+
+  private async claimAttempt(
+    e: PricedEvent,
+    claim: Claim,
+    firstWrite: LedgerWrite | undefined,
+    markers: Map<string, Promise<MarkerState | undefined>>,
+  ): Promise<ClaimOutcome | { kind: "again"; holder: LedgerHolder }> {
+    const now = this.clock();
+    const write = firstWrite ?? (await this.opts.store.putLedger(e, claim, now));
+    if (write.kind === "created") return { kind: "claimed" };
+    const holder = write.holder;
+    // An entry without a holder predates claims: it was counted in the same transaction.
+    if (holder.run === undefined || holder.group === undefined) return { kind: "duplicate" };
+    // Our own entry, after a lost response: created by us, or taken over from the holders in `prev`.
+    if (holder.run === claim.run && holder.group === claim.group) return holder.prev?.length ? this.takenOver(e, holder, holder.prev) : { kind: "claimed" };
+    const held: Claim = { run: holder.run, group: holder.group };
+    let state: "counted" | "busy" | "dead";
+    try {
+      state = holder.hw ? await this.runState(held, now) : await this.groupState(held, holder, now, markers);
+    } catch (error) {
+      // nothing of ours was written for this call: only its record fails
+      return { kind: "defer", error: `holder's state not read (${describe(error)})` };
+    }
+    if (state === "busy") return { kind: "busy", holder };
+    if (state === "counted") {
+      // An exact report of a call that was counted from an estimate (an abandoned stream,
+      // then the invocation log): the exact counts replace the estimate, once.
+      if (holder.estimate && !e.event.estimated) return { kind: "correct", held, estimate: holder.estimate, holder };
+      return { kind: "duplicate", holder };
+    }
+    if (!holder.hw) {
+      // A legacy group aborted: nothing of it landed. Take the entry over unless a third run was faster.
+      return (await this.opts.store.moveLedger(e, held, claim, this.clock())) ? { kind: "claimed" } : { kind: "again", holder };
+    }
+    // A dead epoch's unfinished run: some of the call's items may carry its mark. The call is
+    // finished as that run counted it (its event time and model; an estimate's counts). An
+    // estimate cannot finish exact counts it does not carry: the exact report's own
+    // redelivery (its run failed too) does.
+    if (e.event.estimated && !holder.estimate) return { kind: "defer", error: "an interrupted exact count is finished by the exact report's redelivery, not by an estimate" };
+    const prev = [...(holder.prev ?? []), held];
+    if (!(await this.opts.store.moveLedger(asClaimed(e, holder), held, claim, this.clock(), prev))) return { kind: "again", holder };
+    return this.takenOver(e, holder, prev);
+  }
+
+  /** A call taken over from dead holders (`prev`): the items their writes reached are not added again. */
+  private async takenOver(e: PricedEvent, holder: LedgerHolder, prev: readonly Claim[]): Promise<ClaimOutcome> {
+    const counting = asClaimed(e, holder);
+    const landed = await this.landedOf(counting, prev);
+    return { kind: "claimed", landed, ...(counting !== e ? { counting, completesEstimate: counting.event.estimated === true && !e.event.estimated } : {}) };
   }
 
   /** Whether a high-water claim's run counted the call, is still running, or died unfinished. */

@@ -322,7 +322,7 @@ describe("IngestService", () => {
   });
 
   it("random duplicate / reorder / crash / lost-response / throttle runs always end with totals equal to the distinct valid events", async () => {
-    for (let seed = 1; seed <= 20; seed++) {
+    for (let seed = 1; seed <= 40; seed++) {
       const rand = prng(seed);
       const inner = new MemoryUsageStore();
       const events = Array.from({ length: 300 }, (_, i) =>
