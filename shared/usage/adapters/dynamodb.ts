@@ -27,6 +27,7 @@ import type { UnpricedEntry, RepriceStore } from "../reprice";
 import type { Retryable } from "../retry";
 import { LEDGER_BATCH_MAX, type AggregateRow, type ApplyResult, type Claim, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
 import { contentFreeMessage, keepIds, type RecordShape } from "../quarantine";
+import { minuteWindowUpdate } from "../minute-window";
 
 type Item = Record<string, unknown>;
 
@@ -41,8 +42,6 @@ type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteComman
 
 export interface DynamoUsageStoreOptions {
   ledgerTtlDays: number;
-  /** Minute windows only matter for a few minutes; keep them a day for inspection. */
-  minuteTtlSeconds?: number;
   quarantineTtlDays?: number;
   clock?: () => Date;
 }
@@ -365,9 +364,11 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     if (d.sources) for (const c of SOURCE_COUNT_NAMES) if (d.sources[c] !== 0) adds[SOURCE_COUNT_ATTRIBUTES[c]] = d.sources[c];
     const sets: Record<string, unknown> = { tenantId: t.tenantId, updatedAt: now.toISOString(), ...describeTarget(t) };
     if (t.kind === "tenant" && t.granularity === "month") Object.assign(sets, keys.billing(t.tenantId, t.period));
-    if (t.kind === "minute") sets.expiresAt = ttl(now, (this.opts.minuteTtlSeconds ?? 86_400) / 86_400);
+    // Tenant-hour items: the minute windows ride along (and the ended ones are removed).
+    const window = d.minutes ? minuteWindowUpdate(d.minutes, now) : undefined;
+    if (window) Object.assign(adds, window.adds);
     // The ledger put in the same transaction keeps a second delivery from adding again.
-    return addAndSetUpdate(this.tableName, targetKey(t), adds, sets);
+    return addAndSetUpdate(this.tableName, targetKey(t), adds, sets, window?.removes);
   }
 
   // ---- reads ----
@@ -453,8 +454,6 @@ export function targetKey(t: AggregateTarget): { pk: string; sk: string } {
       return keys.aggregate(t.tenantId, { kind: "model", granularity: t.granularity, period: t.period, modelId: t.modelId });
     case "endpoint":
       return endpointKeys.usage(t.endpointName, t.hour, t.tenantId);
-    case "minute":
-      return keys.minute(t.tenantId, t.minute);
   }
 }
 
@@ -466,8 +465,6 @@ function describeTarget(t: AggregateTarget): Item {
       return { type: "model-usage", granularity: t.granularity, period: t.period, modelId: t.modelId };
     case "endpoint":
       return { type: "endpoint-usage", granularity: "hour", period: t.hour, endpointName: t.endpointName };
-    case "minute":
-      return { type: "minute-usage", granularity: "minute", period: t.minute };
   }
 }
 

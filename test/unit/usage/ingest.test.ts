@@ -306,9 +306,9 @@ describe("IngestService: requests per batch", () => {
 
   it("claims the ledger entries of many small groups in shared requests (waves of up to 25 events), not one short request per group", async () => {
     const { store, ops } = counting(new MemoryUsageStore());
-    // 50 tenants, one event each: 7 aggregates per tenant (tenant and model x month/day/hour, minute), at most 19 per group: 25 groups
+    // 50 tenants, one event each: 6 aggregates per tenant (tenant and model x month/day/hour), at most 13 per group: 25 groups
     const events = Array.from({ length: 50 }, (_, i) => invocation({ tenantId: `g${i}`, occurredAt: "2026-11-25T11:00:00Z" }));
-    const r = await service(store, 20).ingest(events.map(recordOf));
+    const r = await service(store, 14).ingest(events.map(recordOf));
     expect(r.stats.counted).toBe(50);
     expect(ops.filter((o) => o === "apply").length).toBe(25);
     // 2 events per group, 12 groups (24 events) a wave: 3 requests
