@@ -17,12 +17,12 @@ import { PriceCatalog } from "../shared/pricing/catalog";
 import { plan, SEED_WORKLOAD, seedOptions } from "../shared/planner/plan";
 import { addAndSetUpdate, ensureUsageTable } from "../shared/storage/adapters/dynamodb";
 import { keys } from "../shared/storage/keys";
-import { targetKey } from "../shared/usage/adapters/dynamodb";
 import { targetId, targetsOf } from "../shared/usage/coalesce";
 import { COUNTER_NAMES, type PricedEvent } from "../shared/usage/model";
 import { mulberry32 } from "../shared/util/random";
 import { startFakeBus } from "../test/helpers/fake-bus";
 import { count, emptyTally, itemSize, keyString, settle, type Tally } from "./grid-billing";
+import { naiveTargets } from "./naive-layout";
 
 /** DynamoDB on-demand prices, us-east-1, standard table class, as published since 1 Nov 2024. */
 export const DYNAMODB_PRICES = {
@@ -123,8 +123,9 @@ async function runOurs(env: Env, batches: InvocationEventV1[][]): Promise<void> 
 
 /**
  * The naive path: per event a conditional ledger Put, then one UpdateItem per aggregate (the
- * same aggregates and GSI keys, so both answer the same queries). Not crash-safe: a failure
- * between the Put and the updates loses counts. No quota evaluation, no metrics.
+ * same aggregates and GSI keys, so both answer the same queries), in its own layout: the minute
+ * window a separate item (`naiveTargets`). Not crash-safe: a failure between the Put and the
+ * updates loses counts. No quota evaluation, no metrics.
  */
 async function runNaive(env: Env, batches: InvocationEventV1[][]): Promise<void> {
   const prices = new PriceCatalog();
@@ -143,9 +144,8 @@ async function runNaive(env: Env, batches: InvocationEventV1[][]): Promise<void>
       }
       const price = prices.price(e, "us-west-2");
       const values: Partial<Record<(typeof COUNTER_NAMES)[number], number>> = { requests: 1, inputTokens: e.inputTokens, outputTokens: e.outputTokens, costNanoUsd: price.costNanoUsd };
-      for (const t of targetsOf({ event: e } as PricedEvent)) {
-        const month = t.kind === "tenant" && t.granularity === "month";
-        await env.doc.send(new UpdateCommand(addAndSetUpdate(env.naiveTable, targetKey(t), values, month ? keys.billing(e.tenantId, t.period) : {}).Update));
+      for (const t of naiveTargets(e)) {
+        await env.doc.send(new UpdateCommand(addAndSetUpdate(env.naiveTable, t.key, values, t.month ? keys.billing(e.tenantId, t.month) : {}).Update));
       }
     });
   });
@@ -439,7 +439,7 @@ async function runSeed(env: Env, log: (s: string) => void) {
 /**
  * Storage after a year of the seed's traffic, from the sizes of the items the seed hour wrote:
  * ledger entries live LEDGER_TTL_DAYS (60), aggregates stay (hour items: one per tenant and
- * active hour), minute windows a day. DynamoDB adds 100 bytes of overhead per item.
+ * active hour, the minute windows on them). DynamoDB adds 100 bytes of overhead per item.
  */
 async function seedStorage(env: Env) {
   const sizes: Record<string, { n: number; bytes: number }> = {};
@@ -448,7 +448,7 @@ async function seedStorage(env: Env) {
     const r = await env.raw.send(new ScanCommand({ TableName: env.oursTable, ExclusiveStartKey: key, FilterExpression: "begins_with(pk, :a) OR begins_with(pk, :b)", ExpressionAttributeValues: { ":a": { S: "EVENT#seed-" }, ":b": { S: "TENANT#seed-" } } }));
     for (const item of r.Items ?? []) {
       const sk = item.sk?.S ?? "";
-      const family = sk === "EVENT" ? "ledger" : sk.startsWith("MINUTE#") ? "MINUTE" : sk.split("#").slice(0, 2).join("#");
+      const family = sk === "EVENT" ? "ledger" : sk.split("#").slice(0, 2).join("#");
       const s = (sizes[family] ??= { n: 0, bytes: 0 });
       s.n++;
       s.bytes += itemSize(item) + 100;
@@ -468,7 +468,6 @@ async function seedStorage(env: Env) {
     modelMonth: { n: tenants * 12 * 2, bytes: avg("MODEL#M") },
     // tenant x model x hour (reconciliation's input): as many per tenant-hour as the seed hour wrote
     modelHour: { n: tenants * 8760 * Math.min(1, (sizes["USAGE#H"]?.n ?? 0) / tenants) * ((sizes["MODEL#H"]?.n ?? 0) / Math.max(1, sizes["USAGE#H"]?.n ?? 0)), bytes: avg("MODEL#H") },
-    minute: { n: tenants * 1440 * Math.min(1, (sizes.MINUTE?.n ?? 0) / (tenants * 60)), bytes: avg("MINUTE") },
   };
   const gb = Object.values(items).reduce((s, x) => s + x.n * x.bytes, 0) / 2 ** 30;
   return {

@@ -5,11 +5,12 @@ import { INVOCATION_DETAIL_TYPE, INVOCATION_SOURCES } from "../shared/events/inv
 import { PriceCatalog } from "../shared/pricing/catalog";
 import { addAndSetUpdate } from "../shared/storage/adapters/dynamodb";
 import { keys } from "../shared/storage/keys";
-import { DynamoUsageStore, targetKey } from "../shared/usage/adapters/dynamodb";
-import { targetId, targetsOf } from "../shared/usage/coalesce";
+import { DynamoUsageStore } from "../shared/usage/adapters/dynamodb";
+import { targetId } from "../shared/usage/coalesce";
 import { IngestService, type IngestRecord } from "../shared/usage/ingest";
-import { COUNTER_NAMES, type PricedEvent } from "../shared/usage/model";
+import { COUNTER_NAMES } from "../shared/usage/model";
 import type { UsageStore } from "../shared/usage/ports";
+import { naiveTargets } from "./naive-layout";
 
 export interface Workload {
   batches: IngestRecord[][];
@@ -170,8 +171,9 @@ export async function runOurs(doc: DynamoDBDocumentClient, table: string, w: Wor
 
 /**
  * Naive baseline: per event one conditional ledger Put, then one UpdateItem per aggregate
- * (the same aggregates, so both answer the same queries). Not crash-safe: a failure between
- * the Put and the updates loses counts; measured only for speed and writes.
+ * (the same aggregates, so both answer the same queries), in its own layout: the minute window
+ * a separate item (`naiveTargets`). Not crash-safe: a failure between the Put and the updates
+ * loses counts; measured only for speed and writes.
  */
 export async function runBaseline(
   doc: DynamoDBDocumentClient,
@@ -209,15 +211,14 @@ export async function runBaseline(
       counted++;
       const price = prices.price(e, "us-west-2");
       const values: Partial<Record<(typeof COUNTER_NAMES)[number], number>> = { requests: 1, inputTokens: e.inputTokens, outputTokens: e.outputTokens, costNanoUsd: price.costNanoUsd };
-      let targets = targetsOf({ event: e } as PricedEvent);
+      let targets = naiveTargets(e);
       if (opts.onlyMonth) targets = targets.slice(0, 1);
       for (const t of targets) {
-        const month = t.kind === "tenant" && t.granularity === "month";
         // the same ADD/SET update our transactions carry, sent on its own (month aggregates get their GSI1 keys)
-        await doc.send(new UpdateCommand(addAndSetUpdate(table, targetKey(t), values, month ? keys.billing(e.tenantId, t.period) : {}).Update));
+        await doc.send(new UpdateCommand(addAndSetUpdate(table, t.key, values, t.month ? keys.billing(e.tenantId, t.month) : {}).Update));
         itemWrites++;
-        awsWcu += month ? 2 : 1;
-        tracker.hit(targetId(t));
+        awsWcu += t.month ? 2 : 1;
+        tracker.hit(t.id);
       }
     });
   });

@@ -1,5 +1,6 @@
 import { nextMonthStart } from "../usage/periods";
 import type { UsageCounters } from "../usage/model";
+import type { MinuteCounters } from "../usage/minute-window";
 import { ENFORCEMENT_SCHEMA_VERSION, enforcementId, type EnforcementAction, type EnforcementEventDetail } from "./events";
 import {
   monthlyReached,
@@ -43,8 +44,8 @@ export interface PlanInput {
   now: Date;
   policy: TierPolicy;
   monthTotals?: UsageCounters;
-  /** Live minute windows (the current minute and any later one) with their counters. */
-  minuteTotals: Record<string, UsageCounters>;
+  /** Live minute windows (the current minute and any later one): requests and tokens. */
+  minuteTotals: Record<string, MinuteCounters>;
   state?: EnforcementState;
   prevState?: EnforcementState;
 }
@@ -164,11 +165,11 @@ function planRate(
 ): Transition[] {
   const { now, policy, state, prevState, month } = input;
   const current = minuteOf(now);
-  const limits: [RateLimitKey, number | undefined, (c: UsageCounters) => number][] = [
-    ["rpm", policy.requestsPerMinute, (c) => c.requests ?? 0],
-    ["tpm", policy.tokensPerMinute, (c) => quotaTokens(c)],
+  const limits: [RateLimitKey, number | undefined, (c: MinuteCounters) => number][] = [
+    ["rpm", policy.requestsPerMinute, (c) => c.requests],
+    ["tpm", policy.tokensPerMinute, (c) => c.tokens],
   ];
-  const over = (c: UsageCounters | undefined): RateLimitKey[] =>
+  const over = (c: MinuteCounters | undefined): RateLimitKey[] =>
     c ? limits.filter(([, limit, measure]) => limit !== undefined && measure(c) >= limit).map(([k]) => k) : [];
   const quota = { tokensPerMinute: policy.tokensPerMinute, requestsPerMinute: policy.requestsPerMinute };
   const out: Transition[] = [];
@@ -183,7 +184,7 @@ function planRate(
         period: s.period,
         minute: rate.minute,
         entry: entry(
-          { tier: policy.tier, period: rate.minute, periodKind: "minute", action: "restore", threshold: "rate", usage: usageOut(usageSnapshot(input.minuteTotals[current])), quota, reason: `per-minute limits (${rate.keys.join(", ")}) of ${rate.minute} lifted` },
+          { tier: policy.tier, period: rate.minute, periodKind: "minute", action: "restore", threshold: "rate", usage: minuteUsageOut(input.minuteTotals[current]), quota, reason: `per-minute limits (${rate.keys.join(", ")}) of ${rate.minute} lifted` },
           "rate",
         ),
       });
@@ -214,7 +215,7 @@ function planRate(
             periodKind: "minute",
             action: "throttle",
             threshold: k,
-            usage: usageOut(usageSnapshot(counters)),
+            usage: minuteUsageOut(counters),
             quota,
             retryAfterSeconds: secondsUntil(minuteEnd(minute), now),
             reason: `${k === "rpm" ? "requests" : "tokens"} per minute reached the limit of ${limit}`,
@@ -225,6 +226,14 @@ function planRate(
     }
   }
   return out;
+}
+
+/**
+ * A minute's usage in an event: the windows keep only requests and tokens (see
+ * shared/usage/minute-window.ts), so the token breakdown and the cost are 0 here.
+ */
+function minuteUsageOut(c: MinuteCounters | undefined) {
+  return usageOut({ ...usageSnapshot(undefined), tokens: c?.tokens ?? 0, requests: c?.requests ?? 0 });
 }
 
 function usageOut(u: UsageSnapshot) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { UsageCounters } from "../usage/model";
+import { limitTokens } from "../usage/minute-window";
 import type { EnforcementEventDetail } from "./events";
 import { tierNameSchema, warningThresholdsSchema, type TierCatalog, type TierName, type TierPolicy } from "./tiers";
 
@@ -63,8 +64,9 @@ export interface UsageSnapshot {
   costNanoUsd: number;
 }
 
+/** Input + output + cache-write input tokens: the same sum the minute windows keep. */
 export function quotaTokens(c: Partial<UsageCounters>): number {
-  return (c.inputTokens ?? 0) + (c.outputTokens ?? 0) + (c.cacheWriteInputTokens ?? 0);
+  return limitTokens(c);
 }
 
 export function usageSnapshot(c: Partial<UsageCounters> | undefined): UsageSnapshot {

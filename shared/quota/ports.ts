@@ -1,4 +1,5 @@
 import type { UsageCounters } from "../usage/model";
+import type { MinuteCounters } from "../usage/minute-window";
 import type { EnforcementEventDetail } from "./events";
 import type { EnforcementState, OutboxEntry, TenantConfig, Transition } from "./model";
 
@@ -7,8 +8,8 @@ export interface EvaluationSnapshot {
   config?: TenantConfig;
   /** Month totals of the evaluated month (absent = no usage yet). */
   monthTotals?: UsageCounters;
-  /** Minute windows by yyyy-mm-ddThh:mm. */
-  minuteTotals: Record<string, UsageCounters>;
+  /** Minute windows by yyyy-mm-ddThh:mm (absent = no usage in that minute). */
+  minuteTotals: Record<string, MinuteCounters>;
   state?: EnforcementState;
   prevState?: EnforcementState;
 }

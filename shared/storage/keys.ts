@@ -27,7 +27,6 @@ export const keys = {
   /** sk prefix for a range query of one tenant's tenant-level aggregates of a granularity. */
   usagePrefix: (granularity: "month" | "day" | "hour") => `USAGE#${G[granularity]}#`,
   modelPrefix: (granularity: "month" | "day" | "hour", period: string) => `MODEL#${G[granularity]}#${period}#`,
-  minute: (tenantId: string, minute: string) => ({ pk: `TENANT#${tenantId}`, sk: `MINUTE#${minute}` }),
   config: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: "CONFIG" }),
   enforcement: (tenantId: string, period: string) => ({ pk: `TENANT#${tenantId}`, sk: `ENFORCE#${period}` }),
   quarantine: (day: string, receivedAt: string, messageId: string) => ({

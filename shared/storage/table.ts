@@ -9,8 +9,8 @@
  * | EVENT#<tenant>#<eventId>   | EVENT                           | ledger: one per event, names its group |
  * | RUN#<runId>                | GROUP#<n>                       | group marker: committed/aborted (TTL)  |
  * | TENANT#<tenant>            | USAGE#M#2026-11 / D# / H#       | tenant aggregate per month/day/hour    |
+ * |                            |                                 | (H#: + last minutes' mw<MM>r/mw<MM>t)  |
  * | TENANT#<tenant>            | MODEL#M#2026-11#<model> / D#    | tenant x model aggregate               |
- * | TENANT#<tenant>            | MINUTE#2026-11-25T20:36         | noisy-neighbour window (TTL)           |
  * | TENANT#<tenant>            | CONFIG                          | tier and overrides                     |
  * | TENANT#<tenant>            | ENFORCE#<period>                | enforcement state + outbox, per period |
  * | QUARANTINE#<yyyy-mm-dd>    | <receivedAt>#<messageId>        | invalid input kept with its reason     |

@@ -13,6 +13,7 @@ import {
   type SourceCounts,
   type UsageCounters,
 } from "./model";
+import { limitTokens, type MinuteCounters } from "./minute-window";
 
 /** One aggregate item's increment: the sum of every event of a chunk that lands on it. */
 export interface AggregateDelta {
@@ -20,6 +21,11 @@ export interface AggregateDelta {
   counters: UsageCounters;
   /** Tenant-day items only: which path reported the calls (see `SourceCounts`). */
   sources?: SourceCounts;
+  /**
+   * Tenant-hour items only: the noisy-neighbour minute windows (by minute, yyyy-mm-ddThh:mm,
+   * of event time) the events add to, written onto the same item (see minute-window.ts).
+   */
+  minutes?: Record<string, MinuteCounters>;
 }
 
 const periodsCache = new WeakMap<PricedEvent, Periods>();
@@ -50,7 +56,6 @@ function targetsFor(e: PricedEvent): AggregateTarget[] {
     { kind: "model", tenantId, granularity: "day", period: p.day, modelId },
     // read by reconciliation (shared/reconciliation): per model and hour against AWS's own metrics
     { kind: "model", tenantId, granularity: "hour", period: p.hour, modelId },
-    { kind: "minute", tenantId, minute: p.minute },
   ];
   if (provider === "sagemaker") {
     targets.push({ kind: "endpoint", tenantId, endpointName: endpointName ?? modelId, hour: p.hour });
@@ -67,8 +72,6 @@ export function targetId(t: AggregateTarget): string {
       return `m|${t.tenantId}|${t.granularity}|${t.period}|${t.modelId}`;
     case "endpoint":
       return `e|${t.endpointName}|${t.hour}|${t.tenantId}`;
-    case "minute":
-      return `n|${t.tenantId}|${t.minute}`;
   }
 }
 
@@ -78,27 +81,11 @@ export function targetId(t: AggregateTarget): string {
  * tenant's items at a few writes per second.
  */
 export function coalesce(events: readonly PricedEvent[]): AggregateDelta[] {
-  const byId = new Map<string, AggregateDelta>();
-  for (const e of events) {
-    for (const target of targetsOf(e)) {
-      const id = targetId(target);
-      let delta = byId.get(id);
-      if (!delta) {
-        delta = { target, counters: zeroCounters() };
-        byId.set(id, delta);
-      }
-      addCounters(delta.counters, e.counters);
-    }
-  }
-  return [...byId.values()];
+  return [...sum(events.map((event) => ({ event }))).values()];
 }
 
-/**
- * The deltas of a run: each event on each of its aggregate items except those in its `skip`
- * (items an earlier, dead holder's writes already reached), with which path reported it on
- * its tenant-day item (when that item is not skipped: it carries the count with the counters).
- */
-export function coalesceCounting(items: readonly { event: PricedEvent; skip?: ReadonlySet<string> }[]): AggregateDelta[] {
+/** One delta per aggregate item of the events (each but its `skip` items), by target id. */
+function sum(items: readonly { event: PricedEvent; skip?: ReadonlySet<string> }[]): Map<string, AggregateDelta> {
   const byId = new Map<string, AggregateDelta>();
   for (const { event: e, skip } of items) {
     for (const target of targetsOf(e)) {
@@ -110,8 +97,23 @@ export function coalesceCounting(items: readonly { event: PricedEvent; skip?: Re
         byId.set(id, delta);
       }
       addCounters(delta.counters, e.counters);
+      if (target.kind === "tenant" && target.granularity === "hour") {
+        const m = ((delta.minutes ??= {})[periodsOfEvent(e).minute] ??= { requests: 0, tokens: 0 });
+        m.requests += e.counters.requests;
+        m.tokens += limitTokens(e.counters);
+      }
     }
   }
+  return byId;
+}
+
+/**
+ * The deltas of a run: each event on each of its aggregate items except those in its `skip`
+ * (items an earlier, dead holder's writes already reached), with which path reported it on
+ * its tenant-day item (when that item is not skipped: it carries the count with the counters).
+ */
+export function coalesceCounting(items: readonly { event: PricedEvent; skip?: ReadonlySet<string> }[]): AggregateDelta[] {
+  const byId = sum(items);
   for (const { event: e, skip } of items) {
     if (!e.source) continue;
     const id = targetId(tenantDayTarget(e.event.tenantId, periodsOfEvent(e).day));
@@ -159,7 +161,9 @@ export function addSourceCount(deltas: AggregateDelta[], tenantId: string, day: 
  * whose counters do not change.
  */
 export function correctionDeltas(events: readonly PricedEvent[]): AggregateDelta[] {
-  return coalesce(events).filter((d) => d.target.kind !== "minute" && COUNTER_NAMES.some((c) => d.counters[c] !== 0));
+  return coalesce(events)
+    .filter((d) => COUNTER_NAMES.some((c) => d.counters[c] !== 0))
+    .map(({ minutes: _minutes, ...d }) => d);
 }
 
 /** The event fields its aggregate targets depend on, as a ledger entry recorded them. */

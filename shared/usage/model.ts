@@ -143,13 +143,12 @@ export function sourceSplit(c: SourceCounts, requests: number): { wrapperOnly: n
  * - tenant x {month, day, hour}
  * - tenant x model x {month, day, hour} (hour: for reconciliation against AWS's per-model metrics)
  * - endpoint x hour x tenant (SageMaker only), read by the fixed-cost allocation job
- * - tenant x minute (noisy-neighbour windows, with TTL)
+ * The noisy-neighbour minute windows are attributes of the tenant-hour item (see minute-window.ts).
  */
 export type AggregateTarget =
   | { kind: "tenant"; tenantId: string; granularity: "month" | "day" | "hour"; period: string }
   | { kind: "model"; tenantId: string; granularity: "month" | "day" | "hour"; period: string; modelId: string }
-  | { kind: "endpoint"; tenantId: string; endpointName: string; hour: string }
-  | { kind: "minute"; tenantId: string; minute: string };
+  | { kind: "endpoint"; tenantId: string; endpointName: string; hour: string };
 
 /** The tenant-day aggregate item (the one that also carries the source counters). */
 export function tenantDayTarget(tenantId: string, day: string): AggregateTarget {

@@ -3,10 +3,11 @@ import { describe, expect, it } from "vitest";
 import { DynamoQuotaStore } from "../../shared/quota/adapters/dynamodb";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { keys } from "../../shared/storage/keys";
+import { minuteAttributeNames } from "../../shared/usage/minute-window";
 import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
 
 describe("quota evaluation reads on DynamoDB Local", () => {
-  it("reads 60 tenants' evaluation keys in shared BatchGetItems of at most 100 keys, each tenant's items where they belong", async () => {
+  it("reads 60 tenants' evaluation keys in shared BatchGetItems of at most 100 keys, each tenant's items where they belong, one hour item for minutes of one hour", async () => {
     const client = localDynamoClient();
     const requests: { command: string; keys: number }[] = [];
     client.middlewareStack.add(
@@ -20,22 +21,34 @@ describe("quota evaluation reads on DynamoDB Local", () => {
     const doc = documentClient(client);
     const table = await freshUsageTable(client);
     const tenants = Array.from({ length: 60 }, (_, i) => `qr-${i}`);
+    const m36 = minuteAttributeNames("2026-11-25T20:36");
     for (const [i, t] of tenants.entries()) {
-      for (const key of [keys.aggregate(t, { kind: "tenant", granularity: "month", period: "2026-11" }), keys.minute(t, "2026-11-25T20:36")]) {
-        await doc.send(new UpdateCommand({ TableName: table, Key: key, UpdateExpression: "ADD requests :r", ExpressionAttributeValues: { ":r": i + 1 } }));
-      }
+      const month = keys.aggregate(t, { kind: "tenant", granularity: "month", period: "2026-11" });
+      await doc.send(new UpdateCommand({ TableName: table, Key: month, UpdateExpression: "ADD requests :r", ExpressionAttributeValues: { ":r": i + 1 } }));
+      // the minute window on the tenant-hour item, as the ingest writes it (20:37: no usage)
+      const hour = keys.aggregate(t, { kind: "tenant", granularity: "hour", period: "2026-11-25T20" });
+      await doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: hour,
+          UpdateExpression: "ADD requests :r, #mr :r, #mt :t",
+          ExpressionAttributeNames: { "#mr": m36.requests, "#mt": m36.tokens },
+          ExpressionAttributeValues: { ":r": i + 1, ":t": 100 * (i + 1) },
+        }),
+      );
     }
     requests.length = 0;
 
     const store = new DynamoQuotaStore(doc, table);
-    // 4 keys per tenant (config, month, this and last month's state) + 1 minute window: 300 keys
-    const snaps = await store.loadManyForEvaluation(tenants.map((tenantId) => ({ tenantId, month: "2026-11", prevMonth: "2026-10", minutes: ["2026-11-25T20:36"] })));
+    // 4 keys per tenant (config, month, this and last month's state) + 1 tenant-hour item for both minutes: 300 keys
+    const minutes = ["2026-11-25T20:36", "2026-11-25T20:37"];
+    const snaps = await store.loadManyForEvaluation(tenants.map((tenantId) => ({ tenantId, month: "2026-11", prevMonth: "2026-10", minutes })));
 
     expect(requests.map((r) => r.command)).toEqual(["BatchGetItemCommand", "BatchGetItemCommand", "BatchGetItemCommand"]);
     expect(requests.every((r) => r.keys <= 100)).toBe(true);
     for (const [i, t] of tenants.entries()) {
       expect(snaps.get(t)?.monthTotals?.requests, t).toBe(i + 1);
-      expect(snaps.get(t)?.minuteTotals["2026-11-25T20:36"]?.requests, t).toBe(i + 1);
+      expect(snaps.get(t)?.minuteTotals, t).toEqual({ "2026-11-25T20:36": { requests: i + 1, tokens: 100 * (i + 1) } });
       expect(snaps.get(t)?.config).toBeUndefined();
     }
   });

@@ -4,8 +4,13 @@ import { createQuotaEvaluator } from "../../shared/quota/adapters/wiring";
 import { QuotaPublishError } from "../../shared/quota/errors";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { keys } from "../../shared/storage/keys";
+import { PriceCatalog } from "../../shared/pricing/catalog";
+import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
+import { IngestService } from "../../shared/usage/ingest";
+import { minuteAttributeNames } from "../../shared/usage/minute-window";
 import { RecordingPublisher } from "../unit/quota/fakes";
 import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { invocation, recordOf } from "../helpers/events";
 
 const NOW = new Date("2026-11-25T20:36:30.000Z");
 let doc: DynamoDBDocumentClient;
@@ -14,21 +19,35 @@ beforeAll(() => {
   doc = documentClient(localDynamoClient());
 });
 
-/** What the ingest does: ADD counters into the tenant's month aggregate and a minute window. */
+/** Month usage for the monthly-quota tests: an ADD into the tenant's month aggregate (as the ingest does). */
 async function addUsage(table: string, tenantId: string, at: string, c: { requests?: number; inputTokens?: number; outputTokens?: number }) {
-  for (const key of [
-    keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: at.slice(0, 7) }),
-    keys.minute(tenantId, at.slice(0, 16)),
-  ]) {
-    await doc.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: key,
-        UpdateExpression: "ADD requests :r, inputTokens :i, outputTokens :o",
-        ExpressionAttributeValues: { ":r": c.requests ?? 0, ":i": c.inputTokens ?? 0, ":o": c.outputTokens ?? 0 },
-      }),
-    );
-  }
+  await doc.send(
+    new UpdateCommand({
+      TableName: table,
+      Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: at.slice(0, 7) }),
+      UpdateExpression: "ADD requests :r, inputTokens :i, outputTokens :o",
+      ExpressionAttributeValues: { ":r": c.requests ?? 0, ":i": c.inputTokens ?? 0, ":o": c.outputTokens ?? 0 },
+    }),
+  );
+}
+
+/** The real write path: the ingest counts `events` (month, day, hour aggregates and the minute windows) at `now`. */
+async function ingest(table: string, now: Date, events: ReturnType<typeof invocation>[]) {
+  const service = new IngestService({
+    store: new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 }),
+    prices: new PriceCatalog(),
+    region: "us-west-2",
+    maxEventAgeDays: 35,
+    sleep: async () => undefined,
+    clock: () => now,
+  });
+  const r = await service.ingest(events.map(recordOf));
+  expect(r.stats).toMatchObject({ counted: events.length, failed: 0 });
+}
+
+async function tenantHour(table: string, tenantId: string, hour: string) {
+  const key = keys.aggregate(tenantId, { kind: "tenant", granularity: "hour", period: hour });
+  return (await doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item ?? {};
 }
 
 async function setTier(table: string, tenantId: string, tier: string, extra: Record<string, unknown> = {}) {
@@ -60,7 +79,8 @@ describe("quota enforcement on DynamoDB Local", () => {
       Array.from({ length: 10 }, () => evaluator.evaluate({ tenantId: "acme", month: "2026-11", minutes: ["2026-11-25T20:36"], now: NOW })),
     );
 
-    expect(publisher.actions()).toEqual(["warning@0.8", "throttle@1"]);
+    // each once; which of the racing evaluations publishes first is not fixed
+    expect(publisher.actions().sort()).toEqual(["throttle@1", "warning@0.8"]);
     expect(results.flat().filter((o) => o.status === "published")).toHaveLength(2);
     expect(await logOf(table, "2026-11-25")).toHaveLength(2);
     expect(await outboxOf(table, "acme", "2026-11")).toEqual([]);
@@ -115,21 +135,30 @@ describe("quota enforcement on DynamoDB Local", () => {
     expect(publisher.published[0].enforcementId).toBe("gamma#2026-11#1:basic:t1000:u-#throttle");
   });
 
-  it("per-minute limits: RPM then TPM in one minute, restore in the next minute, through the real conditions", async () => {
+  it("per-minute limits: RPM then TPM in one minute, restore in the next minute, through the ingest's writes and the real conditions", async () => {
     const table = await freshUsageTable();
     await setTier(table, "delta", "basic");
     const publisher = new RecordingPublisher();
     const evaluator = createQuotaEvaluator({ dynamo: doc, tableName: table, publisher, clock: () => NOW });
-    const at = NOW.toISOString();
-    await addUsage(table, "delta", at, { requests: 60, inputTokens: 100 });
+    const event = (at: string, inputTokens: number, outputTokens: number) => invocation({ tenantId: "delta", occurredAt: at, inputTokens, outputTokens });
+    // 59 requests: one under basic's 60 a minute
+    await ingest(table, NOW, Array.from({ length: 59 }, (_, i) => event(`2026-11-25T20:36:${String(i % 30).padStart(2, "0")}Z`, 1, 1)));
     await evaluator.evaluate({ tenantId: "delta", month: "2026-11", minutes: ["2026-11-25T20:36"], now: NOW });
-    await addUsage(table, "delta", at, { outputTokens: 40_000 });
+    expect(publisher.actions()).toEqual([]);
+    // the 60th request of the minute
+    await ingest(table, NOW, [event("2026-11-25T20:36:20Z", 1, 1)]);
+    await evaluator.evaluate({ tenantId: "delta", month: "2026-11", minutes: ["2026-11-25T20:36"], now: NOW });
+    // 40,000 tokens (basic's TPM) in the same minute: 120 so far + 39,880
+    await ingest(table, NOW, [event("2026-11-25T20:36:25Z", 19_880, 20_000)]);
+    const names = minuteAttributeNames("2026-11-25T20:36");
+    expect(await tenantHour(table, "delta", "2026-11-25T20")).toMatchObject({ requests: 61, [names.requests]: 61, [names.tokens]: 40_000 });
     await Promise.all([1, 2, 3].map(() => evaluator.evaluate({ tenantId: "delta", month: "2026-11", minutes: ["2026-11-25T20:36"], now: NOW })));
     const next = new Date("2026-11-25T20:37:05Z");
-    await addUsage(table, "delta", next.toISOString(), { requests: 1, inputTokens: 10 });
+    await ingest(table, next, [event("2026-11-25T20:37:01Z", 10, 0)]);
     await Promise.all([1, 2, 3].map(() => evaluator.evaluate({ tenantId: "delta", month: "2026-11", minutes: ["2026-11-25T20:37"], now: next })));
     expect(publisher.actions()).toEqual(["throttle@rpm", "throttle@tpm", "restore@rate"]);
     expect(publisher.published[0].retryAfterSeconds).toBe(30);
+    expect(publisher.published[1].usage).toMatchObject({ tokens: 40_000, requests: 61 });
     expect((await evaluator.decision("delta", next)).decision).toBe("allow");
   });
 

@@ -16,6 +16,7 @@ import { batchGetAll } from "../../storage/adapters/dynamodb";
 /** Most keys one BatchGetItem may ask for. */
 const BATCH_GET_MAX = 100;
 import type { UsageCounters } from "../../usage/model";
+import { minuteCountersOf, type MinuteCounters } from "../../usage/minute-window";
 import { nextMonthStart } from "../../usage/periods";
 import { ENFORCEMENT_DETAIL_TYPES, enforcementEventDetailSchema } from "../events";
 import type { EnforcementState, OutboxEntry, RateState, Restriction, TenantConfig, Transition } from "../model";
@@ -61,7 +62,8 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   /**
    * Every tenant's evaluation keys in shared BatchGetItems of up to 100 keys (not one request per
    * tenant). Consistent reads: the ingest's writes have just landed; a stale read would delay a
-   * crossing to the next batch (or past the end of the month).
+   * crossing to the next batch (or past the end of the month). The minute windows are
+   * attributes of the tenant-hour items (shared/usage/minute-window.ts): one key per hour asked.
    */
   async loadManyForEvaluation(qs: readonly EvaluationQuery[]): Promise<Map<string, EvaluationSnapshot>> {
     const plan = qs.map((q) => ({
@@ -70,9 +72,9 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
       aggregate: keys.aggregate(q.tenantId, { kind: "tenant", granularity: "month", period: q.month }),
       state: keys.enforcement(q.tenantId, q.month),
       prevState: keys.enforcement(q.tenantId, q.prevMonth),
-      minutes: q.minutes.map((m) => keys.minute(q.tenantId, m)),
+      hours: [...new Set(q.minutes.map((m) => m.slice(0, 13)))].map((hour) => keys.aggregate(q.tenantId, { kind: "tenant", granularity: "hour", period: hour })),
     }));
-    const all = plan.flatMap((p) => [p.config, p.aggregate, p.state, p.prevState, ...p.minutes]);
+    const all = plan.flatMap((p) => [p.config, p.aggregate, p.state, p.prevState, ...p.hours]);
     const items = new Map<string, Item>();
     for (let i = 0; i < all.length; i += BATCH_GET_MAX) {
       for (const it of await batchGetAll(this.doc, { TableName: this.tableName, Keys: all.slice(i, i + BATCH_GET_MAX), ConsistentRead: true })) {
@@ -82,11 +84,11 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
     const at = (k: { pk: string; sk: string }) => items.get(`${k.pk}|${k.sk}`);
     const out = new Map<string, EvaluationSnapshot>();
     for (const p of plan) {
-      const minuteTotals: Record<string, UsageCounters> = {};
-      p.q.minutes.forEach((m, i) => {
-        const it = at(p.minutes[i]);
-        if (it) minuteTotals[m] = it as unknown as UsageCounters;
-      });
+      const minuteTotals: Record<string, MinuteCounters> = {};
+      for (const m of p.q.minutes) {
+        const c = minuteCountersOf(at(keys.aggregate(p.q.tenantId, { kind: "tenant", granularity: "hour", period: m.slice(0, 13) })), m);
+        if (c) minuteTotals[m] = c;
+      }
       out.set(p.q.tenantId, {
         config: configFromItem(at(p.config)),
         monthTotals: at(p.aggregate) as unknown as UsageCounters | undefined,

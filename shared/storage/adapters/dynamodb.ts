@@ -43,8 +43,8 @@ export async function ensureUsageTable(client: DynamoDBClient, tableName: string
 }
 
 /**
- * The `Update` of one aggregate item: `ADD` the counters, `SET` the descriptive attributes.
- * No condition: ADD is commutative; what makes an increment happen once is the conditional
+ * The `Update` of one aggregate item: `ADD` the counters, `SET` the descriptive attributes,
+ * `REMOVE` attributes no longer needed (none of those written). No condition: ADD is commutative; what makes an increment happen once is the conditional
  * item (ledger entry, allocation marker) written in the same transaction.
  */
 export function addAndSetUpdate(
@@ -52,6 +52,7 @@ export function addAndSetUpdate(
   key: { pk: string; sk: string },
   adds: Record<string, number>,
   sets: Record<string, unknown>,
+  removes: readonly string[] = [],
 ) {
   const names: Record<string, string> = {};
   const values: Record<string, unknown> = {};
@@ -65,11 +66,17 @@ export function addAndSetUpdate(
     values[`:s_${k}`] = v;
     return `#s_${k} = :s_${k}`;
   });
+  const removeExpr = removes.map((k) => {
+    // DynamoDB refuses an expression whose paths overlap.
+    if (k in adds || k in sets) throw new RangeError(`${k} is both removed and written`);
+    names[`#r_${k}`] = k;
+    return `#r_${k}`;
+  });
   return {
     Update: {
       TableName: tableName,
       Key: key,
-      UpdateExpression: `ADD ${addExpr.join(", ")}${setExpr.length ? ` SET ${setExpr.join(", ")}` : ""}`,
+      UpdateExpression: `ADD ${addExpr.join(", ")}${setExpr.length ? ` SET ${setExpr.join(", ")}` : ""}${removeExpr.length ? ` REMOVE ${removeExpr.join(", ")}` : ""}`,
       ExpressionAttributeNames: names,
       ExpressionAttributeValues: values,
     },

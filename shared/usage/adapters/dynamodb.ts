@@ -28,6 +28,7 @@ import type { UnpricedEntry, RepriceStore } from "../reprice";
 import type { Retryable } from "../retry";
 import { LEDGER_BATCH_MAX, type AggregateRow, type AggregateWrite, type Claim, type EpochState, type HighWaterMarks, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
 import { contentFreeMessage, keepIds, type RecordShape } from "../quarantine";
+import { minuteWindowUpdate } from "../minute-window";
 
 type Item = Record<string, unknown>;
 
@@ -42,8 +43,6 @@ type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteComman
 
 export interface DynamoUsageStoreOptions {
   ledgerTtlDays: number;
-  /** Minute windows only matter for a few minutes; keep them a day for inspection. */
-  minuteTtlSeconds?: number;
   quarantineTtlDays?: number;
   clock?: () => Date;
 }
@@ -271,7 +270,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       conditions.push(`(attribute_not_exists(#hwc${i}) OR #hwc${i} <= :hwc${i})`);
       return `#hwc${i}`;
     });
-    const expression = withSet(Update.UpdateExpression, "#hw = :hwrun") + (removes.length ? ` REMOVE ${removes.join(", ")}` : "");
+    const expression = withRemove(withSet(Update.UpdateExpression, "#hw = :hwrun"), removes);
     try {
       const out = await this.doc.send(
         new UpdateCommand({
@@ -488,9 +487,11 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     if (d.sources) for (const c of SOURCE_COUNT_NAMES) if (d.sources[c] !== 0) adds[SOURCE_COUNT_ATTRIBUTES[c]] = d.sources[c];
     const sets: Record<string, unknown> = { tenantId: t.tenantId, updatedAt: now.toISOString(), ...describeTarget(t) };
     if (t.kind === "tenant" && t.granularity === "month") Object.assign(sets, keys.billing(t.tenantId, t.period));
-    if (t.kind === "minute") sets.expiresAt = ttl(now, (this.opts.minuteTtlSeconds ?? 86_400) / 86_400);
-    // The ledger put in the same transaction keeps a second delivery from adding again.
-    return addAndSetUpdate(this.tableName, targetKey(t), adds, sets);
+    // Tenant-hour items: the minute windows ride along (and the ended ones are removed).
+    const window = d.minutes ? minuteWindowUpdate(d.minutes, now) : undefined;
+    if (window) Object.assign(adds, window.adds);
+    // Once per run: the caller adds the high-water condition (`addAggregate`) or a ledger condition in a transaction.
+    return addAndSetUpdate(this.tableName, targetKey(t), adds, sets, window?.removes);
   }
 
   // ---- reads ----
@@ -576,8 +577,6 @@ export function targetKey(t: AggregateTarget): { pk: string; sk: string } {
       return keys.aggregate(t.tenantId, { kind: "model", granularity: t.granularity, period: t.period, modelId: t.modelId });
     case "endpoint":
       return endpointKeys.usage(t.endpointName, t.hour, t.tenantId);
-    case "minute":
-      return keys.minute(t.tenantId, t.minute);
   }
 }
 
@@ -589,8 +588,6 @@ function describeTarget(t: AggregateTarget): Item {
       return { type: "model-usage", granularity: t.granularity, period: t.period, modelId: t.modelId };
     case "endpoint":
       return { type: "endpoint-usage", granularity: "hour", period: t.hour, endpointName: t.endpointName };
-    case "minute":
-      return { type: "minute-usage", granularity: "minute", period: t.minute };
   }
 }
 
@@ -652,6 +649,12 @@ export function marksIn(item: Item): HighWaterMarks {
   const marks: HighWaterMarks = {};
   for (const [k, v] of Object.entries(item)) if (k.startsWith("hw_") && typeof v === "number") marks[k.slice(3)] = v;
   return marks;
+}
+
+/** Adds paths to an update expression's REMOVE clause (or starts one; an expression has at most one). */
+function withRemove(expression: string, paths: readonly string[]): string {
+  if (paths.length === 0) return expression;
+  return / REMOVE /.test(expression) ? `${expression}, ${paths.join(", ")}` : `${expression} REMOVE ${paths.join(", ")}`;
 }
 
 /** Adds one `name = value` to an update expression's SET clause (or starts one). */

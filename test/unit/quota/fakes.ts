@@ -1,5 +1,6 @@
 import type { UsageCounters } from "../../../shared/usage/model";
 import { zeroCounters } from "../../../shared/usage/model";
+import { limitTokens, type MinuteCounters } from "../../../shared/usage/minute-window";
 import type { EnforcementEventDetail } from "../../../shared/quota/events";
 import type { EnforcementState, OutboxEntry, TenantConfig, Transition } from "../../../shared/quota/model";
 import type {
@@ -27,22 +28,24 @@ export class InMemoryQuotaStore implements QuotaStore, PendingOutboxIndex {
   indexed = new Set<string>();
   configs = new Map<string, TenantConfig>();
   months = new Map<string, UsageCounters>();
-  minutes = new Map<string, UsageCounters>();
+  /** Minute windows as the tenant-hour items keep them: requests and tokens only. */
+  minutes = new Map<string, MinuteCounters>();
   log: EnforcementLogEntry[] = [];
 
   addUsage(tenantId: string, at: string, add: Partial<UsageCounters>): void {
-    for (const [map, k] of [
-      [this.months, `${tenantId}|${at.slice(0, 7)}`],
-      [this.minutes, `${tenantId}|${at.slice(0, 16)}`],
-    ] as const) {
-      const c = map.get(k) ?? zeroCounters();
-      for (const [name, v] of Object.entries(add)) c[name as keyof UsageCounters] += v as number;
-      map.set(k, c);
-    }
+    const monthKey = `${tenantId}|${at.slice(0, 7)}`;
+    const c = this.months.get(monthKey) ?? zeroCounters();
+    for (const [name, v] of Object.entries(add)) c[name as keyof UsageCounters] += v as number;
+    this.months.set(monthKey, c);
+    const minuteKey = `${tenantId}|${at.slice(0, 16)}`;
+    const m = this.minutes.get(minuteKey) ?? { requests: 0, tokens: 0 };
+    m.requests += add.requests ?? 0;
+    m.tokens += limitTokens(add);
+    this.minutes.set(minuteKey, m);
   }
 
   async loadForEvaluation(q: { tenantId: string; month: string; prevMonth: string; minutes: string[] }): Promise<EvaluationSnapshot> {
-    const minuteTotals: Record<string, UsageCounters> = {};
+    const minuteTotals: Record<string, MinuteCounters> = {};
     for (const m of q.minutes) {
       const c = this.minutes.get(`${q.tenantId}|${m}`);
       if (c) minuteTotals[m] = clone(c);

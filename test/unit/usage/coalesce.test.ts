@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { coalesce, groupForAggregates, distinctTargets, targetsOf } from "../../../shared/usage/coalesce";
+import { coalesce, correctionDeltas, groupForAggregates, distinctTargets, targetsOf } from "../../../shared/usage/coalesce";
 import { zeroCounters, type PricedEvent } from "../../../shared/usage/model";
 import { daysBetween, monthsBetween, periodsOf } from "../../../shared/usage/periods";
 import { invocation } from "../../helpers/events";
@@ -28,12 +28,41 @@ describe("coalescing", () => {
   it("sums events of one tenant/model/hour into one delta per aggregate item", () => {
     const events = Array.from({ length: 50 }, () => priced({ occurredAt: "2026-11-25T10:15:00Z" }));
     const deltas = coalesce(events);
-    expect(deltas).toHaveLength(7); // month, day, hour, model-month, model-day, model-hour, minute
+    expect(deltas).toHaveLength(6); // month, day, hour, model-month, model-day, model-hour (the minute rides on the hour)
     for (const d of deltas) {
       expect(d.counters.requests).toBe(50);
       expect(d.counters.inputTokens).toBe(50 * 307);
       expect(d.counters.costNanoUsd).toBe(500);
     }
+  });
+
+  it("puts the minute windows on the tenant-hour delta only: requests and tokens (input + output + cache write) per minute", () => {
+    const events = [
+      ...Array.from({ length: 3 }, () => priced({ occurredAt: "2026-11-25T10:15:10Z" })),
+      priced({ occurredAt: "2026-11-25T10:16:59Z" }),
+      priced({ occurredAt: "2026-11-25T11:00:00Z" }),
+    ];
+    events[0].counters.cacheWriteInputTokens = 1000;
+    events[0].counters.cacheReadInputTokens = 5000; // not counted by the limits
+    const deltas = coalesce(events);
+    const withMinutes = deltas.filter((d) => d.minutes);
+    expect(withMinutes.map((d) => d.target)).toEqual([
+      { kind: "tenant", tenantId: "tenant-a", granularity: "hour", period: "2026-11-25T10" },
+      { kind: "tenant", tenantId: "tenant-a", granularity: "hour", period: "2026-11-25T11" },
+    ]);
+    expect(withMinutes[0].minutes).toEqual({
+      "2026-11-25T10:15": { requests: 3, tokens: 3 * (307 + 533) + 1000 },
+      "2026-11-25T10:16": { requests: 1, tokens: 307 + 533 },
+    });
+    expect(withMinutes[1].minutes).toEqual({ "2026-11-25T11:00": { requests: 1, tokens: 307 + 533 } });
+  });
+
+  it("leaves the minute windows out of corrections", () => {
+    const before = priced({ occurredAt: "2026-11-25T10:15:10Z" });
+    const after = { ...before, counters: { ...before.counters, requests: 0, inputTokens: 100 } };
+    const deltas = correctionDeltas([after]);
+    expect(deltas).toHaveLength(6);
+    expect(deltas.some((d) => d.minutes !== undefined)).toBe(false);
   });
 
   it("puts a late event into its own period and SageMaker events on the endpoint-hour", () => {
@@ -58,6 +87,6 @@ describe("coalescing", () => {
     const events = Array.from({ length: 2000 }, (_, i) => priced({ tenantId: "hot", occurredAt: `2026-11-25T10:0${i % 2}:00Z` }));
     const groups = groupForAggregates(events, 99);
     expect(groups).toHaveLength(1);
-    expect(distinctTargets(groups[0]).size).toBe(8); // month, day, hour, model month, day and hour, two minute windows
+    expect(distinctTargets(groups[0]).size).toBe(6); // month, day, hour, model month, day and hour (both minutes on the hour item)
   });
 });
