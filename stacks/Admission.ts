@@ -11,13 +11,19 @@ import { partitionPrefix, tableStatement } from "./support";
  * - read/write only in the admission partitions (`ADMIT#<tenant>` budgets, `POOL#<pool>`
  *   windows): it cannot touch aggregates, config, the ledger or the quarantine;
  * - GetItem (no Query, no Scan) on what admission reads: the tenant's CONFIG and month
- *   aggregate (`TENANT#`), a ledger entry (`EVENT#`) and its group marker (`RUN#`).
+ *   aggregate (`TENANT#`), a ledger entry (`EVENT#`), its ingest epoch (`EPOCH#`) or, for an
+ *   entry from before high-water commits, its group marker (`RUN#`).
  * To bind a data plane to its own tenants, narrow the `ADMIT#*` / `TENANT#*` patterns in a copy.
  */
 export const ADMISSION_WRITE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"] as const;
 export const ADMISSION_READ_ACTIONS = ["dynamodb:GetItem"] as const;
 export const ADMISSION_WRITE_PARTITIONS = [admissionKeys.budgetPartitionPrefix, admissionKeys.poolPartitionPrefix] as const;
-export const ADMISSION_READ_PARTITIONS = [keys.tenant(""), partitionPrefix(keys.ledger("t", "e").pk), partitionPrefix(keys.commitMarker("r", 0).pk)] as const;
+export const ADMISSION_READ_PARTITIONS = [
+  keys.tenant(""),
+  partitionPrefix(keys.ledger("t", "e").pk),
+  partitionPrefix(keys.epoch("e").pk),
+  partitionPrefix(keys.commitMarker("r", 0).pk),
+] as const;
 
 export function Admission({ stack }: StackContext) {
   const { table } = use(Storage);

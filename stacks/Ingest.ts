@@ -18,9 +18,10 @@ import {
 } from "./support";
 
 /**
- * Seconds a consumer may run on one batch. A batch is at most `batchSize` events written in
- * chunked TransactWriteItems calls; 30 s leaves room for a cold start and SDK retries on
- * throttling. The queue's visibility timeout is derived from it (see consumerVisibilityTimeout).
+ * Seconds a consumer may run on one batch. A batch is at most `batchSize` events: ledger claims
+ * 25 a request, then one UpdateItem per aggregate item; 30 s leaves room for a cold start and SDK
+ * retries on throttling. The queue's visibility timeout is derived from it (see
+ * consumerVisibilityTimeout), and the ingest's epoch lease from it (INGEST_CLAIM_LEASE_SECONDS).
  */
 export const CONSUMER_TIMEOUT_SECONDS = 30;
 
@@ -29,7 +30,8 @@ const TARGET_RETRY_ATTEMPTS = 8;
 
 /** What the ingest consumer may do on the usage table: record events once, bump aggregates, evaluate quotas. */
 export const INGEST_TABLE_ACTIONS = [
-  // the marker + aggregate ADDs transaction (Put, Update, ConditionCheck items; no deletes)
+  // aggregate ADDs with their high-water marks, epoch records (Put, Update); estimate and reprice
+  // corrections in a transaction (Put, Update, ConditionCheck items); no deletes
   "dynamodb:UpdateItem",
   "dynamodb:PutItem",
   // ledger claims: INSERT in BatchExecuteStatement (a conditional put, 25 per request)
@@ -37,7 +39,8 @@ export const INGEST_TABLE_ACTIONS = [
   "dynamodb:GetItem",
   "dynamodb:ConditionCheckItem",
   "dynamodb:Query",
-  // quota evaluation after each batch reads config, month totals and enforcement state at once
+  // quota evaluation after each batch reads config, month totals and enforcement state at once;
+  // the holders' epochs and a take-over's item marks
   "dynamodb:BatchGetItem",
 ] as const;
 

@@ -319,13 +319,17 @@ export class IngestService {
     let finished = false;
     try {
       // Phase 1: claims.
-      const first = await this.insertAll(events.map((event) => ({ event, claim })), limit);
+      const first = await this.insertAll(events.map((event) => ({ event, claim })), epoch, limit);
       const claims = await Promise.all(
         events.map((e) => {
           const w = first.get(ledgerKey(e.event));
           return w?.kind === "created"
             ? ({ kind: "claimed" } as ClaimOutcome)
-            : limit(() => this.claimOne(e, claim, w, markers).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) })));
+            : limit(async () =>
+                (await this.epochs.keepAlive(epoch))
+                  ? this.claimOne(e, claim, w, markers).catch((error: unknown) => ({ kind: "error" as const, error: describe(error) }))
+                  : ({ kind: "error", error: "epoch lease ran out before the claim" } as ClaimOutcome),
+              );
         }),
       );
       const counting: { key: string; event: PricedEvent; skip?: ReadonlySet<string>; completes?: string }[] = [];
@@ -384,12 +388,14 @@ export class IngestService {
    * absent where the request failed (its outcome is unknown: the event is claimed again one by
    * one, which is safe, since an entry that turns out to be ours is recognised as ours).
    */
-  private async insertAll(entries: { event: PricedEvent; claim: Claim }[], limit: Limiter): Promise<Map<string, LedgerWrite>> {
+  private async insertAll(entries: { event: PricedEvent; claim: Claim }[], epoch: Epoch, limit: Limiter): Promise<Map<string, LedgerWrite>> {
     const first = new Map<string, LedgerWrite>();
     await Promise.all(
       Array.from({ length: Math.ceil(entries.length / LEDGER_BATCH_MAX) }, (_, b) =>
         limit(async () => {
           const slice = entries.slice(b * LEDGER_BATCH_MAX, (b + 1) * LEDGER_BATCH_MAX);
+          // a long claim phase keeps the lease too (an entry claimed after it could be taken over unseen)
+          if (!(await this.epochs.keepAlive(epoch))) return;
           const out = await this.opts.store.insertLedgers(slice, this.clock()).catch(() => slice.map(() => undefined));
           out.forEach((w, i) => {
             if (w && w.kind !== "error") first.set(ledgerKey(slice[i].event.event), w);

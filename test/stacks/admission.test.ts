@@ -27,7 +27,7 @@ describe("admission stack", () => {
     expect(writer.Condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]).toEqual(["ADMIT#*", "POOL#*"]);
     const reader = statements.find((st) => !asArray(st.Action).includes("dynamodb:UpdateItem"));
     expect(asArray(reader.Action)).toEqual(["dynamodb:GetItem"]);
-    expect(reader.Condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]).toEqual(["TENANT#*", "EVENT#*", "RUN#*"]);
+    expect(reader.Condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]).toEqual(["TENANT#*", "EVENT#*", "EPOCH#*", "RUN#*"]);
     // every statement on the usage table only (no index, no other table)
     for (const st of statements) expect(asArray(st.Resource)).toHaveLength(1);
     t.hasOutput("DataPlaneAdmissionPolicyArn", {});
