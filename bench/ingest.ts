@@ -166,7 +166,7 @@ export async function runOurs(doc: DynamoDBDocumentClient, table: string, w: Wor
   });
   const seconds = (performance.now() - t0) / 1000;
   if (counted !== w.distinct.length) throw new Error(`bench: counted ${counted} != ${w.distinct.length}`);
-  return { ...result("ours (claims + 1 transaction per group)", w, seconds, awsWcu, itemWrites, tracker), retries };
+  return { ...result("ours (claims + 1 update per item and batch)", w, seconds, awsWcu, itemWrites, tracker), retries };
 }
 
 /**
