@@ -130,22 +130,6 @@ function addSources(d: AggregateDelta, e: PricedEvent): void {
   if (e.crossSource && originOf(e.crossSource) !== originOf(e.source!)) s[laterCounter(originOf(e.crossSource))]++;
 }
 
-/**
- * Adds to the tenant-day deltas which path first reported each newly counted event (and the
- * other path, when the same batch carried both): part of the group's commit, so exactly once
- * and without a write of its own.
- */
-export function withSourceCounts(deltas: AggregateDelta[], events: readonly PricedEvent[]): AggregateDelta[] {
-  const byId = new Map(deltas.map((d) => [targetId(d.target), d]));
-  for (const e of events) {
-    if (!e.source) continue;
-    const d = byId.get(targetId(tenantDayTarget(e.event.tenantId, periodsOfEvent(e).day)));
-    if (!d) continue; // not among this group's deltas: not counted here
-    addSources(d, e);
-  }
-  return deltas;
-}
-
 /** Adds one to a source counter of a tenant-day among `deltas` (a counter-free delta if the day has none). */
 export function addSourceCount(deltas: AggregateDelta[], tenantId: string, day: string, counter: keyof SourceCounts): void {
   const target = tenantDayTarget(tenantId, day);
@@ -169,37 +153,4 @@ export function correctionDeltas(events: readonly PricedEvent[]): AggregateDelta
 /** The event fields its aggregate targets depend on, as a ledger entry recorded them. */
 export function countedAt(e: Pick<InvocationEventV1, "occurredAt" | "provider" | "modelId" | "endpointName">) {
   return { occurredAt: e.occurredAt, provider: e.provider, modelId: e.modelId, endpointName: e.endpointName };
-}
-
-/** Number of distinct aggregate items a set of events touches. */
-export function distinctTargets(events: readonly PricedEvent[]): Set<string> {
-  const ids = new Set<string>();
-  for (const e of events) for (const t of targetsOf(e)) ids.add(targetId(t));
-  return ids;
-}
-
-/**
- * Splits events into groups whose coalesced aggregate updates fit one TransactWriteItems
- * call next to the group's commit marker: at most `maxTargets` distinct aggregate items per
- * group. Order is kept, so events sorted by tenant fill a group per tenant, and a hot
- * tenant's whole batch is one group: each of its aggregate items is written once per batch.
- */
-export function groupForAggregates(events: readonly PricedEvent[], maxTargets: number): PricedEvent[][] {
-  if (maxTargets < 1) throw new RangeError(`maxTargets must be at least 1, got ${maxTargets}`);
-  const groups: PricedEvent[][] = [];
-  let current: PricedEvent[] = [];
-  let ids = new Set<string>();
-  for (const e of events) {
-    const mine = targetsOf(e).map(targetId);
-    const added = mine.filter((id) => !ids.has(id)).length;
-    if (current.length > 0 && ids.size + added > maxTargets) {
-      groups.push(current);
-      current = [];
-      ids = new Set();
-    }
-    current.push(e);
-    for (const id of mine) ids.add(id);
-  }
-  if (current.length > 0) groups.push(current);
-  return groups;
 }

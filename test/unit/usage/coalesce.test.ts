@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { coalesce, correctionDeltas, groupForAggregates, distinctTargets, targetsOf } from "../../../shared/usage/coalesce";
+import { coalesce, coalesceCounting, correctionDeltas, targetId, targetsOf } from "../../../shared/usage/coalesce";
 import { zeroCounters, type PricedEvent } from "../../../shared/usage/model";
 import { daysBetween, monthsBetween, periodsOf } from "../../../shared/usage/periods";
 import { invocation } from "../../helpers/events";
@@ -72,21 +72,22 @@ describe("coalescing", () => {
     expect(targetsOf(late).find((t) => t.kind === "endpoint")).toMatchObject({ endpointName: "llama", hour: "2026-10-31T23" });
   });
 
-  it("groups so that a group's distinct aggregates (plus its marker) fit one transaction", () => {
-    const events = Array.from({ length: 500 }, (_, i) => priced({ tenantId: `t${i % 37}`, occurredAt: `2026-11-${String(1 + (i % 28)).padStart(2, "0")}T10:00:00Z` }));
-    for (const max of [9, 25, 99]) {
-      const groups = groupForAggregates(events, max);
-      expect(groups.flat()).toEqual(events);
-      for (const g of groups) expect(distinctTargets(g).size).toBeLessThanOrEqual(max);
-      // packed: no two neighbouring groups would fit together
-      for (let i = 1; i < groups.length; i++) expect(distinctTargets([...groups[i - 1], ...groups[i]]).size).toBeGreaterThan(max);
-    }
+  it("puts a hot tenant's whole batch on one delta per aggregate item, however many events it has", () => {
+    const events = Array.from({ length: 2000 }, (_, i) => priced({ tenantId: "hot", occurredAt: `2026-11-25T10:0${i % 2}:00Z` }));
+    const deltas = coalesceCounting(events.map((event) => ({ event })));
+    expect(deltas).toHaveLength(6); // month, day, hour, model month, day and hour (both minutes on the hour item)
+    expect(deltas.every((d) => d.counters.requests === 2000)).toBe(true);
+    expect(deltas.find((d) => d.target.kind === "tenant" && d.target.granularity === "hour")?.minutes).toEqual({
+      "2026-11-25T10:00": expect.objectContaining({ requests: 1000 }),
+      "2026-11-25T10:01": expect.objectContaining({ requests: 1000 }),
+    });
   });
 
-  it("puts a hot tenant's whole batch in one group, however many events it has", () => {
-    const events = Array.from({ length: 2000 }, (_, i) => priced({ tenantId: "hot", occurredAt: `2026-11-25T10:0${i % 2}:00Z` }));
-    const groups = groupForAggregates(events, 99);
-    expect(groups).toHaveLength(1);
-    expect(distinctTargets(groups[0]).size).toBe(6); // month, day, hour, model month, day and hour (both minutes on the hour item)
+  it("adds a taken-over event only to the items its dead holder's writes did not reach", () => {
+    const a = priced({ tenantId: "k", occurredAt: "2026-11-25T10:00:00Z" });
+    const b = priced({ tenantId: "k", occurredAt: "2026-11-25T10:00:00Z" });
+    const reached = new Set(targetsOf(a).slice(0, 4).map(targetId));
+    const deltas = coalesceCounting([{ event: a, skip: reached }, { event: b }]);
+    for (const d of deltas) expect(d.counters.requests, targetId(d.target)).toBe(reached.has(targetId(d.target)) ? 1 : 2);
   });
 });

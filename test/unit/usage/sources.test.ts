@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { INVOCATION_SOURCES, type InvocationEventV1 } from "../../../shared/events/invocation";
 import { PriceCatalog } from "../../../shared/pricing/catalog";
-import { coalesce, targetId, withSourceCounts } from "../../../shared/usage/coalesce";
+import { coalesceCounting, targetId, targetsOf } from "../../../shared/usage/coalesce";
 import { IngestService, type IngestRecord } from "../../../shared/usage/ingest";
 import { sourceSplit, zeroCounters, type PricedEvent, type SourceCounts } from "../../../shared/usage/model";
 import type { UsageStore } from "../../../shared/usage/ports";
@@ -38,7 +38,7 @@ describe("sourceSplit (the report's math)", () => {
   });
 });
 
-describe("withSourceCounts", () => {
+describe("coalesceCounting: which path reported each call", () => {
   const priced = (e: InvocationEventV1, source?: PricedEvent["source"], crossSource?: PricedEvent["source"]): PricedEvent => ({
     event: e,
     baseModelId: e.modelId,
@@ -57,11 +57,19 @@ describe("withSourceCounts", () => {
       priced(c, INVOCATION_SOURCES.sagemaker),
       priced(invocation({ tenantId: "s1", occurredAt: `${DAY}T03:00:00Z` })), // no source: not counted by path
     ];
-    const deltas = withSourceCounts(coalesce(events), events);
+    const deltas = coalesceCounting(events.map((event) => ({ event })));
     const byId = new Map(deltas.map((d) => [targetId(d.target), d.sources]));
     expect(byId.get(`t|s1|day|${DAY}`)).toEqual({ wrapperFirst: 1, logFirst: 1, logAfterWrapper: 0, wrapperAfterLog: 1 });
     expect(byId.get("t|s1|day|2026-11-24")).toEqual({ wrapperFirst: 1, logFirst: 0, logAfterWrapper: 0, wrapperAfterLog: 0 });
     expect(deltas.filter((d) => d.sources).length).toBe(2);
+  });
+
+  it("adds no path count for a taken-over call whose tenant-day item its dead holder's write reached (it carried the count)", () => {
+    const a = priced(invocation({ tenantId: "s2", occurredAt: `${DAY}T01:00:00Z` }), INVOCATION_SOURCES.bedrock);
+    const b = priced(invocation({ tenantId: "s2", occurredAt: `${DAY}T01:00:00Z` }), INVOCATION_SOURCES.bedrock);
+    const day = new Set(targetsOf(a).filter((t) => t.kind === "tenant" && t.granularity === "day").map(targetId));
+    const deltas = coalesceCounting([{ event: a, skip: day }, { event: b }]);
+    expect(deltas.find((d) => targetId(d.target) === `t|s2|day|${DAY}`)?.sources).toEqual({ wrapperFirst: 1, logFirst: 0, logAfterWrapper: 0, wrapperAfterLog: 0 });
   });
 });
 
