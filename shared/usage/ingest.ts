@@ -654,14 +654,16 @@ type EventFate =
  * would have added.
  */
 function asClaimed(e: PricedEvent, holder: LedgerHolder): PricedEvent {
+  // the path that reported it first stays the holder's (the tenant-day count the holder's write may have made)
+  const paths = holder.source ? { source: holder.source, crossSource: holder.crossSource } : {};
   const est = holder.estimate;
   if (est && !e.event.estimated) {
-    return { ...e, event: { ...e.event, ...countedAt(est), estimated: true }, counters: { ...est.counters } };
+    return { ...e, ...paths, event: { ...e.event, ...countedAt(est), estimated: true }, counters: { ...est.counters } };
   }
   const occurredAt = holder.occurredAt ?? e.event.occurredAt;
   const modelId = holder.modelId ?? e.event.modelId;
-  if (occurredAt === e.event.occurredAt && modelId === e.event.modelId) return e;
-  return { ...e, event: { ...e.event, occurredAt, modelId } };
+  if (occurredAt === e.event.occurredAt && modelId === e.event.modelId && (!holder.source || (holder.source === e.source && holder.crossSource === e.crossSource))) return e;
+  return { ...e, ...paths, event: { ...e.event, occurredAt, modelId } };
 }
 
 /** Waits before retrying events held by a concurrent run: about 3 s in all. */
