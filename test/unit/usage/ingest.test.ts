@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { InvocationEventV1 } from "../../../shared/events/invocation";
+import { INVOCATION_SOURCES, type InvocationEventV1 } from "../../../shared/events/invocation";
 import { PriceCatalog } from "../../../shared/pricing/catalog";
 import { IngestService, type IngestOptions, type IngestRecord, type IngestResult } from "../../../shared/usage/ingest";
 import type { UsageStore } from "../../../shared/usage/ports";
@@ -200,6 +200,24 @@ describe("IngestService", () => {
     expectExact(inner, events);
     expect(inner.countedEvents()).toBe(6);
     for (const [id, n] of inner.itemWrites) expect(n, id).toBe(1);
+  });
+
+  it("a dead wrapper report's run is finished by the invocation log's report of the same call as the wrapper counted it (its event time, its path)", async () => {
+    const inner = new MemoryUsageStore();
+    // the wrapper stamped 11:59:59; the log record of the same call says 12:00:01 (another hour, another minute)
+    const wrapper = invocation({ eventId: "req-x", tenantId: "x", occurredAt: "2026-11-25T10:59:59Z" });
+    const log = { ...wrapper, occurredAt: "2026-11-25T11:00:01Z" };
+    let w = 0;
+    await at(new FaultyStore(inner, (_, op) => (op === "finishRun" || (op === "addAggregate" && ++w > 3) ? "throw" : "ok")), 0).ingest([
+      record(envelope(wrapper, { source: INVOCATION_SOURCES.bedrock })),
+    ]);
+    const late = await at(inner, 61_000).ingest([record(envelope(log, { source: INVOCATION_SOURCES.invocationLog }))]);
+    expect(late.stats).toMatchObject({ counted: 1, failed: 0 });
+    expect(inner.aggregates.get("t|x|hour|2026-11-25T10")?.requests).toBe(1);
+    expect([...inner.aggregates.keys()].filter((k) => k.includes("T11"))).toEqual([]);
+    expect(inner.month("x", "2026-11")?.requests).toBe(1);
+    expect(inner.sources.get("t|x|day|2026-11-25")).toMatchObject({ wrapperFirst: 1, logFirst: 0 });
+    expect(inner.countedEvents()).toBe(1);
   });
 
   it("waits for a concurrent run that holds the same events, and reports them as duplicates once it finishes", async () => {
