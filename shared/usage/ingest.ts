@@ -645,7 +645,7 @@ type EventFate =
   /** Already counted from an estimate; this exact delivery corrected the aggregates by `difference`. */
   | { kind: "corrected"; difference: UsageCounters; crossSource: boolean }
   | { kind: "failed"; error: string }
-  /** Held by another run's undecided group: retried later in this run, then failed. */
+  /** Held by another run that is still running: retried later in this call, then failed. */
   | { kind: "busy"; error: string };
 
 /**

@@ -34,6 +34,6 @@ export async function freshUsageTable(client = localDynamoClient(), prefix = "us
  */
 export function localIngest(doc: DynamoDBDocumentClient, table: string, over: Partial<IngestOptions> = {}): { store: DynamoUsageStore; service: IngestService } {
   const store = new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 });
-  const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35 , sleep: async () => undefined, ...over });
+  const service = new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, sleep: async () => undefined, ...over });
   return { store, service };
 }

@@ -4,12 +4,9 @@ import { run as cliAllocate } from "../../cli/allocate";
 import { DynamoAllocationStore } from "../../shared/allocation/adapters/dynamodb";
 import type { AllocationStore } from "../../shared/allocation/ports";
 import { AllocationService } from "../../shared/allocation/service";
-import { PriceCatalog } from "../../shared/pricing/catalog";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { endpointKeys } from "../../shared/storage/keys";
-import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
-import { IngestService } from "../../shared/usage/ingest";
-import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { freshUsageTable, localDynamoClient, localIngest } from "../helpers/dynamo";
 import { invocation, recordOf } from "../helpers/events";
 import { allocationTargets, catalog, COST, EP, HOUR } from "./allocation-fixtures";
 
@@ -20,15 +17,8 @@ beforeAll(() => {
 
 /** SageMaker calls on the endpoint in HOUR, through the real ingest (it writes the endpoint-hour usage items). */
 async function ingest(table: string, calls: { tenantId: string; latencyMs: number; minute?: number }[]) {
-  const service = new IngestService({
-    store: new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 }),
-    prices: new PriceCatalog(),
-    region: "us-west-2",
-    maxEventAgeDays: 35,
-    sleep: async () => undefined,
-    // hours after the hour: a late event for an hour that is already allocated
-    clock: () => new Date("2026-11-26T02:00:00Z"),
-  });
+  // hours after the hour: a late event for an hour that is already allocated
+  const { service } = localIngest(doc, table, { clock: () => new Date("2026-11-26T02:00:00Z") });
   const events = calls.map((c) =>
     invocation({
       tenantId: c.tenantId,

@@ -212,7 +212,7 @@ describe("throttled DynamoDB (errors injected into the real client)", () => {
     let injected = 0;
     let lost = 0;
     // Fail ~20% of item updates, 10% of batched ledger inserts and 0.5% of single writes before they reach DynamoDB, as a
-    // throttled table does once the SDK's own retries are used up; and lose the response of 5% of the updates that landed.
+    // throttled table does once the SDK's own retries are used up; and lose the response of 10% of the updates that landed.
     raw.middlewareStack.add(
       (next, context) => async (args) => {
         const rates: Record<string, number> = { UpdateItemCommand: 0.2, BatchExecuteStatementCommand: 0.1, PutItemCommand: 0.005 };
@@ -223,7 +223,7 @@ describe("throttled DynamoDB (errors injected into the real client)", () => {
           throw new Type({ message: "injected: rate exceeded", $metadata: {} });
         }
         const out = await next(args);
-        if (context.commandName === "UpdateItemCommand" && rand() < 0.05) {
+        if (context.commandName === "UpdateItemCommand" && rand() < 0.1) {
           lost++;
           throw new Error("injected: socket hang up (the write landed)");
         }
@@ -253,7 +253,8 @@ describe("throttled DynamoDB (errors injected into the real client)", () => {
       queue = next;
     }
     expect(injected).toBeGreaterThan(3);
-    expect(lost).toBeGreaterThan(3);
+    // ~10% of well over 100 updates (how many depends on the order concurrent requests draw their random numbers)
+    expect(lost).toBeGreaterThan(0);
     expect(queue).toEqual([]);
     for (const t of ["th0", "th1", "th2", "th3", "th4"]) {
       const mine = events.filter((e) => e.tenantId === t);

@@ -1,25 +1,15 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
-import { PriceCatalog } from "../../shared/pricing/catalog";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { keys } from "../../shared/storage/keys";
 import { DynamoQuotaStore } from "../../shared/quota/adapters/dynamodb";
-import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
-import { IngestService } from "../../shared/usage/ingest";
-import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { freshUsageTable, localDynamoClient, localIngest } from "../helpers/dynamo";
 import { invocation, recordOf } from "../helpers/events";
 
 const doc = documentClient(localDynamoClient());
 
 function service(table: string, now: Date) {
-  return new IngestService({
-    store: new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 }),
-    prices: new PriceCatalog(),
-    region: "us-west-2",
-    maxEventAgeDays: 35,
-    sleep: async () => undefined,
-    clock: () => now,
-  });
+  return localIngest(doc, table, { clock: () => now }).service;
 }
 
 async function itemAt(table: string, key: { pk: string; sk: string }) {

@@ -4,12 +4,9 @@ import { createQuotaEvaluator } from "../../shared/quota/adapters/wiring";
 import { QuotaPublishError } from "../../shared/quota/errors";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { keys } from "../../shared/storage/keys";
-import { PriceCatalog } from "../../shared/pricing/catalog";
-import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
-import { IngestService } from "../../shared/usage/ingest";
 import { minuteAttributeNames } from "../../shared/usage/minute-window";
 import { RecordingPublisher } from "../unit/quota/fakes";
-import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { freshUsageTable, localDynamoClient, localIngest } from "../helpers/dynamo";
 import { invocation, recordOf } from "../helpers/events";
 
 const NOW = new Date("2026-11-25T20:36:30.000Z");
@@ -33,14 +30,7 @@ async function addUsage(table: string, tenantId: string, at: string, c: { reques
 
 /** The real write path: the ingest counts `events` (month, day, hour aggregates and the minute windows) at `now`. */
 async function ingest(table: string, now: Date, events: ReturnType<typeof invocation>[]) {
-  const service = new IngestService({
-    store: new DynamoUsageStore(doc, table, { ledgerTtlDays: 60 }),
-    prices: new PriceCatalog(),
-    region: "us-west-2",
-    maxEventAgeDays: 35,
-    sleep: async () => undefined,
-    clock: () => now,
-  });
+  const { service } = localIngest(doc, table, { clock: () => now });
   const r = await service.ingest(events.map(recordOf));
   expect(r.stats).toMatchObject({ counted: events.length, failed: 0 });
 }

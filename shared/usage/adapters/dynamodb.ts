@@ -133,24 +133,16 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
   }
 
   async markCrossSource(tenantId: string, eventId: string, source: InvocationSource, now: Date): Promise<boolean> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.ledger(tenantId, eventId),
-          UpdateExpression: "SET crossSource = :src, crossSourceAt = :now",
-          // Once per call: a redelivery of the same report, or a third report, finds the mark.
-          // Only on an entry another path claimed (an entry without `source` predates sources).
-          ConditionExpression: "attribute_exists(pk) AND attribute_exists(#source) AND #source <> :src AND attribute_not_exists(crossSource)",
-          ExpressionAttributeNames: { "#source": "source" },
-          ExpressionAttributeValues: { ":src": source, ":now": now.toISOString() },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+    return this.conditionalUpdate({
+      TableName: this.tableName,
+      Key: keys.ledger(tenantId, eventId),
+      UpdateExpression: "SET crossSource = :src, crossSourceAt = :now",
+      // Once per call: a redelivery of the same report, or a third report, finds the mark.
+      // Only on an entry another path claimed (an entry without `source` predates sources).
+      ConditionExpression: "attribute_exists(pk) AND attribute_exists(#source) AND #source <> :src AND attribute_not_exists(crossSource)",
+      ExpressionAttributeNames: { "#source": "source" },
+      ExpressionAttributeValues: { ":src": source, ":now": now.toISOString() },
+    });
   }
 
   async addSourceCounts(tenantId: string, day: string, counts: SourceCounts, now: Date): Promise<void> {
@@ -211,22 +203,14 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
   }
 
   async extendLease(epoch: string, leaseUntil: number, now: Date): Promise<boolean> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.epoch(epoch),
-          UpdateExpression: "SET leaseUntil = :lease",
-          // only a lease still running: once it passed, a taker-over may be reading the marks
-          ConditionExpression: "attribute_exists(pk) AND leaseUntil > :now AND leaseUntil < :lease",
-          ExpressionAttributeValues: { ":lease": leaseUntil, ":now": now.getTime() },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+    return this.conditionalUpdate({
+      TableName: this.tableName,
+      Key: keys.epoch(epoch),
+      UpdateExpression: "SET leaseUntil = :lease",
+      // only a lease still running: once it passed, a taker-over may be reading the marks
+      ConditionExpression: "attribute_exists(pk) AND leaseUntil > :now AND leaseUntil < :lease",
+      ExpressionAttributeValues: { ":lease": leaseUntil, ":now": now.getTime() },
+    });
   }
 
   async finishRun(epoch: string, run: number, leaseUntil: number, now: Date): Promise<void> {
@@ -459,6 +443,17 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       // Read while a ledger entry names the group: lives as long as the ledger does.
       expiresAt: ttl(now, this.opts.ledgerTtlDays),
     };
+  }
+
+  /** A single conditional update; false when the condition failed. */
+  private async conditionalUpdate(input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+    try {
+      await this.doc.send(new UpdateCommand(input));
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
   }
 
   /** A single conditional put; false when the condition failed. */
