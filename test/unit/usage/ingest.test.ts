@@ -408,6 +408,13 @@ describe("IngestService: requests per batch", () => {
     expect(ops.filter((o) => o === "epochStates" || o === "highWaterMarks" || o === "marker").length).toBe(0);
   });
 
+  it("claims a batch of one event with one conditional put, not a batch statement of one", async () => {
+    const { store, ops } = counting(new MemoryUsageStore());
+    const r = await service(store).ingest([recordOf(invocation({ occurredAt: "2026-11-25T11:00:00Z" }))]);
+    expect(r.stats.counted).toBe(1);
+    expect(ops.filter((o) => o === "putLedger" || o === "insertLedgers")).toEqual(["putLedger"]);
+  });
+
   it("reads a finished run's epoch once per batch, however many of its events come again", async () => {
     const inner = new MemoryUsageStore();
     const events = Array.from({ length: 30 }, () => invocation({ occurredAt: "2026-11-25T11:00:00Z" }));
