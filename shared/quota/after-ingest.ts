@@ -6,6 +6,8 @@ export interface TenantTouched {
   months: string[];
   minutes: string[];
   messageIds: string[];
+  /** Its month and tenant-hour items as the ingest's writes returned them (see `EvaluateInput.written`). */
+  written?: { months: Record<string, Record<string, unknown>>; hours: Record<string, Record<string, unknown>> };
 }
 
 export interface AfterIngestResult {
@@ -30,6 +32,7 @@ export async function evaluateAfterIngest(quota: QuotaEvaluator, touched: readon
     month: [...t.months].sort().at(-1) ?? now.toISOString().slice(0, 7),
     minutes: t.minutes,
     now,
+    ...(t.written ? { written: t.written } : {}),
   }));
   const results = await quota.evaluateMany(inputs, { concurrency });
   const out: AfterIngestResult = { published: 0, breaches: 0, failed: [] };

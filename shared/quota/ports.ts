@@ -41,6 +41,13 @@ export interface EvaluationQuery {
   month: string;
   prevMonth: string;
   minutes: string[];
+  /**
+   * Aggregate items the caller just wrote and holds as they were after its write (the ingest's
+   * updates return them): not read again. `month`: the month item of `month`; `hours`: tenant-hour
+   * items (the minute windows) by hour. A later write by someone else is seen by that writer's
+   * own evaluation, so no crossing is missed.
+   */
+  known?: { month?: Record<string, unknown>; hours?: Record<string, Record<string, unknown>> };
 }
 
 export interface QuotaStore {

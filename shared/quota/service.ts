@@ -24,6 +24,8 @@ export interface EvaluateInput {
   /** Minute windows (yyyy-mm-ddThh:mm) the ingest just added to. */
   minutes: string[];
   now: Date;
+  /** The tenant's month and tenant-hour items as the ingest's writes returned them (by period), used instead of reading them again. */
+  written?: { months: Record<string, Record<string, unknown>>; hours: Record<string, Record<string, unknown>> };
 }
 
 export interface QuotaServiceDeps {
@@ -101,7 +103,10 @@ export class QuotaEvaluator {
     const queries = inputs.map((input) => {
       const q = this.queryOf(input);
       const tier = this.tierSeen.get(input.tenantId);
-      return tier && !hasMinuteLimits(this.tiers[tier]) ? { ...q, minutes: [] } : q;
+      const month = input.written?.months[q.month];
+      // the first round only: a later round re-reads everything
+      const known = input.written ? { ...(month ? { month } : {}), hours: input.written.hours } : undefined;
+      return { ...q, ...(known ? { known } : {}), ...(tier && !hasMinuteLimits(this.tiers[tier]) ? { minutes: [] } : {}) };
     });
     const results = new Map<string, { outcomes: EnforcementOutcome[] } | { error: unknown }>();
     let preloaded = new Map<string, EvaluationSnapshot>();

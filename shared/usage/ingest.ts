@@ -39,6 +39,24 @@ export interface TouchedTenant {
   months: string[];
   minutes: string[];
   messageIds: string[];
+  /** Its month and tenant-hour items as this call's writes returned them (the quota need not read them again). */
+  written?: WrittenItems;
+}
+
+/** A tenant's month and tenant-hour aggregate items as written, by period. */
+export interface WrittenItems {
+  months: Record<string, Record<string, unknown>>;
+  hours: Record<string, Record<string, unknown>>;
+}
+
+/** Keeps a written tenant month or tenant-hour item (the latest write of it wins: it holds the earlier ones). */
+function noteWritten(written: Map<string, WrittenItems>, d: AggregateDelta, item: Record<string, unknown>): void {
+  const t = d.target;
+  if (t.kind !== "tenant" || t.granularity === "day") return;
+  const w = written.get(t.tenantId) ?? written.set(t.tenantId, { months: {}, hours: {} }).get(t.tenantId)!;
+  const into = t.granularity === "month" ? w.months : w.hours;
+  const before = into[t.period];
+  if (!before || Number(item.requests ?? 0) >= Number(before.requests ?? 0)) into[t.period] = item;
 }
 
 export interface IngestResult {
@@ -166,6 +184,8 @@ export class IngestService {
     const redelivered = new Set(records.filter((r) => r.receiveCount === undefined || r.receiveCount > 1).map((r) => r.messageId));
     /** Events whose counts this call changed (counted, or an estimate corrected). */
     const changed = new Set<string>();
+    /** Tenants' month and tenant-hour items as this call's writes returned them, for the quota evaluation. */
+    const written = new Map<string, WrittenItems>();
     /** Legacy commit markers read in this call: a decided marker never changes, so it is read once. */
     const markers = new Map<string, Promise<MarkerState | undefined>>();
     const limit = limiter(this.opts.claimConcurrency ?? 32);
@@ -208,7 +228,7 @@ export class IngestService {
     // the other run finishes meanwhile (-> duplicate) or its lease runs out (-> taken over).
     let busy: { priced: PricedEvent; fate: EventFate }[] = [];
     const countAll = async (events: readonly PricedEvent[]) => {
-      const fates = await this.runOnce(events, limit, markers);
+      const fates = await this.runOnce(events, limit, markers, written);
       for (const priced of events) {
         const fate = fates.get(ledgerKey(priced.event)) ?? { kind: "failed", error: "no outcome (bug)" };
         if (fate.kind === "busy") busy.push({ priced, fate });
@@ -226,7 +246,12 @@ export class IngestService {
     for (const b of busy) await record(b.priced, b.fate);
     await this.countCrossSources(crossMarks, limit, stats);
 
-    return { outcomes, counted, corrections, touched: touchedTenants(entries, (key, messageId) => changed.has(key) || (redelivered.has(messageId) && outcomes.get(messageId)?.kind === "duplicate")), stats };
+    const touched = touchedTenants(entries, (key, messageId) => changed.has(key) || (redelivered.has(messageId) && outcomes.get(messageId)?.kind === "duplicate"));
+    for (const t of touched) {
+      const w = written.get(t.tenantId);
+      if (w) t.written = w;
+    }
+    return { outcomes, counted, corrections, touched, stats };
   }
 
   /**
@@ -304,7 +329,12 @@ export class IngestService {
    * One run of an epoch over `events` (see the class comment). Never throws: an event whose
    * fate is unknown is reported failed, and its redelivery settles it.
    */
-  private async runOnce(events: readonly PricedEvent[], limit: Limiter, markers: Map<string, Promise<MarkerState | undefined>>): Promise<Map<string, EventFate>> {
+  private async runOnce(
+    events: readonly PricedEvent[],
+    limit: Limiter,
+    markers: Map<string, Promise<MarkerState | undefined>>,
+    written: Map<string, WrittenItems>,
+  ): Promise<Map<string, EventFate>> {
     const fates = new Map<string, EventFate>();
     if (events.length === 0) return fates;
     let epoch: Epoch;
@@ -364,7 +394,7 @@ export class IngestService {
       }
 
       // Phase 2: one conditional ADD per aggregate item.
-      const failedItems = await this.addAll(coalesceCounting(counting), epoch, claim, limit);
+      const failedItems = await this.addAll(coalesceCounting(counting), epoch, claim, limit, written);
       for (const c of counting) {
         const missed = targetsOf(c.event).some((t) => !c.skip?.has(targetId(t)) && failedItems.has(targetId(t)));
         if (missed) fates.set(c.key, { kind: "failed", error: `aggregate write failed: ${[...failedItems.values()][0]}` });
@@ -522,15 +552,16 @@ export class IngestService {
   }
 
   /** Phase 2: every delta once, concurrently. Returns the items not known to have landed, with why. */
-  private async addAll(deltas: readonly AggregateDelta[], epoch: Epoch, claim: Claim, limit: Limiter): Promise<Map<string, string>> {
+  private async addAll(deltas: readonly AggregateDelta[], epoch: Epoch, claim: Claim, limit: Limiter, written: Map<string, WrittenItems>): Promise<Map<string, string>> {
     const failed = new Map<string, string>();
     if (deltas.length === 0) return failed;
     await this.epochs.learn(deltas.map((d) => targetId(d.target)));
     await Promise.all(
       deltas.map((d) =>
         limit(async () => {
-          const why = await this.addOne(d, epoch, claim);
-          if (why) failed.set(targetId(d.target), why);
+          const out = await this.addOne(d, epoch, claim);
+          if ("why" in out) failed.set(targetId(d.target), out.why);
+          else noteWritten(written, d, out.item);
         }),
       ),
     );
@@ -541,7 +572,7 @@ export class IngestService {
    * One item: retried with backoff after throttling or an unknown outcome (the same conditional
    * write tells whether the earlier one landed). Returns why it did not land, or undefined.
    */
-  private async addOne(d: AggregateDelta, epoch: Epoch, claim: Claim): Promise<string | undefined> {
+  private async addOne(d: AggregateDelta, epoch: Epoch, claim: Claim): Promise<{ item: Record<string, unknown> } | { why: string }> {
     const id = targetId(d.target);
     let clean = this.epochs.cleanable(id, epoch.id);
     let why = "no attempt";
@@ -549,7 +580,7 @@ export class IngestService {
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await this.sleep(backoffMs(attempt, this.random));
       // Never a write after the lease: a taker-over may be reading the marks by then.
-      if (!(await this.epochs.keepAlive(epoch))) return `epoch lease ran out (${why})`;
+      if (!(await this.epochs.keepAlive(epoch))) return { why: `epoch lease ran out (${why})` };
       let w: AggregateWrite;
       try {
         w = await this.opts.store.addAggregate(d, { epoch: epoch.id, run: claim.group }, clean, this.clock());
@@ -568,9 +599,9 @@ export class IngestService {
         attempt--;
         continue;
       }
-      return undefined;
+      return { item: w.item };
     }
-    return `not written after ${attempts} attempts: ${why}`;
+    return { why: `not written after ${attempts} attempts: ${why}` };
   }
 
   /** Exact counts replace a committed estimate: the net difference on every aggregate, once. */

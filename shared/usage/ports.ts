@@ -30,10 +30,10 @@ export type HighWaterMarks = Record<string, number>;
 
 /** Outcome of one aggregate item write of a high-water commit (`addAggregate`). */
 export type AggregateWrite =
-  /** Landed now. `marks`: the item's marks after the write. */
-  | { kind: "applied"; marks: HighWaterMarks }
-  /** Had landed before (a retry after a lost response): the item's mark is already this run's. */
-  | { kind: "already"; marks: HighWaterMarks }
+  /** Landed now. `marks`: the item's marks after the write; `item`: the item after it. */
+  | { kind: "applied"; marks: HighWaterMarks; item: Record<string, unknown> }
+  /** Had landed before (a retry after a lost response): the item's mark is already this run's. `item`: as it is now. */
+  | { kind: "already"; marks: HighWaterMarks; item: Record<string, unknown> }
   /** Not written: a mark asked to be removed is above what the caller knew was done. Retry without it. */
   | { kind: "clean-conflict"; marks: HighWaterMarks }
   | { kind: "retryable"; reason: string };

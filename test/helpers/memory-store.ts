@@ -109,7 +109,7 @@ export class MemoryUsageStore implements UsageStore {
     this.applies++;
     const id = targetId(d.target);
     const marks = this.marks.get(id) ?? {};
-    if ((marks[mark.epoch] ?? 0) >= mark.run) return { kind: "already", marks: { ...marks } };
+    if ((marks[mark.epoch] ?? 0) >= mark.run) return { kind: "already", marks: { ...marks }, item: { ...this.aggregates.get(id) } };
     if (clean.some((c) => (marks[c.epoch] ?? 0) > c.upTo)) return { kind: "clean-conflict", marks: { ...marks } };
     for (const c of clean) delete marks[c.epoch];
     marks[mark.epoch] = mark.run;
@@ -117,7 +117,7 @@ export class MemoryUsageStore implements UsageStore {
     this.aggregates.set(id, addCounters(this.aggregates.get(id) ?? zeroCounters(), d.counters));
     this.itemWrites.set(id, (this.itemWrites.get(id) ?? 0) + 1);
     if (d.sources) this.addSources(id, d.sources);
-    return { kind: "applied", marks: { ...marks } };
+    return { kind: "applied", marks: { ...marks }, item: { ...this.aggregates.get(id) } };
   }
 
   async highWaterMarks(targets: readonly AggregateTarget[]): Promise<Map<string, HighWaterMarks>> {

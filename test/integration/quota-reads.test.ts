@@ -52,4 +52,35 @@ describe("quota evaluation reads on DynamoDB Local", () => {
       expect(snaps.get(t)?.config).toBeUndefined();
     }
   });
+
+  it("does not read again the month and tenant-hour items the ingest just wrote: it uses them as its write returned them", async () => {
+    const client = localDynamoClient();
+    const asked: number[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { RequestItems?: Record<string, { Keys: unknown[] }> };
+        if (context.commandName === "BatchGetItemCommand") asked.push(Object.values(input.RequestItems ?? {}).reduce((s, r) => s + (r.Keys?.length ?? 0), 0));
+        return next(args);
+      },
+      { step: "initialize", name: "countKeys" },
+    );
+    const doc = documentClient(client);
+    const table = await freshUsageTable(client);
+    const m36 = minuteAttributeNames("2026-11-25T20:36");
+    const store = new DynamoQuotaStore(doc, table);
+    // the table holds nothing for this tenant: every figure below comes from `known`
+    const snaps = await store.loadManyForEvaluation([
+      {
+        tenantId: "kn",
+        month: "2026-11",
+        prevMonth: "2026-10",
+        minutes: ["2026-11-25T20:36"],
+        known: { month: { requests: 7, inputTokens: 70 }, hours: { "2026-11-25T20": { [m36.requests]: 3, [m36.tokens]: 30 } } },
+      },
+    ]);
+    // config and this and last month's state only
+    expect(asked).toEqual([3]);
+    expect(snaps.get("kn")?.monthTotals).toMatchObject({ requests: 7, inputTokens: 70 });
+    expect(snaps.get("kn")?.minuteTotals).toEqual({ "2026-11-25T20:36": { requests: 3, tokens: 30 } });
+  });
 });

@@ -72,9 +72,10 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
       aggregate: keys.aggregate(q.tenantId, { kind: "tenant", granularity: "month", period: q.month }),
       state: keys.enforcement(q.tenantId, q.month),
       prevState: keys.enforcement(q.tenantId, q.prevMonth),
-      hours: [...new Set(q.minutes.map((m) => m.slice(0, 13)))].map((hour) => keys.aggregate(q.tenantId, { kind: "tenant", granularity: "hour", period: hour })),
+      hours: [...new Set(q.minutes.map((m) => m.slice(0, 13)))].filter((hour) => !q.known?.hours?.[hour]).map((hour) => keys.aggregate(q.tenantId, { kind: "tenant", granularity: "hour", period: hour })),
     }));
-    const all = plan.flatMap((p) => [p.config, p.aggregate, p.state, p.prevState, ...p.hours]);
+    // items the caller just wrote (and holds) are not read again
+    const all = plan.flatMap((p) => [p.config, ...(p.q.known?.month ? [] : [p.aggregate]), p.state, p.prevState, ...p.hours]);
     const items = new Map<string, Item>();
     for (let i = 0; i < all.length; i += BATCH_GET_MAX) {
       for (const it of await batchGetAll(this.doc, { TableName: this.tableName, Keys: all.slice(i, i + BATCH_GET_MAX), ConsistentRead: true })) {
@@ -86,12 +87,13 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
     for (const p of plan) {
       const minuteTotals: Record<string, MinuteCounters> = {};
       for (const m of p.q.minutes) {
-        const c = minuteCountersOf(at(keys.aggregate(p.q.tenantId, { kind: "tenant", granularity: "hour", period: m.slice(0, 13) })), m);
+        const hour = m.slice(0, 13);
+        const c = minuteCountersOf(p.q.known?.hours?.[hour] ?? at(keys.aggregate(p.q.tenantId, { kind: "tenant", granularity: "hour", period: hour })), m);
         if (c) minuteTotals[m] = c;
       }
       out.set(p.q.tenantId, {
         config: configFromItem(at(p.config)),
-        monthTotals: at(p.aggregate) as unknown as UsageCounters | undefined,
+        monthTotals: (p.q.known?.month ?? at(p.aggregate)) as unknown as UsageCounters | undefined,
         minuteTotals,
         state: stateFromItem(at(p.state)),
         prevState: stateFromItem(at(p.prevState)),

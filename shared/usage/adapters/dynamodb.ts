@@ -267,13 +267,13 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
-      return { kind: "applied", marks: marksIn(out.Attributes ?? {}) };
+      return { kind: "applied", marks: marksIn(out.Attributes ?? {}), item: out.Attributes ?? {} };
     } catch (error) {
       if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       const old = error.Item ? unmarshall(error.Item) : await this.itemAt(Update.Key);
       const marks = marksIn(old);
-      return (marks[mark.epoch] ?? 0) >= mark.run ? { kind: "already", marks } : { kind: "clean-conflict", marks };
+      return (marks[mark.epoch] ?? 0) >= mark.run ? { kind: "already", marks, item: old } : { kind: "clean-conflict", marks };
     }
   }
 

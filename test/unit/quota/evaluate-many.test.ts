@@ -50,6 +50,17 @@ describe("QuotaEvaluator.evaluateMany", () => {
     expect(results.get("t-under")).toEqual({ outcomes: [] });
   });
 
+  it("passes the month and tenant-hour items the ingest wrote to the first read only (later rounds read everything)", async () => {
+    const { store, service } = setup();
+    const month = { requests: 5 };
+    const hours = { "2026-11-25T20": { requests: 5 } };
+    await service.evaluateMany([{ tenantId: "w", month: "2026-11", minutes: [MINUTE], now: NOW, written: { months: { "2026-11": month, "2026-10": { requests: 1 } }, hours } }]);
+    expect(store.batches[0][0].known).toEqual({ month, hours });
+    // a month the evaluation does not look at is not passed as its month
+    await service.evaluateMany([{ tenantId: "v", month: "2026-11", minutes: [MINUTE], now: NOW, written: { months: { "2026-10": { requests: 1 } }, hours: {} } }]);
+    expect(store.batches[1][0].known).toEqual({ hours: {} });
+  });
+
   it("reads no minute windows for a tier without per-minute limits once its tier is known", async () => {
     const { store, evaluateMany } = setup();
     store.configs.set("p", { tenantId: "p", tier: "premium", updatedAt: NOW.toISOString() });
