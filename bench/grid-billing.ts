@@ -10,8 +10,9 @@
  *   the end of the phase (items only grow in a phase), so an upper bound;
  * - each write of an item that a GSI holds (projection ALL) writes the index too: 1 unit per
  *   1 KB, not doubled by transactions;
- * - a strongly consistent read unit per 4 KB per item (eventually consistent: half); a Query
- *   rounds the sum of the items it returns.
+ * - a strongly consistent read unit per 4 KB per item (eventually consistent: half), and one for
+ *   a key read that finds no item (GetItem, BatchGetItem); a Query rounds the sum of the items it
+ *   returns.
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 
@@ -133,10 +134,15 @@ export function count(t: Tally, command: string, input: Record<string, unknown>,
     }
     case "BatchGetItemCommand": {
       t.readRequests++;
-      const req = input.RequestItems as Record<string, { ConsistentRead?: boolean }>;
+      const req = input.RequestItems as Record<string, { ConsistentRead?: boolean; Keys?: unknown[] }>;
       const res = (output?.Responses ?? {}) as Record<string, Marshalled[]>;
-      for (const [table, items] of Object.entries(res)) {
-        for (const item of items) t.rru += consistent(req[table]?.ConsistentRead) * units(itemSize(item), 4 * KB);
+      const unprocessed = (output?.UnprocessedKeys ?? {}) as Record<string, { Keys?: unknown[] }>;
+      for (const [table, r] of Object.entries(req)) {
+        const items = res[table] ?? [];
+        for (const item of items) t.rru += consistent(r.ConsistentRead) * units(itemSize(item), 4 * KB);
+        // a key with no item is billed too, as the smallest read (like GetItem)
+        const missing = (r.Keys?.length ?? 0) - (unprocessed[table]?.Keys?.length ?? 0) - items.length;
+        t.rru += consistent(r.ConsistentRead) * Math.max(0, missing);
       }
       break;
     }
