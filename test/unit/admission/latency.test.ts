@@ -48,6 +48,11 @@ function admission(store: BudgetStore, tiers: AdmissionConfigInput["tiers"], opt
 
 const flush = () => new Promise((r) => setTimeout(r, 5));
 
+/** Waits until `done()` holds (a background take reaching the gate takes a few ticks, more on a loaded machine), at most 2 s. */
+async function until(done: () => boolean): Promise<void> {
+  for (const t0 = Date.now(); !done() && Date.now() - t0 < 2_000; ) await flush();
+}
+
 describe("admission latency: budget in hand before it is needed", () => {
   it("takes the next lease in the background past half of the current one: a steady stream never waits for the store", async () => {
     const g = gatedStore();
@@ -158,7 +163,7 @@ describe("admission latency: budget in hand before it is needed", () => {
       () => "admitted",
       (e: unknown) => (e instanceof AdmissionRefusedError ? "refused" : String(e)),
     );
-    await flush();
+    await until(() => g.heldTakes() === 1);
     expect(g.heldTakes()).toBe(1);
     let settled = false;
     void pending.then(() => (settled = true));
@@ -197,7 +202,7 @@ describe("admission latency: budget in hand before it is needed", () => {
     const first = await a.admit({ ...call(800, 200), nanoUsd: 1_000 });
     g.gate(true);
     const costly = a.admit({ ...call(200, 800), nanoUsd: 20_000 });
-    await flush();
+    await until(() => g.heldTakes() === 1);
     expect(g.heldTakes()).toBe(1);
     g.gate(false);
     g.open();
