@@ -157,3 +157,30 @@ describe("admission on DynamoDB Local", () => {
     expect(p.filter((r) => r.status === "fulfilled")).toHaveLength(30);
   });
 });
+
+describe("the usage truth admission settles against, on DynamoDB Local", () => {
+  it("counts a call its ingest run reached the month item with although the run was never recorded done, and not one whose month write failed", async () => {
+    const table = await freshUsageTable(client);
+    const { store } = localIngest(doc, table);
+    const failing = new Set<string>();
+    // the run dies before its record; tenant `lost`'s month item write never lands
+    const dying = Object.assign(Object.create(store) as typeof store, {
+      addAggregate: (...args: Parameters<typeof store.addAggregate>) => {
+        const t = args[0].target;
+        if (t.kind === "tenant" && t.granularity === "month" && failing.has(t.tenantId)) return Promise.reject(new Error("Lambda timed out"));
+        return store.addAggregate(...args);
+      },
+      finishRun: () => Promise.reject(new Error("Lambda timed out")),
+    });
+    failing.add("lost");
+    const at = new Date().toISOString();
+    const r = await localIngest(doc, table, { store: dying, maxAttempts: 1 }).service.ingest([
+      recordOf(invocation({ tenantId: "kept", eventId: "req-kept", inputTokens: 100, outputTokens: 10, occurredAt: at })),
+      recordOf(invocation({ tenantId: "lost", eventId: "req-lost", inputTokens: 100, outputTokens: 10, occurredAt: at })),
+    ]);
+    expect(r.stats).toMatchObject({ counted: 1, failed: 1 });
+    const truth = new DynamoUsageTruth(doc, table);
+    expect(await truth.counted("kept", "req-kept")).toMatchObject({ inputTokens: 100, outputTokens: 10 });
+    expect(await truth.counted("lost", "req-lost")).toBeUndefined();
+  });
+});
