@@ -6,6 +6,7 @@ import { AdmissionRefusedError } from "../../shared/admission/errors";
 import { parseAdmissionConfig, type AdmissionConfigInput } from "../../shared/admission/model";
 import { Admission, type AdmitRequest } from "../../shared/admission/service";
 import { DEFAULT_TIERS, type TierPolicy } from "../../shared/quota/tiers";
+import { ADMISSION_READ_PARTITIONS } from "../../stacks/Admission";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { freshUsageTable, localDynamoClient, localIngest } from "../helpers/dynamo";
 import { invocation, recordOf } from "../helpers/events";
@@ -179,8 +180,20 @@ describe("the usage truth admission settles against, on DynamoDB Local", () => {
       recordOf(invocation({ tenantId: "lost", eventId: "req-lost", inputTokens: 100, outputTokens: 10, occurredAt: at })),
     ]);
     expect(r.stats).toMatchObject({ counted: 1, failed: 1 });
-    const truth = new DynamoUsageTruth(doc, table);
+    // what the data plane's policy allows: GetItem only, on TENANT#, EVENT#, EPOCH#, RUN# partitions
+    const reading = localDynamoClient();
+    const asked: string[] = [];
+    reading.middlewareStack.add(
+      (next, context) => async (args) => {
+        asked.push(`${String(context.commandName)} ${String((args.input as { Key?: { pk?: string } }).Key?.pk ?? "").split("#")[0]}#`);
+        return next(args);
+      },
+      { step: "initialize", name: "recordReads" },
+    );
+    const truth = new DynamoUsageTruth(documentClient(reading), table);
     expect(await truth.counted("kept", "req-kept")).toMatchObject({ inputTokens: 100, outputTokens: 10 });
     expect(await truth.counted("lost", "req-lost")).toBeUndefined();
+    expect(new Set(asked)).toEqual(new Set(["GetItemCommand EVENT#", "GetItemCommand EPOCH#", "GetItemCommand TENANT#"]));
+    expect(ADMISSION_READ_PARTITIONS).toEqual(expect.arrayContaining(["TENANT#", "EVENT#", "EPOCH#"]));
   });
 });

@@ -6,7 +6,7 @@ import { DynamoQuotaStore } from "../../quota/adapters/dynamodb";
 import { DEFAULT_TIERS, TIER_NAMES, type TierCatalog, type TierName, type TierPolicy } from "../../quota/tiers";
 import { admissionKeys, keys } from "../../storage/keys";
 import type { UsageCounters } from "../../usage/model";
-import { countedClaimOf, DynamoUsageStore } from "../../usage/adapters/dynamodb";
+import { countedClaimOf, marksIn, type CountedClaim } from "../../usage/adapters/dynamodb";
 import { UNLIMITED, budgetLimitKey, openingBudget, type BudgetLimits, type BudgetState, type Grant } from "../model";
 import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolDeltas, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
 
@@ -360,15 +360,10 @@ export class DynamoPoolStore implements PoolStore {
 
 /** The ingest's aggregates and ledger, read only (the billing truth admission reconciles against). */
 export class DynamoUsageTruth implements UsageTruth {
-  /** The ingest's own reading of its ledger (reads only; the TTL option is for writes). */
-  private readonly ledger: DynamoUsageStore;
-
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly tableName: string,
-  ) {
-    this.ledger = new DynamoUsageStore(doc, tableName, { ledgerTtlDays: 0 });
-  }
+  ) {}
 
   async monthUse(tenantId: string, month: string): Promise<{ tokens: number; nanoUsd: number }> {
     const out = await this.doc.send(
@@ -382,9 +377,9 @@ export class DynamoUsageTruth implements UsageTruth {
     const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: keys.ledger(tenantId, eventId), ConsistentRead: true }));
     const l = out.Item;
     if (!l) return undefined;
-    // A claimed entry counts only once its holder counted the call (shared/usage/README.md).
+    // A claimed entry counts only once its holder's writes reached the month aggregate (shared/usage/README.md).
     const claim = countedClaimOf(l);
-    if (claim && !(await this.ledger.isCounted(claim))) return undefined;
+    if (claim && !(await this.inMonth(claim))) return undefined;
     const counters = (l.counters ?? {}) as Partial<UsageCounters>;
     return {
       inputTokens: Number(l.inputTokens ?? 0),
@@ -393,6 +388,21 @@ export class DynamoUsageTruth implements UsageTruth {
       cacheWriteInputTokens: Number(counters.cacheWriteInputTokens ?? 0),
       costNanoUsd: Number(l.costNanoUsd ?? 0),
     };
+  }
+
+  /**
+   * Whether the call is in the tenant's month aggregate (what admission settles against), by
+   * single GetItems (the data-plane policy allows nothing else): a legacy group's marker
+   * committed; a high-water run recorded done, or the month item carrying the mark of the
+   * entry's holder or of an earlier one.
+   */
+  private async inMonth(claim: CountedClaim): Promise<boolean> {
+    const get = async (key: { pk: string; sk: string }) => (await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }))).Item;
+    if (!claim.hw) return (await get(keys.commitMarker(claim.held.run, claim.held.group)))?.state === "committed";
+    if (Number((await get(keys.epoch(claim.held.run)))?.done ?? 0) >= claim.held.group) return true;
+    const month = await get(keys.aggregate(claim.tenantId, { kind: "tenant", granularity: "month", period: claim.occurredAt.slice(0, 7) }));
+    const marks = marksIn(month ?? {});
+    return [...(claim.prev ?? []), claim.held].some((h) => (marks[h.run] ?? 0) >= h.group);
   }
 }
 
