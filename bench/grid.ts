@@ -123,8 +123,9 @@ async function runOurs(env: Env, batches: InvocationEventV1[][]): Promise<void> 
 
 /**
  * The naive path: per event a conditional ledger Put, then one UpdateItem per aggregate (the
- * same aggregates and GSI keys, so both answer the same queries), in its own layout: the minute
- * window a separate item (`naiveTargets`). Not crash-safe: a failure between the Put and the
+ * same views and GSI keys; it ADDs the counters only and sets none of the attributes the usage
+ * API reads, so its updates are lighter than ours), in its own layout: the minute window a
+ * separate item (`naiveTargets`). Not crash-safe: a failure between the Put and the
  * updates loses counts. No quota evaluation, no metrics.
  */
 async function runNaive(env: Env, batches: InvocationEventV1[][]): Promise<void> {

@@ -171,7 +171,7 @@ export async function runOurs(doc: DynamoDBDocumentClient, table: string, w: Wor
 
 /**
  * Naive baseline: per event one conditional ledger Put, then one UpdateItem per aggregate
- * (the same aggregates, so both answer the same queries), in its own layout: the minute window
+ * (the same views; counters and GSI keys only, none of the attributes the usage API reads), in its own layout: the minute window
  * a separate item (`naiveTargets`). Not crash-safe: a failure between the Put and the updates
  * loses counts; measured only for speed and writes.
  */
@@ -214,7 +214,7 @@ export async function runBaseline(
       let targets = naiveTargets(e);
       if (opts.onlyMonth) targets = targets.slice(0, 1);
       for (const t of targets) {
-        // the same ADD/SET update our transactions carry, sent on its own (month aggregates get their GSI1 keys)
+        // the counters' ADD, sent on its own (month aggregates get their GSI1 keys)
         await doc.send(new UpdateCommand(addAndSetUpdate(table, t.key, values, t.month ? keys.billing(e.tenantId, t.month) : {}).Update));
         itemWrites++;
         awsWcu += t.month ? 2 : 1;

@@ -1,4 +1,5 @@
 import type { QuotaEvaluator } from "./service";
+import type { WrittenItems } from "../usage/model";
 
 /** A tenant whose totals an ingest batch changed, with the records that did it. */
 export interface TenantTouched {
@@ -7,7 +8,7 @@ export interface TenantTouched {
   minutes: string[];
   messageIds: string[];
   /** Its month and tenant-hour items as the ingest's writes returned them (see `EvaluateInput.written`). */
-  written?: { months: Record<string, Record<string, unknown>>; hours: Record<string, Record<string, unknown>> };
+  written?: WrittenItems;
 }
 
 export interface AfterIngestResult {

@@ -16,6 +16,7 @@ import { QuotaConfigInvalidError } from "./errors";
 import { claimExpired, publishHeld } from "./outbox";
 import type { EnforcementLogEntry, EnforcementPublisher, EvaluationQuery, EvaluationSnapshot, Page, QuotaStore } from "./ports";
 import { DEFAULT_TIERS, type TierCatalog, type TierName, type TierPolicy } from "./tiers";
+import type { WrittenItems } from "../usage/model";
 
 export interface EvaluateInput {
   tenantId: string;
@@ -25,7 +26,7 @@ export interface EvaluateInput {
   minutes: string[];
   now: Date;
   /** The tenant's month and tenant-hour items as the ingest's writes returned them (by period), used instead of reading them again. */
-  written?: { months: Record<string, Record<string, unknown>>; hours: Record<string, Record<string, unknown>> };
+  written?: WrittenItems;
 }
 
 export interface QuotaServiceDeps {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { EpochState, HighWaterMarks, UsageStore } from "./ports";
+import type { Claim, EpochState, HighWaterMarks, UsageStore } from "./ports";
 
 /** A writer identity this process holds: one ingest pass at a time uses it. */
 export interface Epoch {
@@ -20,6 +20,15 @@ export interface Cleanup {
 const CLEAN_PER_WRITE = 8;
 /** Items whose marks this process remembers (from its own writes' returned items). */
 const REMEMBERED_ITEMS = 50_000;
+
+/**
+ * Whether an item with these marks holds a write of one of `holders` (the runs that held a
+ * call's ledger entry): its mark of that epoch is at least that run. Runs of an epoch are
+ * sequential, so a later run's mark says the earlier run's write landed too.
+ */
+export function reachedBy(marks: HighWaterMarks, holders: readonly Claim[]): boolean {
+  return holders.some((h) => (marks[h.run] ?? 0) >= h.group);
+}
 
 /** A short random epoch id (base36, 10 characters): item attribute names carry it. */
 export function newEpochId(): string {
@@ -44,6 +53,8 @@ export class Epochs {
   private readonly marks = new Map<string, HighWaterMarks>();
   /** Every epoch this process started (their states are known here). */
   private readonly mine = new Set<string>();
+  /** Epochs read after their lease ran out: dead, their records never change again. */
+  private readonly final = new Set<string>();
 
   constructor(
     private readonly store: UsageStore,
@@ -102,6 +113,8 @@ export class Epochs {
   async finish(e: Epoch, run: number): Promise<boolean> {
     const leaseUntil = this.clock().getTime() + 2 * this.leaseMs;
     for (let attempt = 0; attempt < 3; attempt++) {
+      // like every write of the epoch: none after its deadline (the epoch is then dropped)
+      if (this.clock().getTime() > this.writeDeadline(e)) return false;
       try {
         await this.store.finishRun(e.id, run, leaseUntil, this.clock());
         e.leaseUntil = leaseUntil;
@@ -148,8 +161,10 @@ export class Epochs {
   }
 
   /**
-   * Reads the states of the other epochs seen on these items that may have died since they
-   * were last read (one request; a failure only means nothing is removed this time).
+   * Reads the states of the other epochs seen on these items that are not known yet, or whose
+   * lease, as last read, has run out since (at most 100, one request; a failure only means
+   * nothing is removed this time). An epoch read alive is not read again before its lease
+   * ends, and one read dead never again: a live process's epochs cost no read per run.
    */
   async learn(targetIds: readonly string[]): Promise<void> {
     const now = this.clock().getTime();
@@ -157,14 +172,18 @@ export class Epochs {
     for (const id of targetIds) {
       for (const epoch of Object.keys(this.marks.get(id) ?? {})) {
         const s = this.states.get(epoch);
-        if (this.mine.has(epoch) || (s && now >= s.leaseUntil)) continue;
+        if (this.mine.has(epoch) || this.final.has(epoch) || (s && now < s.leaseUntil)) continue;
         wanted.add(epoch);
-        if (wanted.size >= 100) break;
       }
+      if (wanted.size >= 100) break;
     }
     if (wanted.size === 0) return;
     try {
-      for (const [epoch, s] of await this.store.epochStates([...wanted])) this.note(epoch, s);
+      const read = await this.store.epochStates([...wanted].slice(0, 100));
+      for (const [epoch, s] of read) {
+        this.note(epoch, s);
+        if (now >= s.leaseUntil) this.final.add(epoch);
+      }
     } catch {
       // cleaning waits for a later write
     }

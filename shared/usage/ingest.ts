@@ -1,10 +1,10 @@
 import { InvalidInvocationEventError, originOf, parseInvocationEnvelope, type InvocationEventV1, type InvocationSource } from "../events/invocation";
 import type { PriceCatalog, PricingDimensions } from "../pricing/catalog";
 import { addSourceCount, coalesceCounting, correctionDeltas, countedAt, targetId, targetsOf } from "./coalesce";
-import { Epochs, newEpochId, type Epoch } from "./epochs";
+import { Epochs, newEpochId, reachedBy, type Epoch } from "./epochs";
 import type { MarkerState } from "./ports";
 import { backoffMs, retryWrites, type RetryOptions } from "./retry";
-import { COUNTER_NAMES, laterCounter, subtract, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters } from "./model";
+import { COUNTER_NAMES, laterCounter, subtract, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters, type WrittenItems } from "./model";
 import { periodsOf } from "./periods";
 import { contentFreeMessage, describeShape, envelopeIds } from "./quarantine";
 import { periodsOfEvent } from "./coalesce";
@@ -41,12 +41,6 @@ export interface TouchedTenant {
   messageIds: string[];
   /** Its month and tenant-hour items as this call's writes returned them (the quota need not read them again). */
   written?: WrittenItems;
-}
-
-/** A tenant's month and tenant-hour aggregate items as written, by period. */
-export interface WrittenItems {
-  months: Record<string, Record<string, unknown>>;
-  hours: Record<string, Record<string, unknown>>;
 }
 
 /** Keeps a written tenant month or tenant-hour item (the latest write of it wins: it holds the earlier ones). */
@@ -349,7 +343,7 @@ export class IngestService {
     let finished = false;
     try {
       // Phase 1: claims.
-      const first = await this.insertAll(events.map((event) => ({ event, claim })), epoch, limit);
+      const first = await this.insertAll(events, claim, epoch, limit);
       const claims = await Promise.all(
         events.map((e) => {
           const w = first.get(ledgerKey(e.event));
@@ -362,13 +356,13 @@ export class IngestService {
               );
         }),
       );
-      const counting: { key: string; event: PricedEvent; skip?: ReadonlySet<string>; completes?: string }[] = [];
+      const counting: { key: string; event: PricedEvent; skip?: ReadonlySet<string>; completesEstimate?: boolean }[] = [];
       const corrections: { e: PricedEvent; held: Claim; estimate: CountedEstimate; holder: LedgerHolder }[] = [];
       let unknownClaim = false;
       events.forEach((e, i) => {
         const c = claims[i];
         const key = ledgerKey(e.event);
-        if (c.kind === "claimed") counting.push({ key, event: c.counting ?? e, skip: c.landed, completes: c.completesEstimate ? "an interrupted count of this call's estimate" : undefined });
+        if (c.kind === "claimed") counting.push({ key, event: c.counting ?? e, skip: c.landed, completesEstimate: c.completesEstimate });
         else if (c.kind === "duplicate") fates.set(key, { kind: "duplicate", holder: c.holder });
         else if (c.kind === "correct") corrections.push({ e, held: c.held, estimate: c.estimate, holder: c.holder });
         else if (c.kind === "busy") {
@@ -395,13 +389,14 @@ export class IngestService {
 
       // Phase 2: one conditional ADD per aggregate item.
       const failedItems = await this.addAll(coalesceCounting(counting), epoch, claim, limit, written);
+      const firstFailure = failedItems.values().next().value;
       for (const c of counting) {
-        const missed = targetsOf(c.event).some((t) => !c.skip?.has(targetId(t)) && failedItems.has(targetId(t)));
-        if (missed) fates.set(c.key, { kind: "failed", error: `aggregate write failed: ${[...failedItems.values()][0]}` });
+        const ids = targetsOf(c.event).map(targetId);
+        if (ids.some((id) => !c.skip?.has(id) && failedItems.has(id))) fates.set(c.key, { kind: "failed", error: `aggregate write failed: ${firstFailure}` });
         // An estimate's interrupted count completed: the exact report corrects it on its redelivery.
-        else if (c.completes) fates.set(c.key, { kind: "failed", error: `completed ${c.completes}; the exact report corrects it when redelivered` });
+        else if (c.completesEstimate) fates.set(c.key, { kind: "failed", error: "completed an interrupted count of this call's estimate; the exact report corrects it when redelivered" });
         // taken over from a dead run whose writes had all landed: counted before, nothing added now
-        else if (c.skip && targetsOf(c.event).every((t) => c.skip!.has(targetId(t)))) fates.set(c.key, { kind: "duplicate" });
+        else if (c.skip && ids.every((id) => c.skip!.has(id))) fates.set(c.key, { kind: "duplicate" });
         else fates.set(c.key, { kind: "counted" });
       }
 
@@ -418,7 +413,8 @@ export class IngestService {
    * absent where the request failed (its outcome is unknown: the event is claimed again one by
    * one, which is safe, since an entry that turns out to be ours is recognised as ours).
    */
-  private async insertAll(entries: { event: PricedEvent; claim: Claim }[], epoch: Epoch, limit: Limiter): Promise<Map<string, LedgerWrite>> {
+  private async insertAll(events: readonly PricedEvent[], claim: Claim, epoch: Epoch, limit: Limiter): Promise<Map<string, LedgerWrite>> {
+    const entries = events.map((event) => ({ event, claim }));
     const first = new Map<string, LedgerWrite>();
     await Promise.all(
       Array.from({ length: Math.ceil(entries.length / LEDGER_BATCH_MAX) }, (_, b) =>
@@ -544,10 +540,7 @@ export class IngestService {
     const targets = targetsOf(e);
     const marks = await this.opts.store.highWaterMarks(targets);
     const landed = new Set<string>();
-    for (const t of targets) {
-      const m = marks.get(targetId(t)) ?? {};
-      if (prev.some((p) => (m[p.run] ?? 0) >= p.group)) landed.add(targetId(t));
-    }
+    for (const t of targets) if (reachedBy(marks.get(targetId(t)) ?? {}, prev)) landed.add(targetId(t));
     return landed;
   }
 

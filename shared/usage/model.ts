@@ -150,6 +150,15 @@ export type AggregateTarget =
   | { kind: "model"; tenantId: string; granularity: "month" | "day" | "hour"; period: string; modelId: string }
   | { kind: "endpoint"; tenantId: string; endpointName: string; hour: string };
 
+/**
+ * A tenant's month and tenant-hour aggregate items as an ingest call's updates returned them,
+ * by period: the quota evaluation after the batch uses them instead of reading them again.
+ */
+export interface WrittenItems {
+  months: Record<string, Record<string, unknown>>;
+  hours: Record<string, Record<string, unknown>>;
+}
+
 /** The tenant-day aggregate item (the one that also carries the source counters). */
 export function tenantDayTarget(tenantId: string, day: string): AggregateTarget {
   return { kind: "tenant", tenantId, granularity: "day", period: day };

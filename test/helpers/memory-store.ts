@@ -1,5 +1,6 @@
 import { targetId, targetsOf, type AggregateDelta } from "../../shared/usage/coalesce";
 import { ledgerKey } from "../../shared/usage/ingest";
+import { reachedBy } from "../../shared/usage/epochs";
 import type { InvocationSource } from "../../shared/events/invocation";
 import { SOURCE_COUNT_NAMES, addCounters, tenantDayTarget, zeroCounters, zeroSourceCounts, type AggregateTarget, type PricedEvent, type SourceCounts, type UsageCounters } from "../../shared/usage/model";
 import { LEDGER_BATCH_MAX, type AggregateWrite, type Claim, type CorrectResult, type CountedEstimate, type EpochState, type HighWaterMarks, type LedgerWrite, type MarkerState, type QuarantineRecord, type UsageStore } from "../../shared/usage/ports";
@@ -182,7 +183,7 @@ export class MemoryUsageStore implements UsageStore {
       if (!h.hw) return this.markers.get(markerId(h)) === "committed";
       if ((this.epochs.get(h.run)?.done ?? 0) >= h.group) return true;
       const holders = [...(h.prev ?? []), { run: h.run, group: h.group }];
-      return h.targets.every((t) => holders.some((c) => (this.marks.get(t)?.[c.run] ?? 0) >= c.group));
+      return h.targets.every((t) => reachedBy(this.marks.get(t) ?? {}, holders));
     }).length;
   }
 

@@ -7,6 +7,7 @@ import { DEFAULT_TIERS, TIER_NAMES, type TierCatalog, type TierName, type TierPo
 import { admissionKeys, keys } from "../../storage/keys";
 import type { UsageCounters } from "../../usage/model";
 import { countedClaimOf, marksIn, type CountedClaim } from "../../usage/adapters/dynamodb";
+import { reachedBy } from "../../usage/epochs";
 import { UNLIMITED, budgetLimitKey, openingBudget, type BudgetLimits, type BudgetState, type Grant } from "../model";
 import type { BudgetKey, BudgetStore, CountedEvent, PolicySource, PoolDeltas, PoolStore, PoolWindow, TakeResult, UsageTruth } from "../ports";
 
@@ -401,8 +402,7 @@ export class DynamoUsageTruth implements UsageTruth {
     if (!claim.hw) return (await get(keys.commitMarker(claim.held.run, claim.held.group)))?.state === "committed";
     if (Number((await get(keys.epoch(claim.held.run)))?.done ?? 0) >= claim.held.group) return true;
     const month = await get(keys.aggregate(claim.tenantId, { kind: "tenant", granularity: "month", period: claim.occurredAt.slice(0, 7) }));
-    const marks = marksIn(month ?? {});
-    return [...(claim.prev ?? []), claim.held].some((h) => (marks[h.run] ?? 0) >= h.group);
+    return reachedBy(marksIn(month ?? {}), [...(claim.prev ?? []), claim.held]);
   }
 }
 

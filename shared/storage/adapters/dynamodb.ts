@@ -44,8 +44,9 @@ export async function ensureUsageTable(client: DynamoDBClient, tableName: string
 
 /**
  * The `Update` of one aggregate item: `ADD` the counters, `SET` the descriptive attributes,
- * `REMOVE` attributes no longer needed (none of those written). No condition: ADD is commutative; what makes an increment happen once is the conditional
- * item (ledger entry, allocation marker) written in the same transaction.
+ * `REMOVE` attributes no longer needed (none of those written). No condition here: ADD is
+ * commutative; what makes an increment happen once is the caller's (the ingest's high-water
+ * condition, or a conditional item written in the same transaction: allocation marker, ledger).
  */
 export function addAndSetUpdate(
   tableName: string,

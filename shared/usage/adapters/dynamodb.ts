@@ -29,6 +29,7 @@ import type { Retryable } from "../retry";
 import { LEDGER_BATCH_MAX, type AggregateRow, type AggregateWrite, type Claim, type EpochState, type HighWaterMarks, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
 import { contentFreeMessage, keepIds, type RecordShape } from "../quarantine";
 import { minuteWindowUpdate } from "../minute-window";
+import { reachedBy } from "../epochs";
 
 type Item = Record<string, unknown>;
 
@@ -242,24 +243,23 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
   }
 
   async addAggregate(d: AggregateDelta, mark: { epoch: string; run: number }, clean: readonly { epoch: string; upTo: number }[], now: Date): Promise<AggregateWrite> {
-    const { Update } = this.aggregateUpdate(d, now);
-    const names: Record<string, string> = { ...Update.ExpressionAttributeNames, "#hw": markAttribute(mark.epoch) };
+    const own = markAttribute(mark.epoch);
+    const { Update } = this.aggregateUpdate(d, now, { [own]: mark.run }, clean.map((c) => markAttribute(c.epoch)));
+    const names: Record<string, string> = { ...Update.ExpressionAttributeNames };
+    const placeholder = new Map(Object.entries(names).map(([p, attribute]) => [attribute, p]));
     const values: Record<string, unknown> = { ...Update.ExpressionAttributeValues, ":hwrun": mark.run };
     // Once per run and item: a write whose earlier attempt landed finds the mark at this run.
-    const conditions = ["(attribute_not_exists(#hw) OR #hw < :hwrun)"];
-    const removes = clean.map((c, i) => {
-      names[`#hwc${i}`] = markAttribute(c.epoch);
+    const conditions = [`(attribute_not_exists(${placeholder.get(own)}) OR ${placeholder.get(own)} < :hwrun)`];
+    clean.forEach((c, i) => {
+      const p = placeholder.get(markAttribute(c.epoch));
       values[`:hwc${i}`] = c.upTo;
       // only a mark of a run known done: an unfinished run's marks are what a take-over reads
-      conditions.push(`(attribute_not_exists(#hwc${i}) OR #hwc${i} <= :hwc${i})`);
-      return `#hwc${i}`;
+      conditions.push(`(attribute_not_exists(${p}) OR ${p} <= :hwc${i})`);
     });
-    const expression = withRemove(withSet(Update.UpdateExpression, "#hw = :hwrun"), removes);
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           ...Update,
-          UpdateExpression: expression,
           ConditionExpression: conditions.join(" AND "),
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
@@ -278,12 +278,16 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
   }
 
   async highWaterMarks(targets: readonly AggregateTarget[]): Promise<Map<string, HighWaterMarks>> {
-    const byKey = new Map(targets.map((t) => [`${targetKey(t).pk}|${targetKey(t).sk}`, targetId(t)]));
+    const byKey = new Map<string, { key: { pk: string; sk: string }; id: string }>();
+    for (const t of targets) {
+      const key = targetKey(t);
+      byKey.set(`${key.pk}|${key.sk}`, { key, id: targetId(t) });
+    }
+    const keyList = [...byKey.values()].map((x) => x.key);
     const out = new Map<string, HighWaterMarks>();
-    const keyList = [...new Map(targets.map((t) => [`${targetKey(t).pk}|${targetKey(t).sk}`, targetKey(t)])).values()];
     for (let i = 0; i < keyList.length; i += 100) {
       for (const it of await batchGetAll(this.doc, { TableName: this.tableName, Keys: keyList.slice(i, i + 100), ConsistentRead: true })) {
-        const id = byKey.get(`${String(it.pk)}|${String(it.sk)}`);
+        const id = byKey.get(`${String(it.pk)}|${String(it.sk)}`)?.id;
         if (id) out.set(id, marksIn(it));
       }
     }
@@ -370,7 +374,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     const holders = [...(entry.prev ?? []), entry.held];
     const targets = targetsOf({ event: { ...countedAt(entry), tenantId: entry.tenantId, eventId: entry.eventId, inputTokens: 0, outputTokens: 0 }, baseModelId: entry.modelId, counters: zeroCounters() });
     const marks = await this.highWaterMarks(targets);
-    return targets.every((t) => holders.some((h) => (marks.get(targetId(t))?.[h.run] ?? 0) >= h.group));
+    return targets.every((t) => reachedBy(marks.get(targetId(t)) ?? {}, holders));
   }
 
   async reprice(entry: UnpricedEntry, costNanoUsd: number, deltas: readonly AggregateDelta[], now: Date): Promise<CorrectResult> {
@@ -475,18 +479,19 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     }
   }
 
-  private aggregateUpdate(d: AggregateDelta, now: Date) {
+  /** The aggregate item's update; `extraSets` / `extraRemoves`: attributes besides the aggregate's own (the high-water marks). */
+  private aggregateUpdate(d: AggregateDelta, now: Date, extraSets: Record<string, unknown> = {}, extraRemoves: readonly string[] = []) {
     const t = d.target;
     const adds: Record<string, number> = {};
     for (const c of COUNTER_NAMES) if (c === "requests" || d.counters[c] !== 0) adds[c] = d.counters[c];
     if (d.sources) for (const c of SOURCE_COUNT_NAMES) if (d.sources[c] !== 0) adds[SOURCE_COUNT_ATTRIBUTES[c]] = d.sources[c];
-    const sets: Record<string, unknown> = { tenantId: t.tenantId, updatedAt: now.toISOString(), ...describeTarget(t) };
+    const sets: Record<string, unknown> = { tenantId: t.tenantId, updatedAt: now.toISOString(), ...describeTarget(t), ...extraSets };
     if (t.kind === "tenant" && t.granularity === "month") Object.assign(sets, keys.billing(t.tenantId, t.period));
     // Tenant-hour items: the minute windows ride along (and the ended ones are removed).
     const window = d.minutes ? minuteWindowUpdate(d.minutes, now) : undefined;
     if (window) Object.assign(adds, window.adds);
     // Once per run: the caller adds the high-water condition (`addAggregate`) or a ledger condition in a transaction.
-    return addAndSetUpdate(this.tableName, targetKey(t), adds, sets, window?.removes);
+    return addAndSetUpdate(this.tableName, targetKey(t), adds, sets, [...(window?.removes ?? []), ...extraRemoves]);
   }
 
   // ---- reads ----
@@ -646,16 +651,6 @@ export function marksIn(item: Item): HighWaterMarks {
   return marks;
 }
 
-/** Adds paths to an update expression's REMOVE clause (or starts one; an expression has at most one). */
-function withRemove(expression: string, paths: readonly string[]): string {
-  if (paths.length === 0) return expression;
-  return / REMOVE /.test(expression) ? `${expression}, ${paths.join(", ")}` : `${expression} REMOVE ${paths.join(", ")}`;
-}
-
-/** Adds one `name = value` to an update expression's SET clause (or starts one). */
-function withSet(expression: string, assignment: string): string {
-  return / SET /.test(` ${expression} `) ? expression.replace(/(^| )SET /, `$1SET ${assignment}, `) : `${expression} SET ${assignment}`;
-}
 
 /** What a ledger entry that keeps its counters (estimate, unpriced) counted, and where. */
 function countedOf(i: Item): CountedEstimate {

@@ -408,6 +408,18 @@ describe("IngestService: requests per batch", () => {
     expect(ops.filter((o) => o === "epochStates" || o === "highWaterMarks" || o === "marker").length).toBe(0);
   });
 
+  it("reads another process's live epoch seen on its items once while that epoch's lease runs, not once per run", async () => {
+    const inner = new MemoryUsageStore();
+    const day = (i: number) => recordOf(invocation({ tenantId: "lv", occurredAt: "2026-11-25T11:00:00Z", eventId: `lv${i}` }));
+    // another process's epoch writes the tenant's items and stays alive (its lease runs to NOW + 60 s)
+    await at(inner, 0, { epochId: () => "otherepoch" }).ingest([day(0)]);
+    const { store, ops } = counting(inner);
+    const c = at(store, 1_000, { epochId: () => "thisepoch0" });
+    // run 1 learns the marks from its writes; run 2 reads the other epoch's state; runs 3 and 4 know it is alive
+    for (let i = 1; i <= 4; i++) expect((await c.ingest([day(i)])).stats.counted).toBe(1);
+    expect(ops.filter((o) => o === "epochStates")).toEqual(["epochStates"]);
+  });
+
   it("claims a batch of one event with one conditional put, not a batch statement of one", async () => {
     const { store, ops } = counting(new MemoryUsageStore());
     const r = await service(store).ingest([recordOf(invocation({ occurredAt: "2026-11-25T11:00:00Z" }))]);
