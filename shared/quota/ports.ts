@@ -70,6 +70,17 @@ export interface QuotaStore {
   release(tenantId: string, period: string, enforcementId: string, leaseUntil: string): Promise<void>;
   /** After a successful publish: writes the enforcement log entry and drops the outbox entry. */
   markPublished(tenantId: string, period: string, entry: OutboxEntry, publishedAt: string): Promise<void>;
+  /**
+   * The change mark (see shared/quota/README.md, "Evaluation inputs held between batches"): a
+   * change to a tenant's config or enforcement state is bracketed by `changeBegins` before it and
+   * `changeEnds` after it, so an evaluation that holds the tenant's config and states from an
+   * earlier read (the DynamoDB adapter keeps them per process, checked against a counter pair on
+   * the month item the ingest's write returns) reads them again. Per month given: whether the
+   * begin mark was made (false: the month has no item yet, so nobody holds anything for it).
+   * Optional: a store that holds nothing between reads needs no marks.
+   */
+  changeBegins?(tenantId: string, months: readonly string[]): Promise<boolean[]>;
+  changeEnds?(tenantId: string, months: readonly string[], begun: readonly boolean[]): Promise<void>;
   getConfig(tenantId: string): Promise<TenantConfig | undefined>;
   putConfig(config: TenantConfig): Promise<void>;
   listLog(day: string, limit: number, cursor?: string): Promise<Page<EnforcementLogEntry>>;

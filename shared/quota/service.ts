@@ -17,6 +17,7 @@ import { claimExpired, publishHeld } from "./outbox";
 import type { EnforcementLogEntry, EnforcementPublisher, EvaluationQuery, EvaluationSnapshot, Page, QuotaStore } from "./ports";
 import { DEFAULT_TIERS, type TierCatalog, type TierName, type TierPolicy } from "./tiers";
 import type { WrittenItems } from "../usage/model";
+import { nextMonthStart } from "../usage/periods";
 
 export interface EvaluateInput {
   tenantId: string;
@@ -45,6 +46,23 @@ const MAX_ROUNDS = 5;
 /** Live minute windows read per evaluation (the current minute and clock-skewed later ones). */
 const MAX_WINDOWS = 3;
 const TIER_SEEN_MAX = 10_000;
+
+/** Clock skew allowed between processes at a month boundary (see `changeMonths`). */
+const MONTH_EDGE_MS = 60_000;
+
+/**
+ * Months whose change mark a change of the tenant's quota inputs made in `month` at `now` must
+ * move: the month itself, and the adjacent one when `now` is within a minute of the boundary,
+ * since another process whose clock is on the other side evaluates that month (and holds this
+ * month's state as its previous month's, or the reverse).
+ */
+export function changeMonths(month: string, now: Date): string[] {
+  const out = [month];
+  const t = now.getTime();
+  if (nextMonthStart(month).getTime() - t <= MONTH_EDGE_MS) out.push(nextMonthStart(month).toISOString().slice(0, 7));
+  if (t - Date.parse(`${month}-01T00:00:00.000Z`) <= MONTH_EDGE_MS) out.push(previousMonth(month));
+  return out;
+}
 
 function hasMinuteLimits(p: TierPolicy): boolean {
   return p.tokensPerMinute !== undefined || p.requestsPerMinute !== undefined;
@@ -155,34 +173,44 @@ export class QuotaEvaluator {
     const own = new Map<string, { period: string; entry: OutboxEntry; breach: boolean }>();
     let snapshotStates: EnforcementState[] = [];
     let settled = false;
-    for (let round = 0; round < MAX_ROUNDS && !settled; round++) {
-      const snap = round === 0 && first ? first : await this.deps.store.loadForEvaluation(query);
-      snapshotStates = [snap.prevState, snap.state].filter((s): s is EnforcementState => s !== undefined);
-      if (round === 0) {
-        const policy = this.policyOf(snap.config);
-        this.noteTier(tenantId, policy.tier);
-        this.deps.onUsage?.({ tenantId, tier: policy.tier, month, usedRatio: usedRatio(usageSnapshot(snap.monthTotals), policy) });
-      }
-      const plan = planTransitions({
-        tenantId,
-        month,
-        now,
-        policy: this.policyOf(snap.config),
-        monthTotals: snap.monthTotals,
-        minuteTotals: snap.minuteTotals,
-        state: snap.state,
-        prevState: snap.prevState,
-      });
-      settled = true;
-      for (const t of plan) {
-        if ((await this.deps.store.apply(tenantId, t)) === "conflict") {
-          // Someone changed the state since our read (or recorded this very transition):
-          // re-read and re-plan rather than act on a stale view.
-          settled = false;
-          break;
+    // The change mark, made before the first write of a transition and closed after the last.
+    const marked = changeMonths(month, now);
+    let begun: boolean[] | undefined;
+    try {
+      for (let round = 0; round < MAX_ROUNDS && !settled; round++) {
+        const snap = round === 0 && first ? first : await this.deps.store.loadForEvaluation(query);
+        snapshotStates = [snap.prevState, snap.state].filter((s): s is EnforcementState => s !== undefined);
+        if (round === 0) {
+          const policy = this.policyOf(snap.config);
+          this.noteTier(tenantId, policy.tier);
+          this.deps.onUsage?.({ tenantId, tier: policy.tier, month, usedRatio: usedRatio(usageSnapshot(snap.monthTotals), policy) });
         }
-        own.set(t.entry.enforcementId, { period: t.period, entry: t.entry, breach: t.kind === "restrict" || (t.kind === "cross" && t.entry.detail.threshold === 1) });
+        const plan = planTransitions({
+          tenantId,
+          month,
+          now,
+          policy: this.policyOf(snap.config),
+          monthTotals: snap.monthTotals,
+          minuteTotals: snap.minuteTotals,
+          state: snap.state,
+          prevState: snap.prevState,
+        });
+        settled = true;
+        if (plan.length > 0 && !begun) begun = (await this.deps.store.changeBegins?.(tenantId, marked)) ?? [];
+        for (const t of plan) {
+          if ((await this.deps.store.apply(tenantId, t)) === "conflict") {
+            // Someone changed the state since our read (or recorded this very transition):
+            // re-read and re-plan rather than act on a stale view.
+            settled = false;
+            break;
+          }
+          own.set(t.entry.enforcementId, { period: t.period, entry: t.entry, breach: t.kind === "restrict" || (t.kind === "cross" && t.entry.detail.threshold === 1) });
+        }
       }
+    } finally {
+      // Closed whatever happened: no write of ours is in flight now. A close that fails leaves the
+      // mark open, and an open mark only means the tenant's inputs are read every time this month.
+      if (begun) await this.deps.store.changeEnds?.(tenantId, marked, begun);
     }
     if (!settled) throw new QuotaContentionError(`tenant ${tenantId}: state kept changing during ${MAX_ROUNDS} evaluation rounds`);
 
@@ -267,7 +295,12 @@ export class QuotaEvaluator {
     }
     const now = this.clock();
     const config: TenantConfig = { ...(parsed.data as TenantConfigInput), tenantId, updatedAt: now.toISOString() };
+    // Bracketed by the change mark: an ingest that holds the old config reads the new one at its
+    // next evaluation (a crash after the begin leaves the mark open: read every time, never stale).
+    const marked = changeMonths(monthOf(now), now);
+    const begun = (await this.deps.store.changeBegins?.(tenantId, marked)) ?? [];
     await this.deps.store.putConfig(config);
+    await this.deps.store.changeEnds?.(tenantId, marked, begun);
     const outcomes = await this.evaluate({ tenantId, month: monthOf(now), minutes: [], now });
     return { config, effective: this.policyOf(config), outcomes };
   }

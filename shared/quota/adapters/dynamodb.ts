@@ -29,7 +29,33 @@ export interface DynamoQuotaStoreOptions {
   logTtlDays?: number;
   /** Days after its month ends that an enforcement state item is kept (TTL). */
   stateTtlDays?: number;
+  /**
+   * Tenants (per month) whose config and enforcement states an evaluation holds between batches
+   * (see {@link DynamoQuotaStore.loadManyForEvaluation}); 0 holds none. Default 10,000.
+   */
+  heldInputs?: number;
 }
+
+/** Change mark attributes of a tenant's month item: begun and ended changes of its quota inputs. */
+const MARK_BEGUN = "qb";
+const MARK_ENDED = "qd";
+
+/** A tenant's quota inputs as read after its month item showed change mark `mark`. */
+interface HeldInputs {
+  mark: number;
+  config?: TenantConfig;
+  state?: EnforcementState;
+  prevState?: EnforcementState;
+}
+
+/** The month item's change mark, or undefined while a change is under way (or one was cut short). */
+function closedMark(monthItem: Record<string, unknown>): number | undefined {
+  const begun = typeof monthItem[MARK_BEGUN] === "number" ? (monthItem[MARK_BEGUN] as number) : 0;
+  const ended = typeof monthItem[MARK_ENDED] === "number" ? (monthItem[MARK_ENDED] as number) : 0;
+  return begun === ended ? begun : undefined;
+}
+
+const hasPending = (s: EnforcementState | undefined) => s !== undefined && Object.keys(s.outbox).length > 0;
 
 const EPOCH = new Date(0).toISOString();
 /** Adds the transition's outbox entry and lists the item on the sweeper's sparse index. */
@@ -42,6 +68,9 @@ const OUTBOX_SET = "outbox.#id = :entry, #gpk = :gpk, #gsk = :gsk";
 export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   private readonly logTtlDays: number;
   private readonly stateTtlDays: number;
+  private readonly heldMax: number;
+  /** Quota inputs held between batches, by `tenant|month` (insertion order: oldest first). */
+  private readonly held = new Map<string, HeldInputs>();
   /** Outbox partitions of gsi1 (`OUTBOX#<shard>`). */
   readonly shards: number = USAGE_TABLE.outboxShards;
 
@@ -52,6 +81,44 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   ) {
     this.logTtlDays = options.logTtlDays ?? 90;
     this.stateTtlDays = options.stateTtlDays ?? 400;
+    this.heldMax = options.heldInputs ?? 10_000;
+  }
+
+  private hold(key: string, inputs: HeldInputs): void {
+    this.held.delete(key);
+    if (this.held.size >= this.heldMax) {
+      const oldest = this.held.keys().next();
+      if (!oldest.done) this.held.delete(oldest.value);
+    }
+    if (this.heldMax > 0) this.held.set(key, inputs);
+  }
+
+  async changeBegins(tenantId: string, months: readonly string[]): Promise<boolean[]> {
+    return Promise.all(months.map(async (month) => {
+      const res = await this.updateIf({
+        Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: month }),
+        // only an existing month item: nobody holds inputs checked against a month item that does not exist
+        ConditionExpression: "attribute_exists(pk)",
+        UpdateExpression: "ADD #b :one",
+        ExpressionAttributeNames: { "#b": MARK_BEGUN },
+        ExpressionAttributeValues: { ":one": 1 },
+      });
+      return res !== undefined;
+    }));
+  }
+
+  async changeEnds(tenantId: string, months: readonly string[], begun: readonly boolean[]): Promise<void> {
+    await Promise.all(months.map((month, i) =>
+      this.updateIf({
+        Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: month }),
+        ConditionExpression: "attribute_exists(pk)",
+        // Without a begin mark (no item then), the item may have been created, and inputs read and
+        // held, during the change: both counters move, so what was held no longer matches.
+        UpdateExpression: begun[i] ? "ADD #d :one" : "ADD #b :one, #d :one",
+        ExpressionAttributeNames: begun[i] ? { "#d": MARK_ENDED } : { "#b": MARK_BEGUN, "#d": MARK_ENDED },
+        ExpressionAttributeValues: { ":one": 1 },
+      }),
+    ));
   }
 
   async loadForEvaluation(q: EvaluationQuery): Promise<EvaluationSnapshot> {
@@ -64,18 +131,23 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
    * tenant). Consistent reads: the ingest's writes have just landed; a stale read would delay a
    * crossing to the next batch (or past the end of the month). The minute windows are
    * attributes of the tenant-hour items (shared/usage/minute-window.ts): one key per hour asked.
+   *
+   * Inputs held between batches: when the caller passes the month item its write returned
+   * (`known.month`), a tenant's config and this and last month's states are read only if what this
+   * store holds for the tenant and month was read under another change mark (`qb`/`qd` on that
+   * month item; every change of them is bracketed by `changeBegins`/`changeEnds`). They are held
+   * only under a closed mark, and only without pending outbox entries (a pending entry is
+   * retried from a fresh read, or by the sweeper).
    */
   async loadManyForEvaluation(qs: readonly EvaluationQuery[]): Promise<Map<string, EvaluationSnapshot>> {
-    const plan = qs.map((q) => ({
-      q,
-      config: keys.config(q.tenantId),
-      aggregate: keys.aggregate(q.tenantId, { kind: "tenant", granularity: "month", period: q.month }),
-      state: keys.enforcement(q.tenantId, q.month),
-      prevState: keys.enforcement(q.tenantId, q.prevMonth),
-      hours: [...new Set(q.minutes.map((m) => m.slice(0, 13)))].filter((hour) => !q.known?.hours?.[hour]).map((hour) => keys.aggregate(q.tenantId, { kind: "tenant", granularity: "hour", period: hour })),
-    }));
-    // items the caller just wrote (and holds) are not read again
-    const all = plan.flatMap((p) => [p.config, ...(p.q.known?.month ? [] : [p.aggregate]), p.state, p.prevState, ...p.hours]);
+    const plan = qs.map((q) => {
+      const mark = q.known?.month ? closedMark(q.known.month) : undefined;
+      const heldKey = `${q.tenantId}|${q.month}`;
+      const h = mark === undefined ? undefined : this.held.get(heldKey);
+      return { q, mark, heldKey, held: h && h.mark === mark ? h : undefined, ...this.keysOf(q) };
+    });
+    // items the caller just wrote (and holds) are not read again, nor inputs held under the same mark
+    const all = plan.flatMap((p) => [...(p.held ? [] : [p.config, p.state, p.prevState]), ...(p.q.known?.month ? [] : [p.aggregate]), ...p.hours]);
     const items = new Map<string, Item>();
     for (let i = 0; i < all.length; i += BATCH_GET_MAX) {
       for (const it of await batchGetAll(this.doc, { TableName: this.tableName, Keys: all.slice(i, i + BATCH_GET_MAX), ConsistentRead: true })) {
@@ -91,15 +163,27 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         const c = minuteCountersOf(p.q.known?.hours?.[hour] ?? at(keys.aggregate(p.q.tenantId, { kind: "tenant", granularity: "hour", period: hour })), m);
         if (c) minuteTotals[m] = c;
       }
+      const inputs = p.held ?? { config: configFromItem(at(p.config)), state: stateFromItem(at(p.state)), prevState: stateFromItem(at(p.prevState)) };
+      if (!p.held && p.mark !== undefined && !hasPending(inputs.state) && !hasPending(inputs.prevState)) this.hold(p.heldKey, { mark: p.mark, ...inputs });
       out.set(p.q.tenantId, {
-        config: configFromItem(at(p.config)),
+        config: structuredClone(inputs.config),
         monthTotals: (p.q.known?.month ?? at(p.aggregate)) as unknown as UsageCounters | undefined,
         minuteTotals,
-        state: stateFromItem(at(p.state)),
-        prevState: stateFromItem(at(p.prevState)),
+        state: structuredClone(inputs.state),
+        prevState: structuredClone(inputs.prevState),
       });
     }
     return out;
+  }
+
+  private keysOf(q: EvaluationQuery) {
+    return {
+      config: keys.config(q.tenantId),
+      aggregate: keys.aggregate(q.tenantId, { kind: "tenant", granularity: "month", period: q.month }),
+      state: keys.enforcement(q.tenantId, q.month),
+      prevState: keys.enforcement(q.tenantId, q.prevMonth),
+      hours: [...new Set(q.minutes.map((m) => m.slice(0, 13)))].filter((hour) => !q.known?.hours?.[hour]).map((hour) => keys.aggregate(q.tenantId, { kind: "tenant", granularity: "hour", period: hour })),
+    };
   }
 
   async loadForDecision(q: { tenantId: string; month: string; prevMonth: string }): Promise<DecisionSnapshot> {

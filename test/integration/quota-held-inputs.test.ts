@@ -1,0 +1,150 @@
+import { UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { beforeEach, describe, expect, it } from "vitest";
+import { DynamoQuotaStore } from "../../shared/quota/adapters/dynamodb";
+import { QuotaEvaluator } from "../../shared/quota/service";
+import { documentClient } from "../../shared/storage/adapters/dynamodb";
+import { keys } from "../../shared/storage/keys";
+import { minuteAttributeNames } from "../../shared/usage/minute-window";
+import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { RecordingPublisher } from "../unit/quota/fakes";
+
+const NOW = new Date("2026-11-25T20:36:30.000Z");
+const MONTH = "2026-11";
+const HOUR = "2026-11-25T20";
+
+/**
+ * The ingest process's evaluator holds a tenant's config and states between batches, checked
+ * against the change mark on the month item its own write returns. These tests drive it with
+ * that write (an ADD returning ALL_NEW, as the ingest's update does) and count its reads.
+ */
+describe("quota inputs held between batches (DynamoDB Local)", () => {
+  let doc: DynamoDBDocumentClient;
+  let table: string;
+  let reads: string[];
+
+  beforeEach(async () => {
+    const client = localDynamoClient();
+    reads = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (/^(BatchGet|Get|Query)/.test(String(context.commandName))) reads.push(String(context.commandName));
+        return next(args);
+      },
+      { step: "initialize", name: "countReads" },
+    );
+    doc = documentClient(client);
+    table = await freshUsageTable(client);
+  });
+
+  /** One evaluator per process: `ingest` holds inputs; `api` is another process (the config API). */
+  const evaluator = (publisher = new RecordingPublisher()) =>
+    new QuotaEvaluator({ store: new DynamoQuotaStore(doc, table), publisher, clock: () => NOW });
+
+  /**
+   * The ingest's writes of one call at `at`: the month item and the tenant-hour item (with the
+   * minute window), each returned as it is after the write.
+   */
+  async function ingestWrite(tenantId: string, tokens: number, at: Date) {
+    const add = async (key: { pk: string; sk: string }, minute?: { requests: string; tokens: string }) =>
+      (
+        await doc.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: key,
+            UpdateExpression: minute ? "ADD requests :one, inputTokens :t, #mr :one, #mt :t" : "ADD requests :one, inputTokens :t",
+            ...(minute ? { ExpressionAttributeNames: { "#mr": minute.requests, "#mt": minute.tokens } } : {}),
+            ExpressionAttributeValues: { ":one": 1, ":t": tokens },
+            ReturnValues: "ALL_NEW",
+          }),
+        )
+      ).Attributes!;
+    const month = await add(keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: MONTH }));
+    const hour = await add(keys.aggregate(tenantId, { kind: "tenant", granularity: "hour", period: HOUR }), minuteAttributeNames(at.toISOString().slice(0, 16)));
+    return { months: { [MONTH]: month }, hours: { [HOUR]: hour } };
+  }
+
+  async function evaluateAfter(e: QuotaEvaluator, tenantId: string, tokens: number, now = NOW) {
+    const written = await ingestWrite(tenantId, tokens, now);
+    const out = await e.evaluateMany([{ tenantId, month: MONTH, minutes: [now.toISOString().slice(0, 16)], now, written }]);
+    const r = out.get(tenantId)!;
+    if ("error" in r) throw r.error;
+    return r.outcomes;
+  }
+
+  it("reads a tenant's config and states once, then not again while nothing changed them", async () => {
+    const ingest = evaluator();
+    await evaluateAfter(ingest, "h1", 100);
+    expect(reads).toEqual(["BatchGetItemCommand"]);
+    reads.length = 0;
+    for (let i = 0; i < 5; i++) await evaluateAfter(ingest, "h1", 100);
+    expect(reads).toEqual([]);
+  });
+
+  it("a config lowered by another process is read at the ingest's next evaluation, which acts on it at once", async () => {
+    const publisher = new RecordingPublisher();
+    const ingest = evaluator(publisher);
+    await evaluator().putConfig("h2", { tier: "basic", monthlyTokens: 1_000_000 });
+    await evaluateAfter(ingest, "h2", 5_000);
+    await evaluateAfter(ingest, "h2", 5_000);
+    expect(publisher.published).toEqual([]);
+    reads.length = 0;
+    // another process (the config API) lowers the quota below the usage
+    await evaluator().putConfig("h2", { tier: "basic", monthlyTokens: 12_000, warningThresholds: [] });
+    reads.length = 0;
+    const outcomes = await evaluateAfter(ingest, "h2", 5_000);
+    expect(reads.length).toBeGreaterThan(0);
+    expect(outcomes.map((o) => `${o.action}:${o.threshold}`)).toEqual(["throttle:1"]);
+  });
+
+  it("a throttle recorded by another process moves the mark: the holder reads again, and restores in the next minute", async () => {
+    const publisher = new RecordingPublisher();
+    const ingest = evaluator(publisher);
+    await evaluator().putConfig("h3", { tier: "basic", requestsPerMinute: 2 });
+    await evaluateAfter(ingest, "h3", 10, new Date("2026-11-25T20:36:10.000Z"));
+    // another ingest process counts the 2nd request of minute 20:36 and throttles the tenant
+    const other = new RecordingPublisher();
+    await evaluateAfter(evaluator(other), "h3", 10, new Date("2026-11-25T20:36:20.000Z"));
+    expect(other.published.map((d) => `${d.action}:${d.threshold}`)).toEqual(["throttle:rpm"]);
+    // the holder's next call is in minute 20:37, under the limit: the throttle it did not record must be lifted
+    reads.length = 0;
+    await evaluateAfter(ingest, "h3", 10, new Date("2026-11-25T20:37:05.000Z"));
+    expect(reads).toEqual(["BatchGetItemCommand"]);
+    expect(publisher.published.map((d) => `${d.action}:${d.threshold}`)).toEqual(["restore:rate"]);
+  });
+
+  it("a change cut short after its begin mark (a crash) leaves the tenant's inputs read at every evaluation", async () => {
+    const ingest = evaluator();
+    await evaluateAfter(ingest, "h4", 100);
+    await new DynamoQuotaStore(doc, table).changeBegins("h4", [MONTH]);
+    reads.length = 0;
+    await evaluateAfter(ingest, "h4", 100);
+    await evaluateAfter(ingest, "h4", 100);
+    expect(reads).toEqual(["BatchGetItemCommand", "BatchGetItemCommand"]);
+  });
+
+  it("a change begun before the month item existed moves both counters at its end, so inputs read during it are not kept", async () => {
+    const store = new DynamoQuotaStore(doc, table);
+    const begun = await store.changeBegins("h5", [MONTH]);
+    expect(begun).toEqual([false]);
+    // the ingest creates the month item, reads and holds the inputs during the change
+    const ingest = evaluator();
+    await evaluateAfter(ingest, "h5", 100);
+    await store.changeEnds("h5", [MONTH], begun);
+    reads.length = 0;
+    await evaluateAfter(ingest, "h5", 100);
+    expect(reads).toEqual(["BatchGetItemCommand"]);
+  });
+
+  it("holds no state with a pending outbox entry (the outbox changes without a mark): it is read again at each evaluation", async () => {
+    await evaluator().putConfig("h6", { tier: "advanced", monthlyTokens: 10_000, warningThresholds: [0.5] });
+    // another process crosses 50% but its publish fails: the warning stays pending in the outbox
+    const down = new RecordingPublisher();
+    down.failNext = 1;
+    await expect(evaluateAfter(evaluator(down), "h6", 6_000)).rejects.toThrow(/not published/);
+    const ingest = evaluator();
+    await evaluateAfter(ingest, "h6", 10);
+    reads.length = 0;
+    await evaluateAfter(ingest, "h6", 10);
+    expect(reads).toEqual(["BatchGetItemCommand"]);
+  });
+});
