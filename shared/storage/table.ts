@@ -10,6 +10,7 @@
  * | RUN#<runId>                | GROUP#<n>                       | group marker: committed/aborted (TTL)  |
  * | TENANT#<tenant>            | USAGE#M#2026-11 / D# / H#       | tenant aggregate per month/day/hour    |
  * |                            |                                 | (H#: + last minutes' mw<MM>r/mw<MM>t)  |
+ * |                            |                                 | (M#: + qb/qd, quota inputs' change mark)|
  * | TENANT#<tenant>            | MODEL#M#2026-11#<model> / D#    | tenant x model aggregate               |
  * | TENANT#<tenant>            | CONFIG                          | tier and overrides                     |
  * | TENANT#<tenant>            | ENFORCE#<period>                | enforcement state + outbox, per period |

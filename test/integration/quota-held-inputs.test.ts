@@ -10,7 +10,6 @@ import { RecordingPublisher } from "../unit/quota/fakes";
 
 const NOW = new Date("2026-11-25T20:36:30.000Z");
 const MONTH = "2026-11";
-const HOUR = "2026-11-25T20";
 
 /**
  * The ingest process's evaluator holds a tenant's config and states between batches, checked
@@ -59,13 +58,15 @@ describe("quota inputs held between batches (DynamoDB Local)", () => {
         )
       ).Attributes!;
     const month = await add(keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: MONTH }));
-    const hour = await add(keys.aggregate(tenantId, { kind: "tenant", granularity: "hour", period: HOUR }), minuteAttributeNames(at.toISOString().slice(0, 16)));
-    return { months: { [MONTH]: month }, hours: { [HOUR]: hour } };
+    const period = at.toISOString().slice(0, 13);
+    const hour = await add(keys.aggregate(tenantId, { kind: "tenant", granularity: "hour", period }), minuteAttributeNames(at.toISOString().slice(0, 16)));
+    return { months: { [MONTH]: month }, hours: { [period]: hour } };
   }
 
-  async function evaluateAfter(e: QuotaEvaluator, tenantId: string, tokens: number, now = NOW) {
-    const written = await ingestWrite(tenantId, tokens, now);
-    const out = await e.evaluateMany([{ tenantId, month: MONTH, minutes: [now.toISOString().slice(0, 16)], now, written }]);
+  /** The ingest's writes of one call at `at`, then its evaluation at `now`. */
+  async function evaluateAfter(e: QuotaEvaluator, tenantId: string, tokens: number, now = NOW, at = now) {
+    const written = await ingestWrite(tenantId, tokens, at);
+    const out = await e.evaluateMany([{ tenantId, month: MONTH, minutes: [at.toISOString().slice(0, 16)], now, written }]);
     const r = out.get(tenantId)!;
     if ("error" in r) throw r.error;
     return r.outcomes;
@@ -146,5 +147,25 @@ describe("quota inputs held between batches (DynamoDB Local)", () => {
     reads.length = 0;
     await evaluateAfter(ingest, "h6", 10);
     expect(reads).toEqual(["BatchGetItemCommand"]);
+  });
+
+  it("does not read the minute of now in an hour the batch did not write, unless a throttle it holds may need lifting", async () => {
+    const ingest = evaluator();
+    await evaluator().putConfig("h7", { tier: "basic", requestsPerMinute: 2 });
+    await evaluateAfter(ingest, "h7", 10, new Date("2026-11-25T20:59:40.000Z"));
+    reads.length = 0;
+    // a call of 20:59 evaluated at 21:00:05: the 21:00 window is on the 21h item, which this batch did not write
+    await evaluateAfter(ingest, "h7", 10, new Date("2026-11-25T21:00:05.000Z"), new Date("2026-11-25T20:59:50.000Z"));
+    expect(reads).toEqual([]);
+    // the 2nd request of 20:59 throttles it (its own evaluation, in 20:59), then a call of 20:59 is evaluated in 21:00
+    await evaluateAfter(ingest, "h7", 10, new Date("2026-11-25T20:59:55.000Z"));
+    await evaluateAfter(ingest, "h7", 10, new Date("2026-11-25T20:59:56.000Z"));
+    const publisher = new RecordingPublisher();
+    const later = evaluator(publisher);
+    await evaluateAfter(later, "h7", 10, new Date("2026-11-25T20:59:57.000Z"));
+    reads.length = 0;
+    const outcomes = await evaluateAfter(later, "h7", 10, new Date("2026-11-25T21:00:06.000Z"), new Date("2026-11-25T20:59:58.000Z"));
+    expect(reads).toEqual(["BatchGetItemCommand"]);
+    expect(outcomes.map((o) => `${o.action}:${o.threshold}`)).toEqual(["restore:rate"]);
   });
 });

@@ -144,7 +144,12 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
       const mark = q.known?.month ? closedMark(q.known.month) : undefined;
       const heldKey = `${q.tenantId}|${q.month}`;
       const h = mark === undefined ? undefined : this.held.get(heldKey);
-      return { q, mark, heldKey, held: h && h.mark === mark ? h : undefined, ...this.keysOf(q) };
+      const held = h && h.mark === mark ? h : undefined;
+      const k = this.keysOf(q);
+      // A minute the batch did not write (its hour item not among `known.hours`, e.g. the minute of
+      // `now` just after an hour starts) matters only to lift a throttle: the batch that wrote to it
+      // evaluates its crossings. With inputs held and no throttle active, it is not read.
+      return { q, mark, heldKey, held, ...k, hours: held && !held.state?.rate?.active ? [] : k.hours };
     });
     // items the caller just wrote (and holds) are not read again, nor inputs held under the same mark
     const all = plan.flatMap((p) => [...(p.held ? [] : [p.config, p.state, p.prevState]), ...(p.q.known?.month ? [] : [p.aggregate]), ...p.hours]);
