@@ -192,6 +192,44 @@ describe("high-water item writes on DynamoDB Local", () => {
     expect(billing.items.map((i) => i.tenantId)).toContain("hw");
   });
 
+  it("sets an item's descriptive attributes until a write returns them, then only counters, updatedAt and the mark; the item keeps them all", async () => {
+    const table = await freshUsageTable(client);
+    const sent: { key: string; expression: string }[] = [];
+    const counting = localDynamoClient();
+    counting.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { UpdateExpression?: string; Key?: { sk?: { S?: string } } };
+        if (context.commandName === "UpdateItemCommand") sent.push({ key: String(input.Key?.sk?.S), expression: String(input.UpdateExpression) });
+        return next(args);
+      },
+      { step: "serialize", name: "recordUpdates" },
+    );
+    const store = new DynamoUsageStore(documentClient(counting), table, { ledgerTtlDays: 60 });
+    const month = { kind: "tenant", tenantId: "ds", granularity: "month", period: "2026-11" } as const;
+    const model = { kind: "model", tenantId: "ds", granularity: "day", period: "2026-11-25", modelId: "anthropic.claude-3-haiku-20240307-v1:0" } as const;
+    const now = new Date("2026-11-25T12:00:00Z");
+    for (const [run, target] of [[1, month], [1, model], [2, month], [2, model], [3, month]] as const) {
+      expect(await store.addAggregate({ target, counters: { ...zeroCounters(), requests: 1 } }, { epoch: "dddddddddd", run }, [], now)).toMatchObject({ kind: "applied" });
+    }
+    const sets = sent.map((s) => s.expression.split(" SET ")[1]);
+    // the first write of each item describes it; later ones do not
+    expect(sets.map((x) => /tenantId/.test(x))).toEqual([true, true, false, false, false]);
+    expect(sets.map((x) => /gsi1pk/.test(x))).toEqual([true, false, false, false, false]);
+    expect(sets.every((x) => /updatedAt/.test(x))).toBe(true);
+    // what the queries read is all there
+    const [m] = await store.tenantPeriods("ds", "month", "2026-11", "2026-11");
+    expect(m).toMatchObject({ tenantId: "ds", period: "2026-11" });
+    expect(m.counters.requests).toBe(3);
+    const [d] = await store.modelPeriods("ds", "day", "2026-11-25", "2026-11-25");
+    expect(d).toMatchObject({ modelId: "anthropic.claude-3-haiku-20240307-v1:0", period: "2026-11-25" });
+    expect((await store.monthOfAllTenants("2026-11", 100)).items.map((i) => i.tenantId)).toEqual(["ds"]);
+    // another process, which has not seen the items, describes them again (same values: harmless)
+    sent.length = 0;
+    const other = new DynamoUsageStore(documentClient(counting), table, { ledgerTtlDays: 60 });
+    await other.addAggregate({ target: month, counters: { ...zeroCounters(), requests: 1 } }, { epoch: "ffffffffff", run: 1 }, [], now);
+    expect(sent[0].expression).toMatch(/tenantId/);
+  });
+
   it("an epoch's record: created once, done only upwards", async () => {
     const { store } = await setup();
     const now = new Date("2026-11-25T12:00:00Z");

@@ -51,6 +51,11 @@ export interface DynamoUsageStoreOptions {
 /** Usage store on the single table: owns the item shapes of ledger, aggregates and quarantine. */
 export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
   private readonly clock: () => Date;
+  /**
+   * Aggregate items (`pk|sk`) that a recent write of this process returned with their descriptive
+   * attributes, with when: their next updates set only the counters, `updatedAt` and the mark.
+   */
+  private readonly described = new Map<string, number>();
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -244,7 +249,11 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
 
   async addAggregate(d: AggregateDelta, mark: { epoch: string; run: number }, clean: readonly { epoch: string; upTo: number }[], now: Date): Promise<AggregateWrite> {
     const own = markAttribute(mark.epoch);
-    const { Update } = this.aggregateUpdate(d, now, { [own]: mark.run }, clean.map((c) => markAttribute(c.epoch)));
+    const key = targetKey(d.target);
+    const itemKey = `${key.pk}|${key.sk}`;
+    const seen = this.described.get(itemKey);
+    const described = seen !== undefined && now.getTime() - seen < DESCRIBED_FOR_MS;
+    const { Update } = this.aggregateUpdate(d, now, { [own]: mark.run }, clean.map((c) => markAttribute(c.epoch)), described);
     const names: Record<string, string> = { ...Update.ExpressionAttributeNames };
     const placeholder = new Map(Object.entries(names).map(([p, attribute]) => [attribute, p]));
     const values: Record<string, unknown> = { ...Update.ExpressionAttributeValues, ":hwrun": mark.run };
@@ -267,7 +276,9 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
-      return { kind: "applied", marks: marksIn(out.Attributes ?? {}), item: out.Attributes ?? {} };
+      const item = out.Attributes ?? {};
+      if (isDescribed(d.target, item)) this.noteDescribed(itemKey, now);
+      return { kind: "applied", marks: marksIn(item), item };
     } catch (error) {
       if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
@@ -479,14 +490,23 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     }
   }
 
-  /** The aggregate item's update; `extraSets` / `extraRemoves`: attributes besides the aggregate's own (the high-water marks). */
-  private aggregateUpdate(d: AggregateDelta, now: Date, extraSets: Record<string, unknown> = {}, extraRemoves: readonly string[] = []) {
+  private noteDescribed(itemKey: string, now: Date): void {
+    this.described.delete(itemKey);
+    if (this.described.size >= DESCRIBED_MAX) this.described.delete(this.described.keys().next().value!);
+    this.described.set(itemKey, now.getTime());
+  }
+
+  /**
+   * The aggregate item's update; `extraSets` / `extraRemoves`: attributes besides the aggregate's own (the high-water marks).
+   * `described`: the item is known to carry its descriptive attributes (tenant, type, granularity, period, model,
+   * billing index keys), which never change: they are not set again (they cost DynamoDB work on every update).
+   */
+  private aggregateUpdate(d: AggregateDelta, now: Date, extraSets: Record<string, unknown> = {}, extraRemoves: readonly string[] = [], described = false) {
     const t = d.target;
     const adds: Record<string, number> = {};
     for (const c of COUNTER_NAMES) if (c === "requests" || d.counters[c] !== 0) adds[c] = d.counters[c];
     if (d.sources) for (const c of SOURCE_COUNT_NAMES) if (d.sources[c] !== 0) adds[SOURCE_COUNT_ATTRIBUTES[c]] = d.sources[c];
-    const sets: Record<string, unknown> = { tenantId: t.tenantId, updatedAt: now.toISOString(), ...describeTarget(t), ...extraSets };
-    if (t.kind === "tenant" && t.granularity === "month") Object.assign(sets, keys.billing(t.tenantId, t.period));
+    const sets: Record<string, unknown> = described ? { updatedAt: now.toISOString(), ...extraSets } : { ...descriptionOf(t), updatedAt: now.toISOString(), ...extraSets };
     // Tenant-hour items: the minute windows ride along (and the ended ones are removed).
     const window = d.minutes ? minuteWindowUpdate(d.minutes, now) : undefined;
     if (window) Object.assign(adds, window.adds);
@@ -578,6 +598,20 @@ export function targetKey(t: AggregateTarget): { pk: string; sk: string } {
     case "endpoint":
       return endpointKeys.usage(t.endpointName, t.hour, t.tenantId);
   }
+}
+
+/** How long an item seen described is written without its descriptive attributes (aggregates are never deleted; bounded anyway). */
+const DESCRIBED_FOR_MS = 10 * 60_000;
+const DESCRIBED_MAX = 50_000;
+
+/** Every attribute an aggregate item carries besides its counters, marks and `updatedAt`: fixed by its key. */
+function descriptionOf(t: AggregateTarget): Item {
+  return { tenantId: t.tenantId, ...describeTarget(t), ...(t.kind === "tenant" && t.granularity === "month" ? keys.billing(t.tenantId, t.period) : {}) };
+}
+
+/** Whether the item (as a write returned it) carries all of its description. */
+function isDescribed(t: AggregateTarget, item: Item): boolean {
+  return Object.entries(descriptionOf(t)).every(([k, v]) => item[k] === v);
 }
 
 function describeTarget(t: AggregateTarget): Item {
