@@ -124,7 +124,7 @@ async function runOurs(env: Env, batches: InvocationEventV1[][]): Promise<void> 
 /**
  * The naive path: per event a conditional ledger Put, then one UpdateItem per aggregate (the
  * same views and GSI keys; it ADDs the counters only and sets none of the attributes the usage
- * API reads, so its updates are lighter than ours), in its own layout: the minute window a
+ * API reads, and no condition, so its updates are lighter than ours), in its own layout: the minute window a
  * separate item (`naiveTargets`). Not crash-safe: a failure between the Put and the
  * updates loses counts. No quota evaluation, no metrics.
  */
@@ -295,6 +295,18 @@ async function setUp(endpoint?: string): Promise<{ env: Env; stop: () => Promise
   };
 }
 
+/** Each figure's median over the runs of one cell (the lower middle of an even count). */
+function medianCell(cells: readonly GridCell[]): GridCell {
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  const path = (p: "ours" | "naive"): PathFigures => ({
+    eventsPerSecond: med(cells.map((c) => c[p].eventsPerSecond)),
+    wcuPerEvent: med(cells.map((c) => c[p].wcuPerEvent)),
+    writeRequestsPerEvent: med(cells.map((c) => c[p].writeRequestsPerEvent)),
+    readRequestsPerEvent: med(cells.map((c) => c[p].readRequestsPerEvent)),
+  });
+  return { tenants: cells[0].tenants, batch: cells[0].batch, ours: path("ours"), naive: path("naive"), floorWcuPerEvent: med(cells.map((c) => c.floorWcuPerEvent)) };
+}
+
 /** Events per cell: bounded so the whole grid (both paths) stays within minutes on 2 cores. */
 function eventsFor(batch: number, scale: number): number {
   const base = { 1: 60, 10: 200, 100: 400, 2000: 2000 }[batch as 1 | 10 | 100 | 2000];
@@ -318,26 +330,27 @@ const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
  * running ingest) each cell's tenants have had one earlier event this month, not measured, through
  * both paths, so the process holds their quota inputs as it does after a tenant's first batch.
  */
-export async function runGrid(opts: { out: string; detailsOut: string; scale: number; cold?: boolean; dynamoEndpoint?: string; log: (s: string) => void }): Promise<void> {
+export async function runGrid(opts: { out: string; detailsOut: string; scale: number; cold?: boolean; runs?: number; dynamoEndpoint?: string; log: (s: string) => void }): Promise<void> {
   const { env, stop } = await setUp(opts.dynamoEndpoint);
-  const grid: GridCell[] = [];
-  const details: Record<string, { ours: Detail; naive: Detail }> = {};
+  // each cell's figures in every run (`runs` > 1: the grid again, fresh tenants; the output is each figure's median)
+  const byCell = new Map<string, { cells: GridCell[]; details: { ours: Detail; naive: Detail }[] }>();
   let seed: unknown;
   try {
     // warm-up: JIT, connections, table partitions (not measured)
     const warm = events({ n: 200, tenants: 10, prefix: "warm", seed: 1, at: () => Date.now() - 1000 });
     await runOurs(env, split(warm, 20));
     await runNaive(env, split(warm, 20));
-    let cellNo = 0;
     // GRID_CELLS=300x1,3000x10 (diagnosis): only those cells, no seed workload
     const only = process.env.GRID_CELLS?.split(",");
+    for (let r = 0; r < (opts.runs ?? 1); r++) {
+    let cellNo = 0;
     for (const tenants of TENANTS) {
       for (const batch of BATCHES) {
         if (only && !only.includes(`${tenants}x${batch}`)) {
           cellNo++;
           continue;
         }
-        const cell = `c${cellNo}`;
+        const cell = `r${r}c${cellNo}`;
         const n = eventsFor(batch, opts.scale);
         const now = Date.now();
         const distinct = events({ n, tenants, prefix: cell, seed: 1000 + cellNo, at: (i) => now - 30_000 + Math.floor((i / n) * 25_000) });
@@ -379,23 +392,30 @@ export async function runGrid(opts: { out: string; detailsOut: string; scale: nu
         const b = await measure(first === "ours" ? "naive" : "ours");
         const ours = first === "ours" ? a : b;
         const naive = first === "ours" ? b : a;
-        grid.push({ tenants, batch, ours: ours.figures, naive: naive.figures, floorWcuPerEvent: round(floorWcu(batches) / n, 3) });
-        details[`${tenants}x${batch}`] = { ours: ours.detail, naive: naive.detail };
-        const c = grid.at(-1)!;
+        const c: GridCell = { tenants, batch, ours: ours.figures, naive: naive.figures, floorWcuPerEvent: round(floorWcu(batches) / n, 3) };
+        const k = `${tenants}x${batch}`;
+        if (!byCell.has(k)) byCell.set(k, { cells: [], details: [] });
+        byCell.get(k)!.cells.push(c);
+        byCell.get(k)!.details.push({ ours: ours.detail, naive: naive.detail });
         opts.log(
           `  ${String(tenants).padStart(4)} tenants x batch ${String(batch).padStart(4)} (${n} events): ours ${c.ours.wcuPerEvent} WCU/ev ${c.ours.readRequestsPerEvent} reads/ev ${c.ours.eventsPerSecond} ev/s | naive ${c.naive.wcuPerEvent} WCU/ev ${c.naive.eventsPerSecond} ev/s | floor ${c.floorWcuPerEvent}`,
         );
         cellNo++;
       }
     }
+    }
     if (!only) seed = await runSeed(env, opts.log);
   } finally {
     await stop();
   }
+  const grid: GridCell[] = [...byCell.values()].map(({ cells }) => medianCell(cells));
+  const details = Object.fromEntries(
+    [...byCell.entries()].map(([k, { cells, details: ds }]) => [k, { ...ds[ds.length - 1], ...(cells.length > 1 ? { runs: cells.map((c) => ({ ours: c.ours, naive: c.naive })) } : {}) }]),
+  );
   writeFileSync(opts.out, `${JSON.stringify({ grid }, null, 2)}\n`);
   writeFileSync(
     opts.detailsOut,
-    `${JSON.stringify({ machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, DynamoDB Local (in memory)`, at: new Date().toISOString(), concurrency: CONCURRENCY, duplicateRate: DUP_RATE, tenantsSeen: opts.cold ? "cold: the measured events are the first the process sees of their tenants" : "steady state: one earlier event per tenant this month, not measured", eventsPerCell: Object.fromEntries(BATCHES.map((b) => [b, eventsFor(b, opts.scale)])), prices: DYNAMODB_PRICES, cells: details, seed }, null, 2)}\n`,
+    `${JSON.stringify({ machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, DynamoDB Local (in memory)`, at: new Date().toISOString(), concurrency: CONCURRENCY, duplicateRate: DUP_RATE, tenantsSeen: opts.cold ? "cold: the measured events are the first the process sees of their tenants" : "steady state: one earlier event per tenant this month, not measured", eventsPerCell: Object.fromEntries(BATCHES.map((b) => [b, eventsFor(b, opts.scale)])), prices: DYNAMODB_PRICES, runs: opts.runs ?? 1, figures: (opts.runs ?? 1) > 1 ? "grid.json: each figure's median over the runs; cells.<cell>.runs: every run's; the other details: the last run's" : "one run", cells: details, seed }, null, 2)}\n`,
   );
 }
 

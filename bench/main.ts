@@ -36,7 +36,7 @@ async function main() {
     const gridOut = out ?? "bench/grid.json";
     const scale = argv.includes("--scale") ? Number(argv[argv.indexOf("--scale") + 1]) : 1;
     const dynamoEndpoint = argv.includes("--dynamo-endpoint") ? argv[argv.indexOf("--dynamo-endpoint") + 1] : undefined;
-    return runGrid({ out: gridOut, detailsOut: gridOut.replace(/\.json$/, "") + "-details.json", scale, cold: argv.includes("--cold"), dynamoEndpoint, log: (s) => process.stderr.write(`${s}\n`) });
+    return runGrid({ out: gridOut, detailsOut: gridOut.replace(/\.json$/, "") + "-details.json", scale, cold: argv.includes("--cold"), runs: argv.includes("--runs") ? Number(argv[argv.indexOf("--runs") + 1]) : 1, dynamoEndpoint, log: (s) => process.stderr.write(`${s}\n`) });
   }
   if (scenario === "admission") {
     const { runAdmissionBench } = await import("./admission");
