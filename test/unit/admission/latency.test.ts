@@ -16,18 +16,25 @@ function gatedStore() {
   const inner = new MemoryBudgetStore({ delayMs: 0 });
   const held: (() => void)[] = [];
   let takes = 0;
+  let landed = 0;
   let gated = false;
   const store: BudgetStore = Object.assign(Object.create(inner) as BudgetStore, {
     take: async (...args: Parameters<BudgetStore["take"]>) => {
       takes++;
       if (gated) await new Promise<void>((r) => held.push(r));
-      return inner.take(...args);
+      try {
+        return await inner.take(...args);
+      } finally {
+        landed++;
+      }
     },
   });
   return {
     store,
     inner,
     takes: () => takes,
+    /** Takes that have returned (or thrown). */
+    landed: () => landed,
     gate: (on: boolean) => (gated = on),
     /** Lets every held take through. */
     open: () => held.splice(0).forEach((r) => r()),
@@ -154,6 +161,9 @@ describe("admission latency: budget in hand before it is needed", () => {
     expect(g.heldTakes()).toBe(1);
     // The take lands (nothing left): it renews the reading; still nothing waits.
     g.open();
+    // (waited for: on a loaded machine a 5 ms tick can pass before the released take returns, and a reading
+    // it renewed after the clock moved on below would look fresh)
+    await until(() => g.landed() === g.takes());
     await flush();
     await expect(a.admit(call(800, 200))).rejects.toBeInstanceOf(AdmissionRefusedError);
     expect(g.takes()).toBe(3);
