@@ -164,6 +164,24 @@ export class QuotaEvaluator {
     return { tenantId: input.tenantId, month, prevMonth: previousMonth(month), minutes };
   }
 
+  /**
+   * The change mark of a tenant's quota inputs (`QuotaStore.changeBegins`): `begin` before the
+   * first write of a change (once, however often called), `end` after the last, whatever happened,
+   * when no write of ours is in flight any more. A crash between them (or a failed `end`) leaves
+   * the mark open, which only means the tenant's inputs are read every time that month.
+   */
+  private changeMark(tenantId: string, months: readonly string[]) {
+    let begun: boolean[] | undefined;
+    return {
+      begin: async () => {
+        begun ??= (await this.deps.store.changeBegins?.(tenantId, months)) ?? [];
+      },
+      end: async () => {
+        if (begun) await this.deps.store.changeEnds?.(tenantId, months, begun);
+      },
+    };
+  }
+
   /** One evaluation; `first` is a snapshot already read for its first round. */
   private async evaluateWith(input: EvaluateInput, first?: EvaluationSnapshot): Promise<EnforcementOutcome[]> {
     const { tenantId, now } = input;
@@ -174,8 +192,7 @@ export class QuotaEvaluator {
     let snapshotStates: EnforcementState[] = [];
     let settled = false;
     // The change mark, made before the first write of a transition and closed after the last.
-    const marked = changeMonths(month, now);
-    let begun: boolean[] | undefined;
+    const mark = this.changeMark(tenantId, changeMonths(month, now));
     try {
       for (let round = 0; round < MAX_ROUNDS && !settled; round++) {
         const snap = round === 0 && first ? first : await this.deps.store.loadForEvaluation(query);
@@ -196,7 +213,7 @@ export class QuotaEvaluator {
           prevState: snap.prevState,
         });
         settled = true;
-        if (plan.length > 0 && !begun) begun = (await this.deps.store.changeBegins?.(tenantId, marked)) ?? [];
+        if (plan.length > 0) await mark.begin();
         for (const t of plan) {
           if ((await this.deps.store.apply(tenantId, t)) === "conflict") {
             // Someone changed the state since our read (or recorded this very transition):
@@ -208,9 +225,7 @@ export class QuotaEvaluator {
         }
       }
     } finally {
-      // Closed whatever happened: no write of ours is in flight now. A close that fails leaves the
-      // mark open, and an open mark only means the tenant's inputs are read every time this month.
-      if (begun) await this.deps.store.changeEnds?.(tenantId, marked, begun);
+      await mark.end();
     }
     if (!settled) throw new QuotaContentionError(`tenant ${tenantId}: state kept changing during ${MAX_ROUNDS} evaluation rounds`);
 
@@ -295,12 +310,14 @@ export class QuotaEvaluator {
     }
     const now = this.clock();
     const config: TenantConfig = { ...(parsed.data as TenantConfigInput), tenantId, updatedAt: now.toISOString() };
-    // Bracketed by the change mark: an ingest that holds the old config reads the new one at its
-    // next evaluation (a crash after the begin leaves the mark open: read every time, never stale).
-    const marked = changeMonths(monthOf(now), now);
-    const begun = (await this.deps.store.changeBegins?.(tenantId, marked)) ?? [];
-    await this.deps.store.putConfig(config);
-    await this.deps.store.changeEnds?.(tenantId, marked, begun);
+    // Bracketed by the change mark: an ingest that holds the old config reads the new one at its next evaluation.
+    const mark = this.changeMark(tenantId, changeMonths(monthOf(now), now));
+    await mark.begin();
+    try {
+      await this.deps.store.putConfig(config);
+    } finally {
+      await mark.end();
+    }
     const outcomes = await this.evaluate({ tenantId, month: monthOf(now), minutes: [], now });
     return { config, effective: this.policyOf(config), outcomes };
   }

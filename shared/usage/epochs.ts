@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setBounded } from "../util/bounded";
 import type { Claim, EpochState, HighWaterMarks, UsageStore } from "./ports";
 
 /** A writer identity this process holds: one ingest pass at a time uses it. */
@@ -155,9 +156,7 @@ export class Epochs {
 
   /** Keeps what an item write returned about the item's marks (bounded, oldest forgotten first). */
   remember(targetId: string, marks: HighWaterMarks): void {
-    this.marks.delete(targetId);
-    this.marks.set(targetId, marks);
-    if (this.marks.size > REMEMBERED_ITEMS) this.marks.delete(this.marks.keys().next().value!);
+    setBounded(this.marks, targetId, marks, REMEMBERED_ITEMS);
   }
 
   /**

@@ -12,6 +12,7 @@ import {
 import { keys } from "../../storage/keys";
 import { USAGE_TABLE } from "../../storage/table";
 import { batchGetAll } from "../../storage/adapters/dynamodb";
+import { setBounded } from "../../util/bounded";
 
 /** Most keys one BatchGetItem may ask for. */
 const BATCH_GET_MAX = 100;
@@ -82,15 +83,6 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
     this.logTtlDays = options.logTtlDays ?? 90;
     this.stateTtlDays = options.stateTtlDays ?? 400;
     this.heldMax = options.heldInputs ?? 10_000;
-  }
-
-  private hold(key: string, inputs: HeldInputs): void {
-    this.held.delete(key);
-    if (this.held.size >= this.heldMax) {
-      const oldest = this.held.keys().next();
-      if (!oldest.done) this.held.delete(oldest.value);
-    }
-    if (this.heldMax > 0) this.held.set(key, inputs);
   }
 
   async changeBegins(tenantId: string, months: readonly string[]): Promise<boolean[]> {
@@ -169,7 +161,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         if (c) minuteTotals[m] = c;
       }
       const inputs = p.held ?? { config: configFromItem(at(p.config)), state: stateFromItem(at(p.state)), prevState: stateFromItem(at(p.prevState)) };
-      if (!p.held && p.mark !== undefined && !hasPending(inputs.state) && !hasPending(inputs.prevState)) this.hold(p.heldKey, { mark: p.mark, ...inputs });
+      if (!p.held && p.mark !== undefined && !hasPending(inputs.state) && !hasPending(inputs.prevState)) setBounded(this.held, p.heldKey, { mark: p.mark, ...inputs }, this.heldMax);
       out.set(p.q.tenantId, {
         config: structuredClone(inputs.config),
         monthTotals: (p.q.known?.month ?? at(p.aggregate)) as unknown as UsageCounters | undefined,

@@ -18,6 +18,7 @@ import {
   type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
 import { endpointKeys, keys } from "../../storage/keys";
+import { setBounded } from "../../util/bounded";
 import { addAndSetUpdate, batchGetAll, queryAll } from "../../storage/adapters/dynamodb";
 import { USAGE_TABLE } from "../../storage/table";
 import { countedAt, targetId, targetsOf, type AggregateDelta } from "../coalesce";
@@ -277,7 +278,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
         }),
       );
       const item = out.Attributes ?? {};
-      if (isDescribed(d.target, item)) this.noteDescribed(itemKey, now);
+      if (isDescribed(d.target, item)) setBounded(this.described, itemKey, now.getTime(), DESCRIBED_MAX);
       return { kind: "applied", marks: marksIn(item), item };
     } catch (error) {
       if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
@@ -488,12 +489,6 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
-  }
-
-  private noteDescribed(itemKey: string, now: Date): void {
-    this.described.delete(itemKey);
-    if (this.described.size >= DESCRIBED_MAX) this.described.delete(this.described.keys().next().value!);
-    this.described.set(itemKey, now.getTime());
   }
 
   /**

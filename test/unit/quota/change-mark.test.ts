@@ -57,6 +57,17 @@ describe("the change mark", () => {
     expect(store.trail).toEqual(["begin t 2026-11", "apply", "end t 2026-11"]);
   });
 
+  it("closes the mark when the config write fails", async () => {
+    const store = new MarkingStore();
+    store.putConfig = async () => {
+      store.trail.push("config");
+      throw new Error("throttled");
+    };
+    const service = new QuotaEvaluator({ store, publisher: new RecordingPublisher(), clock: () => NOW });
+    await expect(service.putConfig("t", { tier: "basic" })).rejects.toThrow("throttled");
+    expect(store.trail).toEqual(["begin t 2026-11", "config", "end t 2026-11"]);
+  });
+
   it("marks the adjacent month within a minute of the boundary (another process's clock may be on the other side)", () => {
     expect(changeMonths("2026-11", new Date("2026-11-15T12:00:00Z"))).toEqual(["2026-11"]);
     expect(changeMonths("2026-11", new Date("2026-11-30T23:59:30Z"))).toEqual(["2026-11", "2026-12"]);
