@@ -151,6 +151,67 @@ describe("quota inputs held between batches (DynamoDB Local)", () => {
     expect(reads).toEqual(["BatchGetItemCommand"]);
   });
 
+  it("holds what its own transition left: the tenant it throttled is evaluated without a read, and restored in the next minute without one", async () => {
+    const publisher = new RecordingPublisher();
+    const ingest = evaluator(publisher);
+    await evaluator().putConfig("h8", { tier: "basic", requestsPerMinute: 2 });
+    await evaluateAfter(ingest, "h8", 10, new Date("2026-11-25T20:36:10.000Z"));
+    await evaluateAfter(ingest, "h8", 10, new Date("2026-11-25T20:36:20.000Z"));
+    expect(publisher.published.map((d) => `${d.action}:${d.threshold}`)).toEqual(["throttle:rpm"]);
+    reads.length = 0;
+    expect(await evaluateAfter(ingest, "h8", 10, new Date("2026-11-25T20:36:25.000Z"))).toEqual([]);
+    const outcomes = await evaluateAfter(ingest, "h8", 10, new Date("2026-11-25T20:37:05.000Z"));
+    expect(outcomes.map((o) => `${o.action}:${o.threshold}`)).toEqual(["restore:rate"]);
+    expect(reads).toEqual([]);
+  });
+
+  it("reads again when another process changed the inputs after its own transition", async () => {
+    const publisher = new RecordingPublisher();
+    const ingest = evaluator(publisher);
+    await evaluator().putConfig("h9", { tier: "basic", requestsPerMinute: 2 });
+    await evaluateAfter(ingest, "h9", 10, new Date("2026-11-25T20:36:10.000Z"));
+    await evaluateAfter(ingest, "h9", 10, new Date("2026-11-25T20:36:20.000Z"));
+    // another process lowers the monthly quota to just above the 20 tokens counted so far
+    await evaluator().putConfig("h9", { tier: "basic", requestsPerMinute: 2, monthlyTokens: 25, warningThresholds: [] });
+    reads.length = 0;
+    const outcomes = await evaluateAfter(ingest, "h9", 10, new Date("2026-11-25T20:36:25.000Z"));
+    expect(reads).toEqual(["BatchGetItemCommand"]);
+    expect(outcomes.map((o) => `${o.action}:${o.threshold}`)).toEqual(["throttle:1"]);
+  });
+
+  it("does not hold what its own transition left when another process's change came between its marks", async () => {
+    /** The holder's store, running another process's config change just before its next transition's write. */
+    class Interleaved extends DynamoQuotaStore {
+      before?: () => Promise<unknown>;
+      override async apply(tenantId: string, t: Parameters<DynamoQuotaStore["apply"]>[1]) {
+        const before = this.before;
+        this.before = undefined;
+        await before?.();
+        return super.apply(tenantId, t);
+      }
+    }
+    const store = new Interleaved(doc, table);
+    const publisher = new RecordingPublisher();
+    const ingest = new QuotaEvaluator({ store, publisher, clock: () => NOW });
+    await evaluator().putConfig("h10", { tier: "basic", requestsPerMinute: 2 });
+    await evaluateAfter(ingest, "h10", 10, new Date("2026-11-25T20:36:10.000Z"));
+    // the throttle's write waits for another process to lower the monthly quota to just above the
+    // 20 tokens counted so far (a config write between its own marks, which come between the holder's)
+    const other = new DynamoQuotaStore(doc, table);
+    store.before = async () => {
+      const begun = await other.changeBegins("h10", [MONTH]);
+      await other.putConfig({ tenantId: "h10", tier: "basic", requestsPerMinute: 2, monthlyTokens: 25, warningThresholds: [], updatedAt: NOW.toISOString() });
+      await other.changeEnds("h10", [MONTH], begun);
+    };
+    await evaluateAfter(ingest, "h10", 10, new Date("2026-11-25T20:36:20.000Z"));
+    expect(publisher.published.map((d) => `${d.action}:${d.threshold}`)).toEqual(["throttle:rpm"]);
+    reads.length = 0;
+    // the holder reads the lowered quota and acts on it
+    const outcomes = await evaluateAfter(ingest, "h10", 10, new Date("2026-11-25T20:36:25.000Z"));
+    expect(reads).toEqual(["BatchGetItemCommand"]);
+    expect(outcomes.map((o) => `${o.action}:${o.threshold}`)).toEqual(["throttle:1"]);
+  });
+
   it("does not read the minute of now in an hour the batch did not write, unless a throttle it holds may need lifting", async () => {
     const ingest = evaluator();
     await evaluator().putConfig("h7", { tier: "basic", requestsPerMinute: 2 });

@@ -19,6 +19,7 @@ const BATCH_GET_MAX = 100;
 import type { UsageCounters } from "../../usage/model";
 import { minuteCountersOf, type MinuteCounters } from "../../usage/minute-window";
 import { nextMonthStart } from "../../usage/periods";
+import { monthOf, previousMonth } from "../evaluate";
 import { ENFORCEMENT_DETAIL_TYPES, enforcementEventDetailSchema } from "../events";
 import type { EnforcementState, OutboxEntry, RateState, Restriction, TenantConfig, Transition } from "../model";
 import type { DecisionSnapshot, EnforcementLogEntry, EvaluationQuery, EvaluationSnapshot, Page, PendingOutboxIndex, QuotaStore } from "../ports";
@@ -49,6 +50,21 @@ interface HeldInputs {
   prevState?: EnforcementState;
 }
 
+/**
+ * A change of a tenant-month's quota inputs made by this process, begun right after mark `from`
+ * closed (nobody else's change open then), with the config and last month's state held under
+ * `from`. If it stays the only change until its end (`ended`), what it leaves is known here: the
+ * config and last month's state as they were, and this month's state as the write that cleared
+ * its last outbox entry returned it.
+ */
+interface OwnChange {
+  from: number;
+  inputs: Omit<HeldInputs, "mark" | "state">;
+  ended?: number;
+  /** A write of this change touched another month's state (last month's): not held. */
+  spoiled?: boolean;
+}
+
 /** The month item's change mark, or undefined while a change is under way (or one was cut short). */
 function closedMark(monthItem: Record<string, unknown>): number | undefined {
   const begun = typeof monthItem[MARK_BEGUN] === "number" ? (monthItem[MARK_BEGUN] as number) : 0;
@@ -72,6 +88,8 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   private readonly heldMax: number;
   /** Quota inputs held between batches, by `tenant|month` (insertion order: oldest first). */
   private readonly held = new Map<string, HeldInputs>();
+  /** This process's own changes under way or just ended, by `tenant|month` (see {@link OwnChange}). */
+  private readonly own = new Map<string, OwnChange>();
   /** Outbox partitions of gsi1 (`OUTBOX#<shard>`). */
   readonly shards: number = USAGE_TABLE.outboxShards;
 
@@ -94,14 +112,27 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         UpdateExpression: "ADD #b :one",
         ExpressionAttributeNames: { "#b": MARK_BEGUN },
         ExpressionAttributeValues: { ":one": 1 },
+        // the counter pair in the write's own response (no read): was the mark closed just before?
+        ReturnValues: "ALL_NEW",
       });
+      const key = `${tenantId}|${month}`;
+      this.own.delete(key);
+      const after = res?.Attributes;
+      if (after && months.length === 1) {
+        const from = Number(after[MARK_BEGUN]) - 1;
+        const h = this.held.get(key);
+        // Nobody else's change was open, and what is held here is what that closed mark stood for.
+        if (from === (typeof after[MARK_ENDED] === "number" ? after[MARK_ENDED] : 0) && h?.mark === from) {
+          setBounded(this.own, key, { from, inputs: { config: h.config, prevState: h.prevState } }, this.heldMax);
+        }
+      }
       return res !== undefined;
     }));
   }
 
   async changeEnds(tenantId: string, months: readonly string[], begun: readonly boolean[]): Promise<void> {
-    await Promise.all(months.map((month, i) =>
-      this.updateIf({
+    await Promise.all(months.map(async (month, i) => {
+      const res = await this.updateIf({
         Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: month }),
         ConditionExpression: "attribute_exists(pk)",
         // Without a begin mark (no item then), the item may have been created, and inputs read and
@@ -109,8 +140,16 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         UpdateExpression: begun[i] ? "ADD #d :one" : "ADD #b :one, #d :one",
         ExpressionAttributeNames: begun[i] ? { "#d": MARK_ENDED } : { "#b": MARK_BEGUN, "#d": MARK_ENDED },
         ExpressionAttributeValues: { ":one": 1 },
-      }),
-    ));
+        ReturnValues: "ALL_NEW",
+      });
+      const key = `${tenantId}|${month}`;
+      const own = this.own.get(key);
+      if (!own) return;
+      const mark = res?.Attributes ? closedMark(res.Attributes) : undefined;
+      // Ours was the only change since `from`: its own begin and end, nobody else's.
+      if (begun[i] && !own.spoiled && mark === own.from + 1) own.ended = mark;
+      else this.own.delete(key);
+    }));
   }
 
   async loadForEvaluation(q: EvaluationQuery): Promise<EvaluationSnapshot> {
@@ -216,6 +255,8 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   }
 
   async apply(tenantId: string, t: Transition): Promise<"applied" | "conflict"> {
+    // last month's state is held as it was when the change began: a change that writes it is not held
+    this.spoilOwn(tenantId, [previousMonth(t.period), monthOf(nextMonthStart(t.period))]);
     const key = keys.enforcement(tenantId, t.period);
     // Creates the item with empty maps if missing: nested SETs below need their parent map.
     // Idempotent (if_not_exists everywhere), so no condition is needed.
@@ -351,9 +392,18 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
       ReturnValues: "ALL_NEW",
     });
     const after = res?.Attributes;
+    const empty = after !== undefined && Object.keys((after.outbox as Item | undefined) ?? {}).length === 0;
+    // This process's own change, the only one since its mark, has nothing pending any more: its
+    // inputs are held under the mark its end left, as this write returned the state.
+    const heldKey = `${tenantId}|${period}`;
+    const own = this.own.get(heldKey);
+    if (empty && own?.ended !== undefined) {
+      this.own.delete(heldKey);
+      setBounded(this.held, heldKey, { mark: own.ended, ...own.inputs, state: stateFromItem(after) }, this.heldMax);
+    }
     // The last pending entry is gone: take the item off the sweeper's index. A crash right here
     // leaves it listed with an empty outbox; the sweeper unindexes such items itself.
-    if (after && after[USAGE_TABLE.gsi1.partitionKey] !== undefined && Object.keys((after.outbox as Item | undefined) ?? {}).length === 0) {
+    if (empty && after[USAGE_TABLE.gsi1.partitionKey] !== undefined) {
       await this.unindex(tenantId, period);
     }
   }
@@ -397,6 +447,8 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   }
 
   async putConfig(config: TenantConfig): Promise<void> {
+    // the config is held as it was when a change began: a change that writes it is not held
+    this.spoilOwn(config.tenantId, [...this.own.keys()].filter((k) => k.startsWith(`${config.tenantId}|`)).map((k) => k.slice(config.tenantId.length + 1)));
     // Last writer wins: the operator's latest PUT is the config.
     await this.doc.send(new PutCommand({ TableName: this.tableName, Item: { ...keys.config(config.tenantId), ...config } }));
   }
@@ -432,6 +484,14 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return undefined;
       throw error;
+    }
+  }
+
+  /** Own changes of `tenantId` in `months` wrote what they hold as unchanged: they are not held. */
+  private spoilOwn(tenantId: string, months: readonly string[]): void {
+    for (const month of months) {
+      const own = this.own.get(`${tenantId}|${month}`);
+      if (own) own.spoiled = true;
     }
   }
 
