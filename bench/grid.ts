@@ -341,8 +341,9 @@ const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 /**
  * `cold`: the measured events are the first this process sees of their tenants this month (every
  * evaluation reads its tenants' config and states). Otherwise (the default, the steady state of a
- * running ingest) each cell's tenants have had one earlier event this month, not measured, through
- * both paths, so the process holds their quota inputs as it does after a tenant's first batch.
+ * running ingest) each cell's tenants have had one earlier event this month with each model they
+ * call in the cell, not measured, through both paths, so the process holds their quota inputs and
+ * has seen their items, as it does after a tenant's first batches.
  */
 export async function runGrid(opts: { out: string; detailsOut: string; scale: number; cold?: boolean; runs?: number; dynamoEndpoint?: string; log: (s: string) => void }): Promise<void> {
   const { env, stop } = await setUp(opts.dynamoEndpoint);
@@ -372,8 +373,9 @@ export async function runGrid(opts: { out: string; detailsOut: string; scale: nu
         const dups = distinct.filter(() => rand() < DUP_RATE);
         const batches = split(distinct, batch);
         const dupBatches = split(dups, batch);
-        // steady state: one earlier event per tenant of the cell (its first this month), through both paths, not measured
-        const earlier = opts.cold ? [] : [...new Set(distinct.map((e) => e.tenantId))].map((tenantId, i) => ({ ...distinct[0], eventId: `${cell}-w${i}`, tenantId, occurredAt: new Date(now - 40_000).toISOString() }));
+        // steady state: one earlier event per tenant and model of the cell (their first this month), through both paths, not measured
+        const pairs = [...new Map(distinct.map((e) => [`${e.tenantId}|${e.modelId}`, e])).values()];
+        const earlier = opts.cold ? [] : pairs.map((e, i) => ({ ...e, eventId: `${cell}-w${i}`, occurredAt: new Date(now - 40_000).toISOString() }));
         if (earlier.length > 0) {
           await runOurs(env, split(earlier, 100));
           await runNaive(env, split(earlier, 100));
@@ -436,7 +438,7 @@ export async function runGrid(opts: { out: string; detailsOut: string; scale: nu
   writeFileSync(opts.out, `${JSON.stringify({ grid }, null, 2)}\n`);
   writeFileSync(
     opts.detailsOut,
-    `${JSON.stringify({ machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, DynamoDB Local (in memory)`, at: new Date().toISOString(), concurrency: CONCURRENCY, duplicateRate: DUP_RATE, tenantsSeen: opts.cold ? "cold: the measured events are the first the process sees of their tenants" : "steady state: one earlier event per tenant this month, not measured", eventsPerCell: Object.fromEntries(BATCHES.map((b) => [b, eventsFor(b, opts.scale)])), prices: DYNAMODB_PRICES, runs: opts.runs ?? 1, figures: (opts.runs ?? 1) > 1 ? "grid.json: each figure's median over the runs; cells.<cell>.runs: every run's; the other details: the last run's" : "one run", cells: details, seed }, null, 2)}\n`,
+    `${JSON.stringify({ machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, DynamoDB Local (in memory)`, at: new Date().toISOString(), concurrency: CONCURRENCY, duplicateRate: DUP_RATE, tenantsSeen: opts.cold ? "cold: the measured events are the first the process sees of their tenants" : "steady state: one earlier event per tenant and model this month, not measured", eventsPerCell: Object.fromEntries(BATCHES.map((b) => [b, eventsFor(b, opts.scale)])), prices: DYNAMODB_PRICES, runs: opts.runs ?? 1, figures: (opts.runs ?? 1) > 1 ? "grid.json: each figure's median over the runs; cells.<cell>.runs: every run's; the other details: the last run's" : "one run", cells: details, seed }, null, 2)}\n`,
   );
 }
 

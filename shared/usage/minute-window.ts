@@ -5,7 +5,8 @@ import type { UsageCounters } from "./model";
  * own): per UTC minute of event time, two top-level numbers, `mw<MM>r` (requests) and `mw<MM>t`
  * (tokens as the tokens-per-minute limit counts them), MM being the minute of the hour (00-59).
  * Each write also removes the minutes of that hour that no evaluation reads any more, so the
- * item carries only the last few minutes.
+ * item carries only the last few minutes: those the writer knows are there (the item as its last
+ * write returned it), or else every minute below the cut.
  */
 
 /** What the per-minute limits count of one minute. */
@@ -57,7 +58,13 @@ export interface MinuteWindowUpdate {
  * removes minutes older than its own, never newer ones. Minutes below the cut are not added
  * either: no evaluation reads a minute that has ended.
  */
-export function minuteWindowUpdate(minutes: Readonly<Record<string, MinuteCounters>>, now: Date, keep: number = MINUTE_KEEP): MinuteWindowUpdate {
+export function minuteWindowUpdate(
+  minutes: Readonly<Record<string, MinuteCounters>>,
+  now: Date,
+  keep: number = MINUTE_KEEP,
+  /** Minutes of the hour (0-59) known to be on the item; removes only those. Unknown: every minute below the cut. */
+  present?: readonly number[],
+): MinuteWindowUpdate {
   const entries = Object.entries(minutes);
   if (entries.length === 0) return { adds: {}, removes: [] };
   if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`keep must be a non-negative integer, got ${keep}`);
@@ -84,11 +91,24 @@ export function minuteWindowUpdate(minutes: Readonly<Record<string, MinuteCounte
     adds[n.tokens] = (adds[n.tokens] ?? 0) + c.tokens;
   }
   const removes: string[] = [];
-  for (let i = 0; i < cut; i++) {
+  for (const i of present ?? Array.from({ length: Math.max(0, cut) }, (_, i) => i)) {
+    if (i >= cut) continue;
     const n = namesOf(i);
     for (const name of [n.requests, n.tokens]) if (!(name in adds)) removes.push(name);
   }
   return { adds, removes };
+}
+
+const MINUTE_ATTRIBUTE_RE = /^mw(\d{2})[rt]$/;
+
+/** The minutes of the hour (0-59) whose window attributes an item carries. */
+export function minutesPresent(item: Record<string, unknown>): number[] {
+  const out = new Set<number>();
+  for (const name of Object.keys(item)) {
+    const m = MINUTE_ATTRIBUTE_RE.exec(name);
+    if (m) out.add(Number(m[1]));
+  }
+  return [...out].sort((a, b) => a - b);
 }
 
 /** A minute's counters as read from its tenant-hour item (undefined: no usage in that minute). */

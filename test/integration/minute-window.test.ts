@@ -45,4 +45,43 @@ describe("minute windows on the tenant-hour item (DynamoDB Local)", () => {
     const snap = await new DynamoQuotaStore(doc, table).loadForEvaluation({ tenantId: "mw", month: "2026-11", prevMonth: "2026-10", minutes: ["2026-11-25T20:37", "2026-11-25T20:38"] });
     expect(snap.minuteTotals).toEqual({ "2026-11-25T20:37": { requests: 1, tokens: 120 } });
   });
+
+  it("a process removes only the ended minutes its last write saw on the item; one another process added meanwhile goes once a response showed it", async () => {
+    const table = await freshUsageTable();
+    const e = (at: string) => invocation({ tenantId: "mw2", occurredAt: at, inputTokens: 100, outputTokens: 20 });
+    let now = new Date("2026-11-25T20:30:30Z");
+    // process A's client, recording what each of its tenant-hour updates removes
+    const removed: string[][] = [];
+    const client = localDynamoClient();
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Key?: { sk?: { S?: string } }; UpdateExpression?: string; ExpressionAttributeNames?: Record<string, string> };
+        if (input.Key?.sk?.S === "USAGE#H#2026-11-25T20" && input.UpdateExpression) {
+          const clause = /REMOVE (.*)$/.exec(input.UpdateExpression)?.[1] ?? "";
+          removed.push(clause.split(", ").map((p) => input.ExpressionAttributeNames?.[p.trim()] ?? "").filter((n) => /^mw/.test(n)));
+        }
+        return next(args);
+      },
+      { step: "serialize", name: "captureRemoves" },
+    );
+    const a = localIngest(documentClient(client), table, { clock: () => now }).service;
+    const b = localIngest(doc, table, { clock: () => now }).service;
+
+    // A's first write of the item knows nothing of it: every ended minute of the hour (0-24)
+    await a.ingest([recordOf(e("2026-11-25T20:30:10Z"))]);
+    expect(removed.at(-1)).toHaveLength(50);
+    // B (another process) adds 20:31; A's next write removes 20:30, the one minute it saw, not 20:31
+    now = new Date("2026-11-25T20:31:30Z");
+    await b.ingest([recordOf(e("2026-11-25T20:31:10Z"))]);
+    now = new Date("2026-11-25T20:39:30Z");
+    await a.ingest([recordOf(e("2026-11-25T20:39:10Z"))]);
+    expect(removed.at(-1)).toEqual(["mw30r", "mw30t"]);
+    expect(Object.keys(minuteAttributes(await itemAt(table, hourKey("mw2", "2026-11-25T20"))))).toEqual(["mw31r", "mw31t", "mw39r", "mw39t"]);
+    // that response showed 20:31: A's next write removes it
+    now = new Date("2026-11-25T20:40:30Z");
+    await a.ingest([recordOf(e("2026-11-25T20:40:10Z"))]);
+    expect(removed.at(-1)).toEqual(["mw31r", "mw31t"]);
+    expect(Object.keys(minuteAttributes(await itemAt(table, hourKey("mw2", "2026-11-25T20"))))).toEqual(["mw39r", "mw39t", "mw40r", "mw40t"]);
+    expect((await itemAt(table, hourKey("mw2", "2026-11-25T20")))?.requests).toBe(4);
+  });
 });

@@ -29,7 +29,7 @@ import type { UnpricedEntry, RepriceStore } from "../reprice";
 import type { Retryable } from "../retry";
 import { LEDGER_BATCH_MAX, type AggregateRow, type AggregateWrite, type Claim, type EpochState, type HighWaterMarks, type LedgerHolder, type LedgerWrite, type MarkerState, type CorrectResult, type CountedEstimate, type Page, type QuarantineRecord, type UsageReader, type UsageStore } from "../ports";
 import { contentFreeMessage, keepIds, type RecordShape } from "../quarantine";
-import { minuteWindowUpdate } from "../minute-window";
+import { MINUTE_KEEP, minutesPresent, minuteWindowUpdate } from "../minute-window";
 import { reachedBy } from "../epochs";
 
 type Item = Record<string, unknown>;
@@ -56,7 +56,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
    * Aggregate items (`pk|sk`) that a recent write of this process returned with their descriptive
    * attributes, with when: their next updates set only the counters, `updatedAt` and the mark.
    */
-  private readonly described = new Map<string, number>();
+  private readonly described = new Map<string, Seen>();
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -252,9 +252,9 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
     const own = markAttribute(mark.epoch);
     const key = targetKey(d.target);
     const itemKey = `${key.pk}|${key.sk}`;
-    const seen = this.described.get(itemKey);
-    const described = seen !== undefined && now.getTime() - seen < DESCRIBED_FOR_MS;
-    const { Update } = this.aggregateUpdate(d, now, { [own]: mark.run }, clean.map((c) => markAttribute(c.epoch)), described);
+    const s = this.described.get(itemKey);
+    const seen = s !== undefined && now.getTime() - s.at < DESCRIBED_FOR_MS ? s : undefined;
+    const { Update } = this.aggregateUpdate(d, now, { [own]: mark.run }, clean.map((c) => markAttribute(c.epoch)), seen);
     const names: Record<string, string> = { ...Update.ExpressionAttributeNames };
     const placeholder = new Map(Object.entries(names).map(([p, attribute]) => [attribute, p]));
     const values: Record<string, unknown> = { ...Update.ExpressionAttributeValues, ":hwrun": mark.run };
@@ -278,7 +278,7 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
         }),
       );
       const item = out.Attributes ?? {};
-      if (isDescribed(d.target, item)) setBounded(this.described, itemKey, now.getTime(), DESCRIBED_MAX);
+      if (isDescribed(d.target, item)) setBounded(this.described, itemKey, { at: now.getTime(), ...(d.minutes ? { minutes: minutesPresent(item) } : {}) }, DESCRIBED_MAX);
       return { kind: "applied", marks: marksIn(item), item };
     } catch (error) {
       if (RETRYABLE_ERRORS.some((type) => error instanceof type)) return { kind: "retryable", reason: (error as Error).name };
@@ -493,17 +493,21 @@ export class DynamoUsageStore implements UsageStore, UsageReader, RepriceStore {
 
   /**
    * The aggregate item's update; `extraSets` / `extraRemoves`: attributes besides the aggregate's own (the high-water marks).
-   * `described`: the item is known to carry its descriptive attributes (tenant, type, granularity, period, model,
-   * billing index keys), which never change: they are not set again (they cost DynamoDB work on every update).
+   * `seen`: the item as a recent write of this process returned it. It carries its descriptive attributes (tenant,
+   * type, granularity, period, model, billing index keys), which never change: they are not set again (they cost
+   * DynamoDB work on every update). Of a tenant-hour item's minute windows, only those it carried then are removed
+   * (a REMOVE of every ended minute of the hour is a long expression on every write); one another process added
+   * since is removed by that process's next write, or by ours once a response showed it.
    */
-  private aggregateUpdate(d: AggregateDelta, now: Date, extraSets: Record<string, unknown> = {}, extraRemoves: readonly string[] = [], described = false) {
+  private aggregateUpdate(d: AggregateDelta, now: Date, extraSets: Record<string, unknown> = {}, extraRemoves: readonly string[] = [], seen?: Seen) {
+    const described = seen !== undefined;
     const t = d.target;
     const adds: Record<string, number> = {};
     for (const c of COUNTER_NAMES) if (c === "requests" || d.counters[c] !== 0) adds[c] = d.counters[c];
     if (d.sources) for (const c of SOURCE_COUNT_NAMES) if (d.sources[c] !== 0) adds[SOURCE_COUNT_ATTRIBUTES[c]] = d.sources[c];
     const sets: Record<string, unknown> = described ? { updatedAt: now.toISOString(), ...extraSets } : { ...descriptionOf(t), updatedAt: now.toISOString(), ...extraSets };
     // Tenant-hour items: the minute windows ride along (and the ended ones are removed).
-    const window = d.minutes ? minuteWindowUpdate(d.minutes, now) : undefined;
+    const window = d.minutes ? minuteWindowUpdate(d.minutes, now, MINUTE_KEEP, seen?.minutes) : undefined;
     if (window) Object.assign(adds, window.adds);
     // Once per run: the caller adds the high-water condition (`addAggregate`) or a ledger condition in a transaction.
     return addAndSetUpdate(this.tableName, targetKey(t), adds, sets, [...(window?.removes ?? []), ...extraRemoves]);
@@ -597,6 +601,11 @@ export function targetKey(t: AggregateTarget): { pk: string; sk: string } {
 
 /** How long an item seen described is written without its descriptive attributes (aggregates are never deleted; bounded anyway). */
 const DESCRIBED_FOR_MS = 10 * 60_000;
+/** An aggregate item as a write of this process returned it: when, and (tenant-hour items) its minute windows. */
+interface Seen {
+  at: number;
+  minutes?: number[];
+}
 const DESCRIBED_MAX = 50_000;
 
 /** Every attribute an aggregate item carries besides its counters, marks and `updatedAt`: fixed by its key. */

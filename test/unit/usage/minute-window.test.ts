@@ -26,6 +26,12 @@ describe("minute windows on the tenant-hour item", () => {
     expect(u.removes).not.toContain("mw31r");
   });
 
+  it("with the minutes known to be on the item, removes only those of them below the cut", () => {
+    const u = minuteWindowUpdate({ "2026-11-25T20:36": c(3) }, new Date("2026-11-25T20:36:30Z"), MINUTE_KEEP, [29, 30, 31, 35]);
+    expect(u.removes).toEqual(["mw29r", "mw29t", "mw30r", "mw30t"]);
+    expect(minuteWindowUpdate({ "2026-11-25T20:36": c(3) }, new Date("2026-11-25T20:36:30Z"), MINUTE_KEEP, []).removes).toEqual([]);
+  });
+
   it("removes nothing at the start of an hour, and everything below newest - keep with another keep", () => {
     expect(minuteWindowUpdate({ "2026-11-25T20:03": c(1) }, new Date("2026-11-25T20:03:10Z")).removes).toEqual([]);
     expect(removedMinutes(minuteWindowUpdate({ "2026-11-25T20:10": c(1) }, LATER_HOUR, 0).removes)).toEqual(range(0, 10));
