@@ -151,13 +151,19 @@ describe("quota inputs held between batches (DynamoDB Local)", () => {
     expect(reads).toEqual(["BatchGetItemCommand"]);
   });
 
-  it("holds what its own transition left: the tenant it throttled is evaluated without a read, and restored in the next minute without one", async () => {
+  /** A holder whose own evaluation throttled `tenantId` (2 requests a minute, the 2nd at 20:36:20). */
+  async function throttledByHolder(tenantId: string) {
     const publisher = new RecordingPublisher();
     const ingest = evaluator(publisher);
-    await evaluator().putConfig("h8", { tier: "basic", requestsPerMinute: 2 });
-    await evaluateAfter(ingest, "h8", 10, new Date("2026-11-25T20:36:10.000Z"));
-    await evaluateAfter(ingest, "h8", 10, new Date("2026-11-25T20:36:20.000Z"));
+    await evaluator().putConfig(tenantId, { tier: "basic", requestsPerMinute: 2 });
+    await evaluateAfter(ingest, tenantId, 10, new Date("2026-11-25T20:36:10.000Z"));
+    await evaluateAfter(ingest, tenantId, 10, new Date("2026-11-25T20:36:20.000Z"));
     expect(publisher.published.map((d) => `${d.action}:${d.threshold}`)).toEqual(["throttle:rpm"]);
+    return ingest;
+  }
+
+  it("holds what its own transition left: the tenant it throttled is evaluated without a read, and restored in the next minute without one", async () => {
+    const ingest = await throttledByHolder("h8");
     reads.length = 0;
     expect(await evaluateAfter(ingest, "h8", 10, new Date("2026-11-25T20:36:25.000Z"))).toEqual([]);
     const outcomes = await evaluateAfter(ingest, "h8", 10, new Date("2026-11-25T20:37:05.000Z"));
@@ -166,11 +172,7 @@ describe("quota inputs held between batches (DynamoDB Local)", () => {
   });
 
   it("reads again when another process changed the inputs after its own transition", async () => {
-    const publisher = new RecordingPublisher();
-    const ingest = evaluator(publisher);
-    await evaluator().putConfig("h9", { tier: "basic", requestsPerMinute: 2 });
-    await evaluateAfter(ingest, "h9", 10, new Date("2026-11-25T20:36:10.000Z"));
-    await evaluateAfter(ingest, "h9", 10, new Date("2026-11-25T20:36:20.000Z"));
+    const ingest = await throttledByHolder("h9");
     // another process lowers the monthly quota to just above the 20 tokens counted so far
     await evaluator().putConfig("h9", { tier: "basic", requestsPerMinute: 2, monthlyTokens: 25, warningThresholds: [] });
     reads.length = 0;
