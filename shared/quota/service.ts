@@ -82,6 +82,8 @@ export class QuotaEvaluator {
    * (a tier without per-minute limits needs no minute windows). Bounded, like a cache.
    */
   private readonly tierSeen = new Map<string, TierName>();
+  /** Tenants an `evaluateMany` of this process is evaluating: the call's promise, settled when it ends. */
+  private readonly evaluating = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: QuotaServiceDeps) {
     this.tiers = deps.tiers ?? DEFAULT_TIERS;
@@ -118,6 +120,28 @@ export class QuotaEvaluator {
   async evaluateMany(
     inputs: readonly EvaluateInput[],
     opts: { concurrency?: number } = {},
+  ): Promise<Map<string, { outcomes: EnforcementOutcome[] } | { error: unknown }>> {
+    // One evaluation of a tenant at a time in this process (the local stack, or any consumer running
+    // several batches at once): concurrent ones would read the same state and plan the same
+    // transition, and all but one would lose its write, having made its change marks for nothing,
+    // and read again. A call waits only for the calls before it that share a tenant with it.
+    const tenants = [...new Set(inputs.map((i) => i.tenantId))];
+    const before = [...new Set(tenants.map((t) => this.evaluating.get(t)).filter((p): p is Promise<void> => p !== undefined))];
+    let finished!: () => void;
+    const mine = new Promise<void>((resolve) => (finished = resolve));
+    for (const t of tenants) this.evaluating.set(t, mine);
+    try {
+      await Promise.all(before);
+      return await this.evaluateManyNow(inputs, opts);
+    } finally {
+      finished();
+      for (const t of tenants) if (this.evaluating.get(t) === mine) this.evaluating.delete(t);
+    }
+  }
+
+  private async evaluateManyNow(
+    inputs: readonly EvaluateInput[],
+    opts: { concurrency?: number },
   ): Promise<Map<string, { outcomes: EnforcementOutcome[] } | { error: unknown }>> {
     const queries = inputs.map((input) => {
       const q = this.queryOf(input);

@@ -31,6 +31,26 @@ function setup() {
 }
 
 describe("QuotaEvaluator.evaluateMany", () => {
+  it("evaluates a tenant once at a time in a process: a concurrent batch of the same tenant sees what the first recorded, and writes nothing again", async () => {
+    const { store, publisher, evaluateMany } = setup();
+    const applied: string[] = [];
+    const apply = store.apply.bind(store);
+    store.apply = async (tenantId, t) => {
+      const r = await apply(tenantId, t);
+      applied.push(`${t.kind}:${r}`);
+      return r;
+    };
+    store.addUsage("t-over", "2026-11-02T10:00:00.000Z", { requests: 1, inputTokens: 1_000_000, outputTokens: 1_000_000 });
+    // five batches of the tenant at once, another tenant in one of them
+    const results = await Promise.all([evaluateMany(["t-over"]), evaluateMany(["t-over", "t-other"]), evaluateMany(["t-over"]), evaluateMany(["t-over"]), evaluateMany(["t-over"])]);
+    expect(results.every((r) => [...r.values()].every((x) => "outcomes" in x))).toBe(true);
+    expect(applied).toEqual(["cross:applied", "restrict:applied"]);
+    expect(publisher.published.map((p) => `${p.action}@${p.threshold}`)).toEqual(["warning@0.8", "throttle@1"]);
+    // every batch after the first loaded its snapshot after the first had recorded the transitions
+    expect(store.batches).toHaveLength(5);
+  });
+
+
   it("reads every tenant of a batch in one shared load, not one read per tenant", async () => {
     const { store, evaluateMany } = setup();
     const tenants = Array.from({ length: 40 }, (_, i) => `t${i}`);
