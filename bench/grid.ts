@@ -377,8 +377,9 @@ export async function runGrid(opts: { out: string; detailsOut: string; scale: nu
         const pairs = [...new Map(distinct.map((e) => [`${e.tenantId}|${e.modelId}`, e])).values()];
         const earlier = opts.cold ? [] : pairs.map((e, i) => ({ ...e, eventId: `${cell}-w${i}`, occurredAt: new Date(now - 40_000).toISOString() }));
         if (earlier.length > 0) {
-          await runOurs(env, split(earlier, 100));
+          // ours last: a running ingest's epochs are live (one idle past its lease is replaced, a write)
           await runNaive(env, split(earlier, 100));
+          await runOurs(env, split(earlier, 100));
         }
         const tableOf = (path: "ours" | "naive") => (path === "ours" ? env.oursTable : env.naiveTable);
         const go = (path: "ours" | "naive", b: InvocationEventV1[][]) => (path === "ours" ? runOurs(env, b) : runNaive(env, b));
