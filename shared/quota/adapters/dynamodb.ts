@@ -65,6 +65,11 @@ interface OwnChange {
   spoiled?: boolean;
 }
 
+/** The tenant's month aggregate item: it carries the change mark. */
+const monthItemKey = (tenantId: string, month: string) => keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: month });
+/** Key of a tenant-month in the per-process memories (held inputs, own changes). */
+const tenantMonth = (tenantId: string, month: string) => `${tenantId}|${month}`;
+
 /** The month item's change mark, or undefined while a change is under way (or one was cut short). */
 function closedMark(monthItem: Record<string, unknown>): number | undefined {
   const begun = typeof monthItem[MARK_BEGUN] === "number" ? (monthItem[MARK_BEGUN] as number) : 0;
@@ -106,7 +111,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   async changeBegins(tenantId: string, months: readonly string[]): Promise<boolean[]> {
     return Promise.all(months.map(async (month) => {
       const res = await this.updateIf({
-        Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: month }),
+        Key: monthItemKey(tenantId, month),
         // only an existing month item: nobody holds inputs checked against a month item that does not exist
         ConditionExpression: "attribute_exists(pk)",
         UpdateExpression: "ADD #b :one",
@@ -115,7 +120,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         // the counter pair in the write's own response (no read): was the mark closed just before?
         ReturnValues: "ALL_NEW",
       });
-      const key = `${tenantId}|${month}`;
+      const key = tenantMonth(tenantId, month);
       this.own.delete(key);
       const after = res?.Attributes;
       if (after && months.length === 1) {
@@ -133,7 +138,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   async changeEnds(tenantId: string, months: readonly string[], begun: readonly boolean[]): Promise<void> {
     await Promise.all(months.map(async (month, i) => {
       const res = await this.updateIf({
-        Key: keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: month }),
+        Key: monthItemKey(tenantId, month),
         ConditionExpression: "attribute_exists(pk)",
         // Without a begin mark (no item then), the item may have been created, and inputs read and
         // held, during the change: both counters move, so what was held no longer matches.
@@ -142,7 +147,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
         ExpressionAttributeValues: { ":one": 1 },
         ReturnValues: "ALL_NEW",
       });
-      const key = `${tenantId}|${month}`;
+      const key = tenantMonth(tenantId, month);
       const own = this.own.get(key);
       if (!own) return;
       const mark = res?.Attributes ? closedMark(res.Attributes) : undefined;
@@ -173,7 +178,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   async loadManyForEvaluation(qs: readonly EvaluationQuery[]): Promise<Map<string, EvaluationSnapshot>> {
     const plan = qs.map((q) => {
       const mark = q.known?.month ? closedMark(q.known.month) : undefined;
-      const heldKey = `${q.tenantId}|${q.month}`;
+      const heldKey = tenantMonth(q.tenantId, q.month);
       const h = mark === undefined ? undefined : this.held.get(heldKey);
       const held = h && h.mark === mark ? h : undefined;
       const k = this.keysOf(q);
@@ -215,7 +220,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
   private keysOf(q: EvaluationQuery) {
     return {
       config: keys.config(q.tenantId),
-      aggregate: keys.aggregate(q.tenantId, { kind: "tenant", granularity: "month", period: q.month }),
+      aggregate: monthItemKey(q.tenantId, q.month),
       state: keys.enforcement(q.tenantId, q.month),
       prevState: keys.enforcement(q.tenantId, q.prevMonth),
       hours: [...new Set(q.minutes.map((m) => m.slice(0, 13)))].filter((hour) => !q.known?.hours?.[hour]).map((hour) => keys.aggregate(q.tenantId, { kind: "tenant", granularity: "hour", period: hour })),
@@ -224,7 +229,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
 
   async loadForDecision(q: { tenantId: string; month: string; prevMonth: string }): Promise<DecisionSnapshot> {
     const { tenantId } = q;
-    const aggregate = keys.aggregate(tenantId, { kind: "tenant", granularity: "month", period: q.month });
+    const aggregate = monthItemKey(tenantId, q.month);
     // One round trip, one partition; eventually consistent (the answer is cached 5 s anyway).
     const items = await this.batchGet(
       [keys.config(tenantId), aggregate, keys.enforcement(tenantId, q.month), keys.enforcement(tenantId, q.prevMonth)],
@@ -395,7 +400,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
     const empty = after !== undefined && Object.keys((after.outbox as Item | undefined) ?? {}).length === 0;
     // This process's own change, the only one since its mark, has nothing pending any more: its
     // inputs are held under the mark its end left, as this write returned the state.
-    const heldKey = `${tenantId}|${period}`;
+    const heldKey = tenantMonth(tenantId, period);
     const own = this.own.get(heldKey);
     if (empty && own?.ended !== undefined) {
       this.own.delete(heldKey);
@@ -448,7 +453,7 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
 
   async putConfig(config: TenantConfig): Promise<void> {
     // the config is held as it was when a change began: a change that writes it is not held
-    this.spoilOwn(config.tenantId, [...this.own.keys()].filter((k) => k.startsWith(`${config.tenantId}|`)).map((k) => k.slice(config.tenantId.length + 1)));
+    this.spoilOwn(config.tenantId);
     // Last writer wins: the operator's latest PUT is the config.
     await this.doc.send(new PutCommand({ TableName: this.tableName, Item: { ...keys.config(config.tenantId), ...config } }));
   }
@@ -487,11 +492,10 @@ export class DynamoQuotaStore implements QuotaStore, PendingOutboxIndex {
     }
   }
 
-  /** Own changes of `tenantId` in `months` wrote what they hold as unchanged: they are not held. */
-  private spoilOwn(tenantId: string, months: readonly string[]): void {
-    for (const month of months) {
-      const own = this.own.get(`${tenantId}|${month}`);
-      if (own) own.spoiled = true;
+  /** Own changes of `tenantId` (in `months`, or in any month) wrote what they hold as unchanged: they are not held. */
+  private spoilOwn(tenantId: string, months?: readonly string[]): void {
+    for (const [key, own] of this.own) {
+      if (months ? months.some((m) => key === tenantMonth(tenantId, m)) : key.startsWith(tenantMonth(tenantId, ""))) own.spoiled = true;
     }
   }
 

@@ -45,25 +45,25 @@ describe("the change mark", () => {
     expect(store.trail).toEqual([]);
   });
 
-  it("closes the mark when a write fails", async () => {
+  /** A store whose `op` records itself in the trail and fails, and a service on it. */
+  function failing(op: "apply" | "putConfig", name: string) {
     const store = new MarkingStore();
-    store.apply = async () => {
-      store.trail.push("apply");
+    store[op] = async () => {
+      store.trail.push(name);
       throw new Error("throttled");
     };
-    const service = new QuotaEvaluator({ store, publisher: new RecordingPublisher(), clock: () => NOW });
+    return { store, service: new QuotaEvaluator({ store, publisher: new RecordingPublisher(), clock: () => NOW }) };
+  }
+
+  it("closes the mark when a write fails", async () => {
+    const { store, service } = failing("apply", "apply");
     store.addUsage("t", "2026-11-25T20:36", { requests: 1, inputTokens: 3_000_000 });
     await expect(service.evaluate({ tenantId: "t", month: "2026-11", minutes: [], now: NOW })).rejects.toThrow("throttled");
     expect(store.trail).toEqual(["begin t 2026-11", "apply", "end t 2026-11"]);
   });
 
   it("closes the mark when the config write fails", async () => {
-    const store = new MarkingStore();
-    store.putConfig = async () => {
-      store.trail.push("config");
-      throw new Error("throttled");
-    };
-    const service = new QuotaEvaluator({ store, publisher: new RecordingPublisher(), clock: () => NOW });
+    const { store, service } = failing("putConfig", "config");
     await expect(service.putConfig("t", { tier: "basic" })).rejects.toThrow("throttled");
     expect(store.trail).toEqual(["begin t 2026-11", "config", "end t 2026-11"]);
   });
