@@ -5,7 +5,7 @@
  * within each cell in one run; and the seed's workload (300 tenants, 0.95 requests/s, one hour of event
  * time, 1 s batching window) on a simulated clock, priced per year.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { DynamoDBClient, BatchGetItemCommand, ScanCommand, type AttributeValue, type BatchGetItemCommandOutput } from "@aws-sdk/client-dynamodb";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
@@ -76,6 +76,23 @@ interface Env {
   /** Where the client's requests are counted now (undefined: not counted). */
   tally: { current?: Tally };
   emf: { bytes: number; capture: boolean };
+  /** DynamoDB Local's JVM (for `GRID_CPU=1`; undefined with `--dynamo-endpoint`). */
+  jvmPid?: number;
+}
+
+/** CPU seconds so far of this process and of the JVM (`/proc/<pid>/stat`: utime + stime, in clock ticks). */
+function cpuNow(env: Env): { node: number; jvm: number } {
+  const u = process.cpuUsage();
+  let jvm = Number.NaN;
+  if (env.jvmPid !== undefined) {
+    try {
+      const f = readFileSync(`/proc/${env.jvmPid}/stat`, "utf8").split(") ")[1].split(" ");
+      jvm = (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // not Linux, or the JVM is gone: NaN
+    }
+  }
+  return { node: (u.user + u.system) / 1e6, jvm };
 }
 
 function events(opts: { n: number; tenants: number; prefix: string; seed: number; at: (i: number) => number }): InvocationEventV1[] {
@@ -250,7 +267,7 @@ function split<T>(xs: T[], size: number): T[][] {
 
 async function setUp(endpoint?: string): Promise<{ env: Env; stop: () => Promise<void> }> {
   // an already running DynamoDB Local (`--dynamo-endpoint`), or one of our own
-  const dynamo = endpoint ? { endpoint, stop: async () => undefined } : await startDynamoLocal();
+  const dynamo = endpoint ? { endpoint, pid: undefined, stop: async () => undefined } : await startDynamoLocal();
   const bus = await startFakeBus({ up: true });
   const raw = new DynamoDBClient({ endpoint: dynamo.endpoint, region: "us-west-2", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
   const stamp = Date.now().toString(36);
@@ -274,7 +291,7 @@ async function setUp(endpoint?: string): Promise<{ env: Env; stop: () => Promise
   const { awsClients } = await import("../shared/runtime/aws");
   const { config } = await import("../shared/runtime/config");
   const clients = awsClients(config());
-  const env: Env = { raw, doc: clients.doc, handler, oursTable, naiveTable, tally: {}, emf: { bytes: 0, capture: false } };
+  const env: Env = { raw, doc: clients.doc, handler, oursTable, naiveTable, tally: {}, emf: { bytes: 0, capture: false }, jvmPid: dynamo.pid };
   // Every request of the handler's (and the naive path's) client, with its marshalled input and output.
   clients.dynamo.middlewareStack.add(
     (next, context) => async (args) => {
@@ -391,7 +408,14 @@ export async function runGrid(opts: { out: string; detailsOut: string; scale: nu
         const halves = [batches.slice(0, Math.ceil(batches.length / 2)), batches.slice(Math.ceil(batches.length / 2))];
         const parts: Partial<Record<"ours" | "naive", Timed>> = {};
         for (const [path, half] of [[first, halves[0]], [second, halves[0]], [second, halves[1]], [first, halves[1]]] as const) {
+          const before = cpuNow(env);
           parts[path] = await timed(env, () => go(path, half), parts[path]);
+          if (process.env.GRID_CPU === "1") {
+            // diagnosis: CPU ms per event of this part, Node (both paths run here) and DynamoDB Local's JVM
+            const after = cpuNow(env);
+            const ev = half.reduce((a, b) => a + b.length, 0);
+            opts.log(`    ${path.padEnd(5)} ${ev} events: node ${((1000 * (after.node - before.node)) / ev).toFixed(2)} ms/ev, jvm ${((1000 * (after.jvm - before.jvm)) / ev).toFixed(2)} ms/ev`);
+          }
         }
         const measure = async (path: "ours" | "naive") => {
           const table = tableOf(path);

@@ -159,6 +159,15 @@ export class Epochs {
     setBounded(this.marks, targetId, marks, REMEMBERED_ITEMS);
   }
 
+  /** A write removed these epochs' marks from the item (and returned nothing): forgets them. */
+  removed(targetId: string, epochs: readonly string[]): void {
+    const known = this.marks.get(targetId);
+    if (!known || epochs.length === 0) return;
+    const rest = { ...known };
+    for (const e of epochs) delete rest[e];
+    this.marks.set(targetId, rest);
+  }
+
   /**
    * Reads the states of the other epochs seen on these items that are not known yet, or whose
    * lease, as last read, has run out since (at most 100, one request; a failure only means

@@ -44,9 +44,14 @@ export interface TouchedTenant {
 }
 
 /** Keeps a written tenant month or tenant-hour item (the latest write of it wins: it holds the earlier ones). */
-function noteWritten(written: Map<string, WrittenItems>, d: AggregateDelta, item: Record<string, unknown>): void {
+/** Whether the quota evaluation after the batch reads this item as the write returned it (tenant month and hour). */
+function evaluationReads(t: AggregateDelta["target"]): boolean {
+  return t.kind === "tenant" && t.granularity !== "day";
+}
+
+function noteWritten(written: Map<string, WrittenItems>, d: AggregateDelta, item: Record<string, unknown> | undefined): void {
   const t = d.target;
-  if (t.kind !== "tenant" || t.granularity === "day") return;
+  if (item === undefined || t.kind !== "tenant" || t.granularity === "day") return;
   const w = written.get(t.tenantId) ?? written.set(t.tenantId, { months: {}, hours: {} }).get(t.tenantId)!;
   const into = t.granularity === "month" ? w.months : w.hours;
   const before = into[t.period];
@@ -565,7 +570,7 @@ export class IngestService {
    * One item: retried with backoff after throttling or an unknown outcome (the same conditional
    * write tells whether the earlier one landed). Returns why it did not land, or undefined.
    */
-  private async addOne(d: AggregateDelta, epoch: Epoch, claim: Claim): Promise<{ item: Record<string, unknown> } | { why: string }> {
+  private async addOne(d: AggregateDelta, epoch: Epoch, claim: Claim): Promise<{ item: Record<string, unknown> | undefined } | { why: string }> {
     const id = targetId(d.target);
     let clean = this.epochs.cleanable(id, epoch.id);
     let why = "no attempt";
@@ -576,7 +581,7 @@ export class IngestService {
       if (!(await this.epochs.keepAlive(epoch))) return { why: `epoch lease ran out (${why})` };
       let w: AggregateWrite;
       try {
-        w = await this.opts.store.addAggregate(d, { epoch: epoch.id, run: claim.group }, clean, this.clock());
+        w = await this.opts.store.addAggregate(d, { epoch: epoch.id, run: claim.group }, clean, this.clock(), { item: evaluationReads(d.target) });
       } catch (error) {
         why = describe(error);
         continue;
@@ -585,7 +590,9 @@ export class IngestService {
         why = w.reason;
         continue;
       }
-      this.epochs.remember(id, w.marks);
+      // a write that returned nothing: the marks known before, less the ones it removed
+      if (w.marks) this.epochs.remember(id, w.marks);
+      else this.epochs.removed(id, clean.map((c) => c.epoch));
       if (w.kind === "clean-conflict") {
         // a mark we meant to remove belongs to an unfinished run: leave it
         clean = [];

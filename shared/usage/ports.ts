@@ -30,8 +30,12 @@ export type HighWaterMarks = Record<string, number>;
 
 /** Outcome of one aggregate item write of a high-water commit (`addAggregate`). */
 export type AggregateWrite =
-  /** Landed now. `marks`: the item's marks after the write; `item`: the item after it. */
-  | { kind: "applied"; marks: HighWaterMarks; item: Record<string, unknown> }
+  /**
+   * Landed now. `marks`: the item's marks after the write; `item`: the item after it. Both
+   * undefined when the caller did not ask for the item and the store did not need it (the write
+   * returned nothing).
+   */
+  | { kind: "applied"; marks: HighWaterMarks | undefined; item: Record<string, unknown> | undefined }
   /** Had landed before (a retry after a lost response): the item's mark is already this run's. `item`: as it is now. */
   | { kind: "already"; marks: HighWaterMarks; item: Record<string, unknown> }
   /** Not written: a mark asked to be removed is above what the caller knew was done. Retry without it. */
@@ -129,7 +133,11 @@ export interface UsageStore {
    * only if that mark is below `mark.run`; also removes the marks in `clean`, each only if it is
    * at most the given run (a run known done).
    */
-  addAggregate(delta: AggregateDelta, mark: { epoch: string; run: number }, clean: readonly { epoch: string; upTo: number }[], now: Date): Promise<AggregateWrite>;
+  /**
+   * `opts.item: false`: the caller does not need the item after the write (a store may then
+   * return none, and `marks` with it). Default: the item is returned.
+   */
+  addAggregate(delta: AggregateDelta, mark: { epoch: string; run: number }, clean: readonly { epoch: string; upTo: number }[], now: Date, opts?: { item?: boolean }): Promise<AggregateWrite>;
   /** The high-water marks of aggregate items, read strongly consistent, by target id. */
   highWaterMarks(targets: readonly AggregateTarget[]): Promise<Map<string, HighWaterMarks>>;
   /** A legacy group's marker, read strongly consistent; undefined while the group is undecided. */

@@ -3,6 +3,7 @@ import { PriceCatalog } from "../../shared/pricing/catalog";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
 import { IngestService, type IngestRecord } from "../../shared/usage/ingest";
+import { targetsOf } from "../../shared/usage/coalesce";
 import { zeroCounters } from "../../shared/usage/model";
 import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
 import { envelope, invocation, prng, record, recordOf } from "../helpers/events";
@@ -228,6 +229,66 @@ describe("high-water item writes on DynamoDB Local", () => {
     const other = new DynamoUsageStore(documentClient(counting), table, { ledgerTtlDays: 60 });
     await other.addAggregate({ target: month, counters: { ...zeroCounters(), requests: 1 } }, { epoch: "ffffffffff", run: 1 }, [], now);
     expect(sent[0].expression).toMatch(/tenantId/);
+  });
+
+  it("returns the item only when asked, or when this process has not seen it in the last 10 minutes", async () => {
+    const table = await freshUsageTable(client);
+    const asked: string[] = [];
+    const counting = localDynamoClient();
+    counting.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "UpdateItemCommand") asked.push(String((args.input as { ReturnValues?: string }).ReturnValues));
+        return next(args);
+      },
+      { step: "serialize", name: "recordReturnValues" },
+    );
+    const store = new DynamoUsageStore(documentClient(counting), table, { ledgerTtlDays: 60 });
+    const target = { kind: "model", tenantId: "rv", granularity: "day", period: "2026-11-25", modelId: "anthropic.claude-3-haiku-20240307-v1:0" } as const;
+    const add = (run: number, at: string, item: boolean) =>
+      store.addAggregate({ target, counters: { ...zeroCounters(), requests: 1 } }, { epoch: "rrrrrrrrrr", run }, [], new Date(at), { item });
+    // not seen yet: the item comes back (its description and marks are learnt from it)
+    expect(await add(1, "2026-11-25T12:00:00Z", false)).toMatchObject({ kind: "applied", marks: { rrrrrrrrrr: 1 }, item: { requests: 1 } });
+    // seen, not asked for: nothing comes back
+    expect(await add(2, "2026-11-25T12:01:00Z", false)).toEqual({ kind: "applied", marks: undefined, item: undefined });
+    // asked for
+    expect(await add(3, "2026-11-25T12:02:00Z", true)).toMatchObject({ kind: "applied", item: { requests: 3 } });
+    // last returned 12:02: by 12:13 it is not seen any more, so it comes back (and the write describes it again)
+    expect(await add(4, "2026-11-25T12:13:00Z", false)).toMatchObject({ kind: "applied", item: { requests: 4, tenantId: "rv" } });
+    // a retry of a landed run still says so, with the item (ALL_OLD on the failed condition)
+    expect(await add(4, "2026-11-25T12:14:00Z", false)).toMatchObject({ kind: "already", item: { requests: 4 } });
+    expect(asked).toEqual(["ALL_NEW", "NONE", "ALL_NEW", "ALL_NEW", "NONE"]);
+  });
+
+  it("removes a dead epoch's marks from items whose writes return nothing, once", async () => {
+    const table = await freshUsageTable(client);
+    const removes: string[] = [];
+    const counting = localDynamoClient();
+    counting.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        // the aggregate writes (not the epoch's record)
+        if (context.commandName === "UpdateItemCommand" && String(input.UpdateExpression).startsWith("ADD ")) removes.push(String(input.UpdateExpression).split(" REMOVE ")[1] ?? "");
+        return next(args);
+      },
+      { step: "serialize", name: "recordRemoves" },
+    );
+    const t0 = Date.parse("2026-11-25T12:10:00Z");
+    const at = (ms: number) => {
+      const store = new DynamoUsageStore(documentClient(counting), table, { ledgerTtlDays: 60 });
+      return { store, service: new IngestService({ store, prices: new PriceCatalog(), region: "us-west-2", maxEventAgeDays: 35, sleep: async () => undefined, clock: () => new Date(t0 + ms) }) };
+    };
+    const ev = (_: number, ms: number) => invocation({ tenantId: "dead", occurredAt: new Date(t0 + ms - 1000).toISOString() });
+    // a process writes the tenant's six items, records its run done, and is never seen again
+    expect((await at(0).service.ingest([recordOf(ev(0, 0))])).stats).toMatchObject({ counted: 1, failed: 0 });
+    // five minutes later (its lease long over) another process writes the same items, batch after batch
+    const later = at(5 * 60_000);
+    for (let b = 1; b <= 4; b++) expect((await later.service.ingest([recordOf(ev(b, 5 * 60_000))])).stats).toMatchObject({ counted: 1, failed: 0 });
+    // its first batch learnt the dead epoch's marks (the items came back), its second removed them from
+    // all six items, including the four whose writes return nothing; no later write names them again
+    const perBatch = [0, 1, 2, 3, 4].map((b) => removes.slice(b * 6, b * 6 + 6).map((r) => (/#r_hw_/.test(r) ? "hw" : "")));
+    expect(perBatch).toEqual([["", "", "", "", "", ""], ["", "", "", "", "", ""], ["hw", "hw", "hw", "hw", "hw", "hw"], ["", "", "", "", "", ""], ["", "", "", "", "", ""]]);
+    const items = await later.store.highWaterMarks(targetsOf({ event: ev(9, 5 * 60_000), baseModelId: ev(9, 0).modelId, counters: zeroCounters() }));
+    expect([...items.values()].map((m) => Object.keys(m).length)).toEqual([1, 1, 1, 1, 1, 1]);
   });
 
   it("an epoch's record: created once, done only upwards", async () => {
