@@ -31,6 +31,19 @@ async function monthTotals(store: DynamoUsageStore, tenantId: string, month: str
   return rows[0]?.counters;
 }
 
+/** A DynamoDB Local client that hands the input of every UpdateItem it sends to `seen`. */
+function updatesSeenBy(seen: (input: { UpdateExpression?: string; ReturnValues?: string; Key?: { sk?: { S?: string } } }) => void) {
+  const c = localDynamoClient();
+  c.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === "UpdateItemCommand") seen(args.input as Parameters<typeof seen>[0]);
+      return next(args);
+    },
+    { step: "serialize", name: "seeUpdates" },
+  );
+  return c;
+}
+
 describe("ingest on DynamoDB Local", () => {
   it("counts a batch once and a redelivered batch not again", async () => {
     const { service, store } = await setup();
@@ -196,15 +209,7 @@ describe("high-water item writes on DynamoDB Local", () => {
   it("sets an item's descriptive attributes until a write returns them, then only counters, updatedAt and the mark; the item keeps them all", async () => {
     const table = await freshUsageTable(client);
     const sent: { key: string; expression: string }[] = [];
-    const counting = localDynamoClient();
-    counting.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { UpdateExpression?: string; Key?: { sk?: { S?: string } } };
-        if (context.commandName === "UpdateItemCommand") sent.push({ key: String(input.Key?.sk?.S), expression: String(input.UpdateExpression) });
-        return next(args);
-      },
-      { step: "serialize", name: "recordUpdates" },
-    );
+    const counting = updatesSeenBy((input) => sent.push({ key: String(input.Key?.sk?.S), expression: String(input.UpdateExpression) }));
     const store = new DynamoUsageStore(documentClient(counting), table, { ledgerTtlDays: 60 });
     const month = { kind: "tenant", tenantId: "ds", granularity: "month", period: "2026-11" } as const;
     const model = { kind: "model", tenantId: "ds", granularity: "day", period: "2026-11-25", modelId: "anthropic.claude-3-haiku-20240307-v1:0" } as const;
@@ -234,14 +239,7 @@ describe("high-water item writes on DynamoDB Local", () => {
   it("returns the item only when asked, or when this process has not seen it in the last 10 minutes", async () => {
     const table = await freshUsageTable(client);
     const asked: string[] = [];
-    const counting = localDynamoClient();
-    counting.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === "UpdateItemCommand") asked.push(String((args.input as { ReturnValues?: string }).ReturnValues));
-        return next(args);
-      },
-      { step: "serialize", name: "recordReturnValues" },
-    );
+    const counting = updatesSeenBy((input) => asked.push(String(input.ReturnValues)));
     const store = new DynamoUsageStore(documentClient(counting), table, { ledgerTtlDays: 60 });
     const target = { kind: "model", tenantId: "rv", granularity: "day", period: "2026-11-25", modelId: "anthropic.claude-3-haiku-20240307-v1:0" } as const;
     const add = (run: number, at: string, item: boolean) =>
@@ -262,16 +260,10 @@ describe("high-water item writes on DynamoDB Local", () => {
   it("removes a dead epoch's marks from items whose writes return nothing, once", async () => {
     const table = await freshUsageTable(client);
     const removes: string[] = [];
-    const counting = localDynamoClient();
-    counting.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { UpdateExpression?: string };
-        // the aggregate writes (not the epoch's record)
-        if (context.commandName === "UpdateItemCommand" && String(input.UpdateExpression).startsWith("ADD ")) removes.push(String(input.UpdateExpression).split(" REMOVE ")[1] ?? "");
-        return next(args);
-      },
-      { step: "serialize", name: "recordRemoves" },
-    );
+    // the aggregate writes (not the epoch's record)
+    const counting = updatesSeenBy((input) => {
+      if (String(input.UpdateExpression).startsWith("ADD ")) removes.push(String(input.UpdateExpression).split(" REMOVE ")[1] ?? "");
+    });
     const t0 = Date.parse("2026-11-25T12:10:00Z");
     const at = (ms: number) => {
       const store = new DynamoUsageStore(documentClient(counting), table, { ledgerTtlDays: 60 });
