@@ -408,9 +408,9 @@ export async function runGrid(opts: { out: string; detailsOut: string; scale: nu
         const halves = [batches.slice(0, Math.ceil(batches.length / 2)), batches.slice(Math.ceil(batches.length / 2))];
         const parts: Partial<Record<"ours" | "naive", Timed>> = {};
         for (const [path, half] of [[first, halves[0]], [second, halves[0]], [second, halves[1]], [first, halves[1]]] as const) {
-          const before = cpuNow(env);
+          const before = process.env.GRID_CPU === "1" ? cpuNow(env) : undefined;
           parts[path] = await timed(env, () => go(path, half), parts[path]);
-          if (process.env.GRID_CPU === "1") {
+          if (before) {
             // diagnosis: CPU ms per event of this part, Node (both paths run here) and DynamoDB Local's JVM
             const after = cpuNow(env);
             const ev = half.reduce((a, b) => a + b.length, 0);

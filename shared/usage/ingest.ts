@@ -4,7 +4,7 @@ import { addSourceCount, coalesceCounting, correctionDeltas, countedAt, targetId
 import { Epochs, newEpochId, reachedBy, type Epoch } from "./epochs";
 import type { MarkerState } from "./ports";
 import { backoffMs, retryWrites, type RetryOptions } from "./retry";
-import { COUNTER_NAMES, laterCounter, subtract, zeroCounters, zeroSourceCounts, type PricedEvent, type SourceCounts, type UsageCounters, type WrittenItems } from "./model";
+import { COUNTER_NAMES, laterCounter, subtract, zeroCounters, zeroSourceCounts, type AggregateTarget, type PricedEvent, type SourceCounts, type UsageCounters, type WrittenItems } from "./model";
 import { periodsOf } from "./periods";
 import { contentFreeMessage, describeShape, envelopeIds } from "./quarantine";
 import { periodsOfEvent } from "./coalesce";
@@ -43,15 +43,15 @@ export interface TouchedTenant {
   written?: WrittenItems;
 }
 
-/** Keeps a written tenant month or tenant-hour item (the latest write of it wins: it holds the earlier ones). */
 /** Whether the quota evaluation after the batch reads this item as the write returned it (tenant month and hour). */
-function evaluationReads(t: AggregateDelta["target"]): boolean {
+function evaluationReads(t: AggregateTarget): t is Extract<AggregateTarget, { kind: "tenant" }> & { granularity: "month" | "hour" } {
   return t.kind === "tenant" && t.granularity !== "day";
 }
 
+/** Keeps a written tenant month or tenant-hour item (the latest write of it wins: it holds the earlier ones). */
 function noteWritten(written: Map<string, WrittenItems>, d: AggregateDelta, item: Record<string, unknown> | undefined): void {
   const t = d.target;
-  if (item === undefined || t.kind !== "tenant" || t.granularity === "day") return;
+  if (item === undefined || !evaluationReads(t)) return;
   const w = written.get(t.tenantId) ?? written.set(t.tenantId, { months: {}, hours: {} }).get(t.tenantId)!;
   const into = t.granularity === "month" ? w.months : w.hours;
   const before = into[t.period];

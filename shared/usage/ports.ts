@@ -131,11 +131,9 @@ export interface UsageStore {
   /**
    * Adds `delta` to its aggregate item and sets the item's mark of `mark.epoch` to `mark.run`,
    * only if that mark is below `mark.run`; also removes the marks in `clean`, each only if it is
-   * at most the given run (a run known done).
-   */
-  /**
-   * `opts.item: false`: the caller does not need the item after the write (a store may then
-   * return none, and `marks` with it). Default: the item is returned.
+   * at most the given run (a run known done). `opts.item: false`: the caller does not need the
+   * item after the write (a store may then return none, and `marks` with it); by default it is
+   * returned.
    */
   addAggregate(delta: AggregateDelta, mark: { epoch: string; run: number }, clean: readonly { epoch: string; upTo: number }[], now: Date, opts?: { item?: boolean }): Promise<AggregateWrite>;
   /** The high-water marks of aggregate items, read strongly consistent, by target id. */
