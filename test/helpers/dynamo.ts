@@ -20,6 +20,19 @@ export function localDynamoClient(): DynamoDBClient {
   });
 }
 
+/** A DynamoDB Local client that hands the input of every UpdateItem it sends to `seen`. */
+export function updatesSeenBy(seen: (input: { UpdateExpression?: string; ReturnValues?: string; Key?: { sk?: { S?: string } }; ExpressionAttributeNames?: Record<string, string> }) => void) {
+  const c = localDynamoClient();
+  c.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === "UpdateItemCommand") seen(args.input as Parameters<typeof seen>[0]);
+      return next(args);
+    },
+    { step: "serialize", name: "seeUpdates" },
+  );
+  return c;
+}
+
 let seq = 0;
 /** Creates a fresh usage table with a unique name, so test files and tests never share state. */
 export async function freshUsageTable(client = localDynamoClient(), prefix = "usage"): Promise<string> {

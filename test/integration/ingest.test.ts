@@ -5,7 +5,7 @@ import { DynamoUsageStore } from "../../shared/usage/adapters/dynamodb";
 import { IngestService, type IngestRecord } from "../../shared/usage/ingest";
 import { targetsOf } from "../../shared/usage/coalesce";
 import { zeroCounters } from "../../shared/usage/model";
-import { freshUsageTable, localDynamoClient } from "../helpers/dynamo";
+import { freshUsageTable, localDynamoClient, updatesSeenBy } from "../helpers/dynamo";
 import { envelope, invocation, prng, record, recordOf } from "../helpers/events";
 
 const client = localDynamoClient();
@@ -29,19 +29,6 @@ async function setup() {
 async function monthTotals(store: DynamoUsageStore, tenantId: string, month: string) {
   const rows = await store.tenantPeriods(tenantId, "month", month, month);
   return rows[0]?.counters;
-}
-
-/** A DynamoDB Local client that hands the input of every UpdateItem it sends to `seen`. */
-function updatesSeenBy(seen: (input: { UpdateExpression?: string; ReturnValues?: string; Key?: { sk?: { S?: string } } }) => void) {
-  const c = localDynamoClient();
-  c.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === "UpdateItemCommand") seen(args.input as Parameters<typeof seen>[0]);
-      return next(args);
-    },
-    { step: "serialize", name: "seeUpdates" },
-  );
-  return c;
 }
 
 describe("ingest on DynamoDB Local", () => {

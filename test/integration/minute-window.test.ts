@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { documentClient } from "../../shared/storage/adapters/dynamodb";
 import { keys } from "../../shared/storage/keys";
 import { DynamoQuotaStore } from "../../shared/quota/adapters/dynamodb";
-import { freshUsageTable, localDynamoClient, localIngest } from "../helpers/dynamo";
+import { freshUsageTable, localDynamoClient, localIngest, updatesSeenBy } from "../helpers/dynamo";
 import { invocation, recordOf } from "../helpers/events";
 
 const doc = documentClient(localDynamoClient());
@@ -52,18 +52,12 @@ describe("minute windows on the tenant-hour item (DynamoDB Local)", () => {
     let now = new Date("2026-11-25T20:30:30Z");
     // process A's client, recording what each of its tenant-hour updates removes
     const removed: string[][] = [];
-    const client = localDynamoClient();
-    client.middlewareStack.add(
-      (next) => async (args) => {
-        const input = args.input as { Key?: { sk?: { S?: string } }; UpdateExpression?: string; ExpressionAttributeNames?: Record<string, string> };
-        if (input.Key?.sk?.S === "USAGE#H#2026-11-25T20" && input.UpdateExpression) {
-          const clause = /REMOVE (.*)$/.exec(input.UpdateExpression)?.[1] ?? "";
-          removed.push(clause.split(", ").map((p) => input.ExpressionAttributeNames?.[p.trim()] ?? "").filter((n) => /^mw/.test(n)));
-        }
-        return next(args);
-      },
-      { step: "serialize", name: "captureRemoves" },
-    );
+    const client = updatesSeenBy((input) => {
+      if (input.Key?.sk?.S === "USAGE#H#2026-11-25T20" && input.UpdateExpression) {
+        const clause = /REMOVE (.*)$/.exec(input.UpdateExpression)?.[1] ?? "";
+        removed.push(clause.split(", ").map((p) => input.ExpressionAttributeNames?.[p.trim()] ?? "").filter((n) => /^mw/.test(n)));
+      }
+    });
     const a = localIngest(documentClient(client), table, { clock: () => now }).service;
     const b = localIngest(doc, table, { clock: () => now }).service;
 

@@ -50,7 +50,6 @@ describe("QuotaEvaluator.evaluateMany", () => {
     expect(store.singles).toEqual([]);
   });
 
-
   it("reads every tenant of a batch in one shared load, not one read per tenant", async () => {
     const { store, evaluateMany } = setup();
     const tenants = Array.from({ length: 40 }, (_, i) => `t${i}`);
